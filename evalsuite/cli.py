@@ -1,0 +1,258 @@
+"""The ``evalsuite`` command line. Thin: parses arguments, calls the runner, the store and metrics.
+
+Every option can also come from an ``EVALSUITE_<OPTION>`` environment variable (``--run-id`` from
+``EVALSUITE_RUN_ID``, ``-T`` from ``EVALSUITE_TASK_ARGS`` as space-separated ``key=value`` words);
+a flag on the command line wins. Nothing heavy is imported here: ``evalsuite --help`` loads neither
+torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import UserError
+
+ENV_PREFIX = "EVALSUITE_"
+
+EPILOG = """\
+examples:
+  evalsuite run --tasks ruler --limit 5 -T length=2048            # embedded SmolLM2, offline
+  evalsuite run --tasks ruler/niah_single_1 --model ./my-model --backend hf -T length=8192
+  evalsuite run --tasks ruler --backend openai --model my-served-model \\
+      -B base_url=http://127.0.0.1:8000/v1 -B tokenizer=./my-model
+  evalsuite show results/<run-id> --samples --failed
+  evalsuite score-file preds.jsonl --metric string_match_all
+"""
+
+
+def _kv(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    k, v = text.split("=", 1)
+    if not k.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return k.strip(), v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _env(dest: str) -> str | None:
+    return os.environ.get(ENV_PREFIX + dest.upper())
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors exit 2 with one line (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"evalsuite: error: {message}\n")
+        sys.exit(2)
+
+
+def _add_env_defaults(p: argparse.ArgumentParser) -> None:
+    """Fill option defaults from EVALSUITE_* variables and mention them in --help."""
+    for action in p._actions:
+        if not action.option_strings or action.dest in {"help", "version"}:
+            continue
+        env_name = ENV_PREFIX + action.dest.upper()
+        action.help = (action.help or "") + f" [env {env_name}]"
+        raw = os.environ.get(env_name)
+        if raw is None:
+            continue
+        try:
+            if isinstance(action, argparse._AppendAction):
+                action.default = [action.type(w) if action.type else w for w in shlex.split(raw)]
+            elif isinstance(action, (argparse._StoreTrueAction,)):
+                action.default = raw.strip().lower() in {"1", "true", "yes", "on"}
+            else:
+                action.default = action.type(raw) if action.type else raw
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise UserError(f"{env_name}: {exc}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="evalsuite", description="Benchmark and evaluation harness for long-context LLMs.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"evalsuite {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run tasks through a backend and score them (resumes an existing --run-id)",
+                       description="Run tasks through a generation backend, persist every generation as it "
+                                   "finishes, then score. Re-running with the same --run-id resumes: completed "
+                                   "requests are never regenerated.")
+    r.add_argument("--tasks", required=_env("tasks") is None, default=_env("tasks"),
+                   help="comma-separated task or group names (see `evalsuite list tasks`)")
+    r.add_argument("--model", help="model: a local folder, a hub id, or a served model name "
+                                    "(default: the embedded SmolLM2-135M-Instruct)")
+    r.add_argument("--backend", help="backend name: hf, embedded, openai, echo, replay, gold, or a plugin's "
+                                     "(default: embedded without --model, hf with one)")
+    r.add_argument("--limit", type=_positive_int, help="only the first N samples of each task")
+    r.add_argument("--samples", help="only these samples: comma-separated sample ids or <task>:<index>")
+    r.add_argument("-T", dest="task_args", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="task option (repeatable); <task>.KEY=VALUE targets one task")
+    r.add_argument("-B", dest="backend_args", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="backend option (repeatable)")
+    r.add_argument("--max-tokens", type=_positive_int, help="override every task's generation budget (recorded)")
+    r.add_argument("--run-id", help="run id (folder name under --output); an existing id resumes")
+    r.add_argument("--output", default="results", help="results root folder (default: results)")
+    r.add_argument("--log-prompts", action="store_true", help="also store full prompts (large)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
+
+    ls = sub.add_parser("list", help="list registered tasks, backends or metrics")
+    ls.add_argument("what", choices=["tasks", "backends", "metrics"])
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sc = sub.add_parser("score", help="re-score a run from its logs without generating")
+    sc.add_argument("run", help="run folder (results/<run-id>) or run id")
+    sc.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sf = sub.add_parser("score-file", help="score predictions produced elsewhere",
+                        description="Score a JSONL file. With --metric: lines carry `prediction` and "
+                                    "`references` (plus fields the metric needs). With --task: lines in that "
+                                    "benchmark's official prediction format. Prints JSON.")
+    sf.add_argument("file")
+    g = sf.add_mutually_exclusive_group(required=True)
+    g.add_argument("--metric", help="metric name (see `evalsuite list metrics`)")
+    g.add_argument("--task", help="task whose official prediction format the file is in")
+
+    sh = sub.add_parser("show", help="print a run's scores, or its per-sample results")
+    sh.add_argument("run", help="run folder (results/<run-id>) or run id")
+    sh.add_argument("--json", action="store_true", help="machine-readable summary")
+    sh.add_argument("--samples", action="store_true", help="list per-sample results")
+    sh.add_argument("--failed", action="store_true", help="with --samples: only samples below the maximum or errored")
+    sh.add_argument("--task", help="with --samples: only this task")
+
+    for sp in (r, ls, sc, sf, sh):
+        _add_env_defaults(sp)
+    return p
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import RunConfig, run
+
+    cfg = RunConfig(
+        tasks=[t for t in args.tasks.split(",") if t.strip()],
+        model=args.model, backend=args.backend,
+        task_options=dict(args.task_args), backend_options=dict(args.backend_args),
+        limit=args.limit, samples=args.samples.split(",") if args.samples else None,
+        run_id=args.run_id, output=args.output, log_prompts=args.log_prompts,
+        max_tokens=args.max_tokens, progress=not args.no_progress and sys.stderr.isatty(),
+        command=["evalsuite", *sys.argv[1:]],
+    )
+    outcome = run(cfg)
+    summary = {"run_id": outcome.run_id, "run_dir": outcome.run_dir, "n_generated": outcome.n_generated,
+               "n_resumed": outcome.n_skipped, "timings": outcome.timings, "scores": outcome.scores}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        from .report import print_scores
+
+        print_scores(outcome.scores, title=f"run {outcome.run_id}")
+        print(f"results: {outcome.run_dir}  (generated {outcome.n_generated}, resumed {outcome.n_skipped}, "
+              f"{outcome.timings.get('total_s', 0):.1f}s)")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .registry import default_registry
+
+    reg = default_registry()
+    reg.load_all()
+    if args.what == "tasks":
+        items = [{"name": n, "description": e.description} for n, e in sorted(reg.tasks.items())]
+        groups = [{"name": g, "members": m} for g, m in sorted(reg.groups.items())]
+        if args.json:
+            print(json.dumps({"tasks": items, "groups": groups}, indent=2))
+        else:
+            for it in items:
+                print(f"{it['name']:40s} {it['description']}")
+            for gr in groups:
+                print(f"{gr['name']:40s} group: {', '.join(gr['members'])}")
+    else:
+        table = reg.backends if args.what == "backends" else reg.metrics
+        items = [{"name": n, "target": f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', f)}",
+                  "description": (getattr(f, "__doc__", "") or "").strip().splitlines()[0]
+                  if getattr(f, "__doc__", None) else ""} for n, f in sorted(table.items())]
+        if args.json:
+            print(json.dumps(items, indent=2))
+        else:
+            for it in items:
+                print(f"{it['name']:24s} {it['description']}")
+    for tag, err in sorted(reg.load_errors.items()):
+        print(f"warning: plugin {tag} failed to load: {err}", file=sys.stderr)
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .runner import rescore
+    from .store import ResultsStore
+
+    store = ResultsStore.open_existing(args.run)
+    scores = rescore(store)
+    if args.json:
+        print(json.dumps(scores, indent=2))
+    else:
+        from .report import print_scores
+
+        print_scores(scores, title=f"run {store.run_id} (re-scored)")
+    return 0
+
+
+def _cmd_score_file(args: argparse.Namespace) -> int:
+    from .scorefile import score_file
+
+    print(json.dumps(score_file(args.file, metric=args.metric, task=args.task), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from .report import show
+
+    return show(args.run, as_json=args.json, samples=args.samples, failed=args.failed, task=args.task)
+
+
+COMMANDS = {"run": _cmd_run, "list": _cmd_list, "score": _cmd_score, "score-file": _cmd_score_file,
+            "show": _cmd_show}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"evalsuite: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evalsuite: interrupted (completed generations are saved; re-run the same command to resume)",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _entry() -> Any:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

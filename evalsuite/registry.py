@@ -1,0 +1,167 @@
+"""One registry for tasks, backends and metrics.
+
+Built-ins are declared as entry points in evalsuite's own ``pyproject.toml``, exactly as a third-party
+plugin declares its own:
+
+.. code-block:: toml
+
+    [project.entry-points."evalsuite.backends"]
+    mybackend = "my_pkg.backend:MyBackend"        # a Backend factory: MyBackend(model=..., **options)
+    [project.entry-points."evalsuite.metrics"]
+    mymetric = "my_pkg.metric:MyMetric"           # a Metric factory: MyMetric(**options)
+    [project.entry-points."evalsuite.tasks"]
+    mybench = "my_pkg.tasks:register"             # register(registry) adds tasks and groups
+
+Entry points load lazily (on the first lookup that needs them); a plugin that fails to import is
+logged and skipped, never fatal. Unknown names raise a ``UserError`` with "did you mean" suggestions.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Iterable
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+GROUPS = {"task": "evalsuite.tasks", "backend": "evalsuite.backends", "metric": "evalsuite.metrics"}
+
+
+@dataclass
+class TaskEntry:
+    name: str
+    factory: Callable[..., Any]
+    """``factory(**options) -> Task``; options come from ``-T key=value``."""
+    description: str = ""
+
+
+@dataclass
+class Registry:
+    tasks: dict[str, TaskEntry] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    backends: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    metrics: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    load_errors: dict[str, str] = field(default_factory=dict)
+    _loaded: set[str] = field(default_factory=set)
+    _task_providers: dict[str, Any] = field(default_factory=dict)
+
+    # -- registration (used by entry points and by code/tests directly) ---------------------------
+    def add_task(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+        self.tasks[name] = TaskEntry(name, factory, description)
+
+    def add_group(self, name: str, members: Iterable[str]) -> None:
+        self.groups[name] = list(members)
+
+    def add_backend(self, name: str, factory: Callable[..., Any]) -> None:
+        self.backends[name] = factory
+
+    def add_metric(self, name: str, factory: Callable[..., Any]) -> None:
+        self.metrics[name] = factory
+
+    # -- entry points -----------------------------------------------------------------------------
+    def _entry_points(self, kind: str) -> list[metadata.EntryPoint]:
+        return list(metadata.entry_points(group=GROUPS[kind]))
+
+    def _load_kind(self, kind: str, only: str | None = None) -> None:
+        for ep in self._entry_points(kind):
+            tag = f"{kind}:{ep.name}"
+            if tag in self._loaded or (only is not None and ep.name != only):
+                continue
+            self._loaded.add(tag)
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plugin must not break the harness
+                self.load_errors[tag] = f"{type(exc).__name__}: {exc}"
+                log.debug("evalsuite: could not load %s plugin %r (%s): %s", kind, ep.name, ep.value, exc)
+                continue
+            if kind == "task":
+                obj(self)
+            elif kind == "backend":
+                self.backends.setdefault(ep.name, obj)
+            else:
+                self.metrics.setdefault(ep.name, obj)
+
+    def load_all(self) -> None:
+        for kind in GROUPS:
+            self._load_kind(kind)
+
+    # -- lookup -----------------------------------------------------------------------------------
+    def backend(self, name: str) -> Callable[..., Any]:
+        if name not in self.backends:
+            self._load_kind("backend", only=name)
+        if name not in self.backends:
+            self._load_kind("backend")
+            if f"backend:{name}" in self.load_errors:
+                raise UserError(f"backend {name!r} could not be loaded: {self.load_errors['backend:' + name]}")
+            if name not in self.backends:
+                raise UserError(_unknown("backend", name, self.backends, self.load_errors))
+        return self.backends[name]
+
+    def metric(self, name: str) -> Callable[..., Any]:
+        if name not in self.metrics:
+            self._load_kind("metric")
+            if name not in self.metrics:
+                raise UserError(_unknown("metric", name, self.metrics, self.load_errors))
+        return self.metrics[name]
+
+    def _load_tasks_for(self, name: str) -> None:
+        prefix = name.split("/", 1)[0]
+        self._load_kind("task", only=prefix)
+        if name not in self.tasks and name not in self.groups:
+            self._load_kind("task")
+
+    def task(self, name: str) -> TaskEntry:
+        self._load_tasks_for(name)
+        prefix = name.split("/", 1)[0]
+        if name not in self.tasks and f"task:{prefix}" in self.load_errors:
+            raise UserError(f"tasks {prefix!r} could not be loaded: {self.load_errors['task:' + prefix]}")
+        if name not in self.tasks:
+            raise UserError(_unknown("task", name, {**self.tasks, **self.groups}, self.load_errors))
+        return self.tasks[name]
+
+    def expand_tasks(self, names: Iterable[str]) -> list[str]:
+        """Resolve task and group names to concrete task names, keeping order and dropping repeats."""
+        out: list[str] = []
+        for raw in names:
+            name = raw.strip()
+            if not name:
+                continue
+            self._load_tasks_for(name)
+            if name in self.groups:
+                members = self.expand_tasks(self.groups[name])
+            elif name in self.tasks:
+                members = [name]
+            else:
+                raise UserError(_unknown("task", name, {**self.tasks, **self.groups}, self.load_errors))
+            out.extend(m for m in members if m not in out)
+        return out
+
+
+def _unknown(kind: str, name: str, known: Iterable[str], errors: dict[str, str]) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if not close:  # "niah_single_1" should suggest "ruler/niah_single_1"
+        close = [k for k in known if k.endswith("/" + name) or k.split("/")[-1].startswith(name)][:3]
+    msg = f"unknown {kind} {name!r}"
+    if close:
+        msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
+    else:
+        msg += f" (see `evalsuite list {kind}s`)"
+    broken = [t for t in errors if t.startswith(kind + ":")]
+    if broken:
+        msg += f" [plugins that failed to load: {', '.join(b.split(':', 1)[1] for b in broken)}]"
+    return msg
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default

@@ -1,0 +1,107 @@
+"""Tables and summaries of runs (``evalsuite run`` / ``score`` / ``show``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Mapping
+
+from .store import ResultsStore
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _console():
+    import sys
+
+    from rich.console import Console
+
+    # piped output (logs, CI) gets a wide table instead of rich's 80-column default
+    width = None if sys.stdout.isatty() else 200
+    return Console(highlight=False, soft_wrap=True, width=width)
+
+
+def print_scores(scores: Mapping[str, Mapping[str, Any]], title: str = "") -> None:
+    from rich.table import Table
+
+    t = Table(title=title or None)
+    for col in ("task", "metric", "value", "95% CI", "±se", "n", "errors", "truncated"):
+        t.add_column(col, justify="left" if col in {"task", "metric"} else "right")
+    for name, s in scores.items():
+        metrics = s.get("metrics") or [{}]
+        for i, m in enumerate(metrics):
+            ci = m.get("ci95")
+            t.add_row(name if i == 0 else "", m.get("name", "-"), _fmt(m.get("value")),
+                      f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "-", _fmt(m.get("stderr")),
+                      str(s.get("n", 0)) if i == 0 else "",
+                      str(s.get("n_errors", 0)) if i == 0 else "",
+                      str(s.get("n_truncated", 0)) if i == 0 else "")
+    _console().print(t)
+
+
+def summary(store: ResultsStore) -> dict[str, Any]:
+    manifest = store.read_manifest()
+    tasks = {}
+    for name in store.tasks():
+        s = store.read_scores(name)
+        tasks[name] = s if s is not None else {"status": "not scored"}
+    return {"run_id": store.run_id, "run_dir": str(store.dir),
+            "backend": manifest.get("backend", {}).get("id"),
+            "model": manifest.get("backend", {}).get("model"),
+            "evalsuite_version": manifest.get("evalsuite_version"), "git_commit": manifest.get("git_commit"),
+            "created": manifest.get("created"), "updated": manifest.get("updated"), "tasks": tasks}
+
+
+def _failed(row: Mapping[str, Any]) -> bool:
+    if row.get("error") or "error" in row.get("flags", []) or "unterminated_think" in row.get("flags", []):
+        return True
+    vals = [v for v in row.get("metrics", {}).values() if v is not None]
+    return bool(vals) and min(vals) < 1.0
+
+
+def show(run: str, as_json: bool = False, samples: bool = False, failed: bool = False,
+         task: str | None = None) -> int:
+    store = ResultsStore.open_existing(run)
+    if not samples:
+        s = summary(store)
+        if as_json:
+            print(json.dumps(s, indent=2, ensure_ascii=False))
+        else:
+            print_scores({k: v for k, v in s["tasks"].items() if "metrics" in v},
+                         title=f"run {store.run_id}  backend {s['backend']}")
+            unscored = [k for k, v in s["tasks"].items() if "metrics" not in v]
+            if unscored:
+                print(f"not scored yet: {', '.join(unscored)} (run `evalsuite score {store.dir}`)")
+        return 0
+    names = [task] if task else store.tasks()
+    rows = []
+    for name in names:
+        for r in store.read_per_sample(name):
+            if failed and not _failed(r):
+                continue
+            rows.append({"task": name, **r})
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"run {store.run_id}: {'failed ' if failed else ''}samples")
+    for col in ("task", "index", "sample_id", "metrics", "flags", "prediction"):
+        t.add_column(col)
+    for r in rows:
+        pred = r.get("prediction") or (f"[error] {r['error']}" if r.get("error") else "")
+        pred = pred.replace("\n", "⏎")
+        t.add_row(r["task"], str(r["index"]), str(r["sample_id"]),
+                  " ".join(f"{k}={_fmt(v, 3)}" for k, v in r.get("metrics", {}).items()),
+                  ",".join(r.get("flags", [])), pred[:80] + ("…" if len(pred) > 80 else ""))
+    _console().print(t)
+    if failed and rows:
+        sel = ",".join(f"{r['task']}:{r['index']}" for r in rows)
+        print(f"re-run these with: --samples {sel}")
+    return 0

@@ -1,0 +1,453 @@
+"""The runner: plan every request of every selected task, skip what is done, generate in large batches
+persisting each finished generation before going on, then score.
+
+Scoring always reads back the samples log, so a resumed run, an uninterrupted run and
+``evalsuite score`` take the same path to the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import itertools
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from . import __version__
+from .errors import UserError
+from .manifest import environment_info
+from .reasoning import split_reasoning
+from .registry import Registry, default_registry
+from .stats import bootstrap_ci, stderr
+from .store import ResultsStore, atomic_write_json
+from .task import TaskContext
+from .types import Generation, Record, Request, Sample, canonical_json, sha256_text
+
+
+@dataclass
+class RunConfig:
+    """Everything a run is asked to do (the CLI fills it from flags and EVALSUITE_* variables)."""
+
+    tasks: list[str]
+    model: str | None = None
+    backend: str | None = None
+    """Backend name; default ``embedded`` without --model, ``hf`` with one."""
+    task_options: dict[str, str] = field(default_factory=dict)
+    backend_options: dict[str, str] = field(default_factory=dict)
+    limit: int | None = None
+    """First N samples of each task."""
+    samples: list[str] | None = None
+    """Only these samples: ``<sample id>`` or ``<task>:<index>``."""
+    run_id: str | None = None
+    output: str = "results"
+    log_prompts: bool = False
+    max_tokens: int | None = None
+    """Explicit override of every task's max_tokens (recorded)."""
+    progress: bool = True
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class PlannedItem:
+    task: str
+    sample: Sample
+    request: Request
+    key: str
+
+
+@dataclass
+class RunOutcome:
+    run_dir: str
+    run_id: str
+    scores: dict[str, dict[str, Any]]
+    n_generated: int
+    n_skipped: int
+    timings: dict[str, float]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def default_run_id() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def _split_task_options(registry: Registry, names: Sequence[str],
+                        options: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Give each task the ``-T`` options it declares; an option no selected task accepts is an error.
+
+    ``-T key=value`` goes to every task that declares ``key``; ``-T <task>.key=value`` to one task.
+    """
+    per: dict[str, dict[str, str]] = {n: {} for n in names}
+    used: set[str] = set()
+    for raw_key, value in options.items():
+        target, key = None, raw_key
+        if "." in raw_key:
+            maybe_task, maybe_key = raw_key.rsplit(".", 1)
+            if maybe_task in per:
+                target, key = maybe_task, maybe_key
+        for name in ([target] if target else names):
+            declared = getattr(registry.task(name).factory, "options", None)
+            if declared is None or key in declared:
+                per[name][key] = value
+                used.add(raw_key)
+    unused = sorted(set(options) - used)
+    if unused:
+        raise UserError(f"task option(s) {unused} are not accepted by any selected task "
+                        f"({', '.join(names)})")
+    return per
+
+
+def _parse_sample_filter(entries: Sequence[str]) -> tuple[set[str], set[tuple[str, int]]]:
+    ids: set[str] = set()
+    positions: set[tuple[str, int]] = set()
+    for e in entries:
+        e = e.strip()
+        if not e:
+            continue
+        if ":" in e:
+            task, _, idx = e.rpartition(":")
+            try:
+                positions.add((task, int(idx)))
+            except ValueError:
+                raise UserError(f"--samples entry {e!r}: expected <task>:<index> with an integer index") from None
+        else:
+            ids.add(e)
+    return ids, positions
+
+
+def build_backend(registry: Registry, cfg: RunConfig) -> Any:
+    name = cfg.backend or ("hf" if cfg.model else "embedded")
+    factory = registry.backend(name)
+    return factory(model=cfg.model, **cfg.backend_options) if cfg.model is not None or name != "embedded" \
+        else factory(**cfg.backend_options)
+
+
+def _row_for(item: PlannedItem, gen: Generation, backend_id: str) -> dict[str, Any]:
+    req = item.request
+    s = item.sample
+    return {
+        "key": item.key, "task": item.task, "sample_id": s.id, "index": s.index,
+        "prompt_sha256": req.prompt_hash(), "prompt_chars": req.prompt_chars(),
+        "prompt_tokens": gen.prompt_tokens, "truncated": req.truncated,
+        "params": req.params.to_dict(), "backend": backend_id,
+        "sample": {"target": s.target, "metadata": dict(s.metadata)},
+        "generation": gen.to_dict(), "time": _now(),
+    }
+
+
+class _Progress:
+    """A rich progress bar (counts, ETA, tokens/s); silent when disabled."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.enabled = enabled and total > 0
+        self.tokens = 0
+        self.t0 = time.perf_counter()
+        if not self.enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.bar = Progress(TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("errors {task.fields[errors]}"), TextColumn("{task.fields[tps]} tok/s"),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=False)
+        self.bar.start()
+        self.tid = self.bar.add_task("gen", total=total, errors=0, tps="-")
+        self.errors = 0
+
+    def advance(self, gen: Generation) -> None:
+        if not self.enabled:
+            return
+        self.tokens += gen.completion_tokens or 0
+        self.errors += 0 if gen.ok else 1
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.update(self.tid, advance=1, errors=self.errors, tps=f"{self.tokens / dt:.1f}")
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, Any], list[PlannedItem], dict[str, Any]]:
+    """Instantiate tasks, build samples and requests. Returns (tasks, items, task manifest entries)."""
+    names = registry.expand_tasks(cfg.tasks)
+    if not names:
+        raise UserError("no tasks selected (--tasks)")
+    opts = _split_task_options(registry, names, cfg.task_options)
+    ctx = TaskContext(tokenizer=getattr(backend, "tokenizer", None),
+                      max_model_len=getattr(backend, "max_model_len", None))
+    ids, positions = _parse_sample_filter(cfg.samples or [])
+    known_tasks_in_filter = {t for t, _ in positions}
+    for t in known_tasks_in_filter - set(names):
+        raise UserError(f"--samples names task {t!r}, which is not among the selected tasks")
+    tasks: dict[str, Any] = {}
+    items: list[PlannedItem] = []
+    entries: dict[str, Any] = {}
+    truncation_counts: dict[str, int] = {}
+    for name in names:
+        task = registry.task(name).factory(**opts[name])
+        task.prepare(ctx)
+        tasks[name] = task
+        stream: Iterable[Sample] = task.samples()
+        if cfg.samples:
+            stream = (s for s in stream if s.id in ids or (name, s.index) in positions)
+        if cfg.limit is not None:
+            stream = itertools.islice(stream, cfg.limit)
+        seen: set[str] = set()
+        policy = getattr(task, "truncation", None)
+        policy = policy() if callable(policy) else policy
+        prompt_hashes = []
+        n_trunc = 0
+        for s in stream:
+            if s.id in seen:
+                raise UserError(f"{name}: duplicate sample id {s.id!r} in the task's data")
+            seen.add(s.id)
+            req = task.request(s)
+            if cfg.max_tokens is not None:
+                req = replace(req, params=replace(req.params, max_tokens=cfg.max_tokens))
+            if policy is not None and ctx.tokenizer is not None:
+                req = policy.apply(req, ctx.tokenizer)
+                n_trunc += req.truncated
+            prompt_hashes.append(req.prompt_hash())
+            items.append(PlannedItem(name, s, req, req.key(backend.id)))
+        truncation_counts[name] = n_trunc
+        params = {canonical_json(it.request.params.to_dict()) for it in items if it.task == name}
+        entries[name] = {
+            "version": getattr(task, "version", "0"),
+            "options": dict(opts[name]),
+            "describe": task.describe(),
+            "n_planned": len(seen),
+            "n_truncated": n_trunc,
+            "prompts_sha256": sha256_text("\n".join(prompt_hashes)),
+            "generation_params": [json.loads(p) for p in sorted(params)],
+            "truncation": dataclasses.asdict(policy) if dataclasses.is_dataclass(policy) else None,
+            "chat_template": getattr(task, "opts", {}).get("chat_template", None),
+        }
+    return tasks, items, entries
+
+
+def _check_resumable(existing: Mapping[str, Any], backend_id: str, entries: Mapping[str, Any]) -> None:
+    old_backend = existing.get("backend", {}).get("id")
+    if old_backend and old_backend != backend_id:
+        raise UserError(f"run {existing.get('run_id')!r} was made with backend {old_backend!r}, not "
+                        f"{backend_id!r}; use a new --run-id")
+    for name, e in entries.items():
+        old = existing.get("tasks", {}).get(name)
+        if old and str(old.get("version")) != str(e["version"]):
+            raise UserError(f"run {existing.get('run_id')!r} has {name} version {old.get('version')}, "
+                            f"this evalsuite has {e['version']}; use a new --run-id")
+
+
+def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
+        on_generation: Callable[[PlannedItem, Generation], None] | None = None) -> RunOutcome:
+    """Run (or resume) an evaluation and score it."""
+    registry = registry or default_registry()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    own_backend = backend is None
+    if backend is None:
+        backend = build_backend(registry, cfg)
+    timings["backend_load_s"] = time.perf_counter() - t0
+    try:
+        t1 = time.perf_counter()
+        tasks, items, entries = plan(registry, cfg, backend)
+        timings["plan_s"] = time.perf_counter() - t1
+
+        run_id = cfg.run_id or default_run_id()
+        store = ResultsStore(cfg.output, run_id)
+        existing = store.read_manifest()
+        _check_resumable(existing, backend.id, entries)
+        manifest = dict(existing) if existing else {
+            "run_id": run_id, "created": _now(), **environment_info()}
+        manifest.update({
+            "evalsuite_version": __version__,
+            "backend": {"id": backend.id, "options": dict(cfg.backend_options), "model": cfg.model,
+                        "describe": backend.describe()},
+            "tasks": {**manifest.get("tasks", {}), **entries},
+            "updated": _now(),
+        })
+        invocation = {"started": _now(), "command": cfg.command, "status": "running",
+                      "limit": cfg.limit, "samples": cfg.samples, "max_tokens_override": cfg.max_tokens}
+        manifest.setdefault("invocations", []).append(invocation)
+        store.write_manifest(manifest)
+        for name in tasks:
+            atomic_write_json(store.task_dir(name) / "plan.json",
+                              {"task": name, "keys": [it.key for it in items if it.task == name]})
+
+        done = {name: store.done_keys(name) for name in tasks}
+        pending = [it for it in items if it.key not in done[it.task]]
+        n_skipped = len(items) - len(pending)
+        if getattr(backend, "sort_by_length", False):
+            pending.sort(key=lambda it: -(len(it.request.prompt_ids) if it.request.prompt_ids is not None
+                                          else it.request.prompt_chars()))
+        bind = getattr(backend, "bind", None)
+        if callable(bind):
+            bind(tasks, {(it.task, it.sample.id): it.sample for it in pending})
+
+        t2 = time.perf_counter()
+        n_generated = _generate(store, backend, pending, cfg, on_generation)
+        timings["generate_s"] = time.perf_counter() - t2
+
+        t3 = time.perf_counter()
+        scores = {name: score_task(store, name, tasks[name]) for name in tasks}
+        timings["score_s"] = time.perf_counter() - t3
+        timings["total_s"] = time.perf_counter() - t0
+
+        invocation.update({"ended": _now(), "status": "complete", "n_generated": n_generated,
+                           "n_skipped_done": n_skipped, "timings": timings})
+        manifest["updated"] = _now()
+        store.write_manifest(manifest)
+        return RunOutcome(str(store.dir), run_id, scores, n_generated, n_skipped, timings)
+    finally:
+        if own_backend:
+            backend.close()
+
+
+def _generate(store: ResultsStore, backend: Any, pending: list[PlannedItem], cfg: RunConfig,
+              on_generation: Callable[[PlannedItem, Generation], None] | None) -> int:
+    if not pending:
+        return 0
+    progress = _Progress(len(pending), cfg.progress)
+    n = 0
+    try:
+        reqs = [it.request for it in pending]
+        gen_iter = getattr(backend, "generate_iter", None)
+        if gen_iter is None:
+            def gen_iter(rs: Sequence[Request]):
+                bs = max(1, int(getattr(backend, "batch_size", 64)))
+                for start in range(0, len(rs), bs):
+                    outs = backend.generate(rs[start:start + bs])
+                    if len(outs) != len(rs[start:start + bs]):
+                        raise RuntimeError("backend returned a batch of the wrong length")
+                    for i, g in enumerate(outs):
+                        yield start + i, g
+        for pos, gen in gen_iter(reqs):
+            item = pending[pos]
+            row = _row_for(item, gen, backend.id)
+            prompts = []
+            if cfg.log_prompts:
+                prompts.append({"key": item.key, "sample_id": item.sample.id,
+                                "prompt_sha256": row["prompt_sha256"], "prompt": item.request.prompt_payload(),
+                                "prompt_ids": list(item.request.prompt_ids) if item.request.prompt_ids else None})
+            store.append(item.task, [row], prompts)
+            n += 1
+            progress.advance(gen)
+            if on_generation is not None:
+                on_generation(item, gen)
+    finally:
+        progress.close()
+    return n
+
+
+# -- scoring ---------------------------------------------------------------------------------------
+
+def records_from_rows(task: Any, rows: Sequence[Mapping[str, Any]]) -> tuple[list[Record], list[dict[str, Any]]]:
+    """Build metric records from log rows (reasoning stripped, extraction applied)."""
+    records: list[Record] = []
+    extra: list[dict[str, Any]] = []
+    for row in rows:
+        gen = Generation.from_dict(row["generation"])
+        s = Sample(id=row["sample_id"], index=row["index"], input=None, target=row["sample"]["target"],
+                   metadata=row["sample"].get("metadata", {}))
+        flags: list[str] = []
+        answer, reasoning, unterminated = split_reasoning(gen.text)
+        if not gen.ok:
+            flags.append("error")
+            prediction = ""
+        elif unterminated:
+            flags.append("unterminated_think")
+            prediction = ""
+        else:
+            stripped = replace(gen, text=answer)
+            prediction = task.extract(s, stripped)
+        if reasoning is not None:
+            flags.append("reasoning_removed" if not unterminated else "reasoning_unterminated")
+        if row.get("truncated"):
+            flags.append("truncated")
+        records.append(Record(sample=s, prediction=prediction, generation=gen, flags=tuple(flags)))
+        extra.append({"key": row["key"]})
+    return records, extra
+
+
+def _rows_in_plan(store: ResultsStore, name: str) -> list[dict[str, Any]]:
+    latest = store.latest_rows(name)
+    plan_path = store.task_dir(name) / "plan.json"
+    if plan_path.exists():
+        keys = json.loads(plan_path.read_text())["keys"]
+        rows = [latest[k] for k in keys if k in latest]
+    else:
+        rows = list(latest.values())
+    rows.sort(key=lambda r: r["index"])
+    return rows
+
+
+def score_task(store: ResultsStore, name: str, task: Any) -> dict[str, Any]:
+    """Score one task from its samples log and write scores.json + per_sample.jsonl."""
+    rows = _rows_in_plan(store, name)
+    records, extra = records_from_rows(task, rows)
+    plan_path = store.task_dir(name) / "plan.json"
+    n_planned = len(json.loads(plan_path.read_text())["keys"]) if plan_path.exists() else len(rows)
+    metrics_out = []
+    per_sample_values: dict[str, tuple[float, ...] | None] = {}
+    for metric in task.metrics():
+        if not records:
+            continue
+        res = metric.score(records)
+        entry: dict[str, Any] = {"name": res.name, "value": res.value, "signature": res.signature,
+                                 "higher_is_better": res.higher_is_better}
+        if res.per_sample is not None:
+            if len(res.per_sample) != len(records):
+                raise RuntimeError(f"metric {res.name} returned {len(res.per_sample)} values for {len(records)} records")
+            scale = float(res.details.get("scale", 1.0)) if isinstance(res.details, Mapping) else 1.0
+            vals = [v * scale for v in res.per_sample]
+            se = stderr(vals)
+            ci = bootstrap_ci(vals, seed=0)
+            entry["stderr"] = se
+            entry["ci95"] = list(ci) if ci else None
+            per_sample_values[res.name] = res.per_sample
+        if res.details:
+            entry["details"] = dict(res.details)
+        metrics_out.append(entry)
+    n_errors = sum("error" in r.flags for r in records)
+    scores = {
+        "task": name, "version": getattr(task, "version", "0"),
+        "metrics": metrics_out,
+        "main": metrics_out[0]["name"] if metrics_out else None,
+        "value": metrics_out[0]["value"] if metrics_out else None,
+        "n": len(records), "n_planned": n_planned, "n_missing": n_planned - len(records),
+        "n_errors": n_errors,
+        "n_truncated": sum("truncated" in r.flags for r in records),
+        "n_unterminated_think": sum("unterminated_think" in r.flags for r in records),
+        "scored_at": _now(),
+    }
+    per_sample = []
+    for i, (rec, ex) in enumerate(zip(records, extra)):
+        per_sample.append({
+            "sample_id": rec.sample.id, "index": rec.sample.index, "key": ex["key"],
+            "prediction": rec.prediction, "flags": list(rec.flags),
+            "error": rec.generation.error,
+            "metrics": {m: (v[i] if v is not None else None) for m, v in per_sample_values.items()},
+            "metadata": dict(rec.sample.metadata),
+        })
+    store.write_scores(name, scores, per_sample)
+    return scores
+
+
+def rescore(store: ResultsStore, registry: Registry | None = None) -> dict[str, dict[str, Any]]:
+    """Re-score every task of a run from its logs, without generating."""
+    registry = registry or default_registry()
+    manifest = store.read_manifest()
+    out = {}
+    for name in store.tasks():
+        entry = manifest.get("tasks", {}).get(name, {})
+        task = registry.task(name).factory(**entry.get("options", {}))
+        out[name] = score_task(store, name, task)
+    return out
+

@@ -1,0 +1,118 @@
+"""The Task protocol and a small base class for adapters.
+
+A task yields samples, turns a sample into a request, extracts the prediction from a generation and
+owns its metrics. Everything that can move a score (prompt text, extraction, data) is covered by
+``version``: bump it and log the bump in the benchmark's ``tasks/<bench>/README.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+
+from .errors import UserError
+from .metrics import Metric
+from .tokenizer import Tokenizer
+from .types import Generation, Request, Sample
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a task may know about the run before it builds samples."""
+
+    tokenizer: Tokenizer | None = None
+    """The backend's tokenizer (None for backends that have none, e.g. a remote API without -B tokenizer)."""
+    max_model_len: int | None = None
+    """The model's context window in tokens, when known."""
+    seed: int = 0
+
+
+@runtime_checkable
+class Task(Protocol):
+    name: str
+    version: str
+
+    def prepare(self, ctx: TaskContext) -> None: ...
+
+    def samples(self) -> Iterable[Sample]: ...
+
+    def request(self, sample: Sample) -> Request: ...
+
+    def extract(self, sample: Sample, generation: Generation) -> str: ...
+
+    def metrics(self) -> Sequence[Metric]: ...
+
+    def gold(self, sample: Sample) -> str: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Option:
+    """A ``-T key=value`` option a task accepts."""
+
+    type: Callable[[str], Any]
+    default: Any = None
+    help: str = ""
+
+
+def parse_bool(v: str | bool) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in {"1", "true", "yes", "on"}:
+        return True
+    if s in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {v!r}")
+
+
+class BaseTask:
+    """Convenience base: option parsing, default extraction and description.
+
+    Subclasses set ``name``, ``version``, ``options`` and implement ``samples``, ``request``,
+    ``metrics`` and ``gold``.
+    """
+
+    name: str = ""
+    version: str = "0"
+    description: str = ""
+    options: Mapping[str, Option] = {}
+
+    def __init__(self, **opts: Any):
+        self.opts: dict[str, Any] = {}
+        for key, opt in self.options.items():
+            raw = opts.pop(key, None)
+            if raw is None:
+                self.opts[key] = opt.default
+                continue
+            try:
+                self.opts[key] = opt.type(raw) if isinstance(raw, str) else raw
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"{self.name}: bad value for option {key!r}: {raw!r} ({exc})") from None
+        if opts:
+            raise UserError(f"{self.name}: unknown option(s) {sorted(opts)}; accepted: {sorted(self.options)}")
+        self.ctx = TaskContext()
+
+    def prepare(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
+
+    def extract(self, sample: Sample, generation: Generation) -> str:
+        return generation.text
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "options": dict(self.opts)}
+
+
+def accepted_options(factory: Any) -> Mapping[str, Option] | None:
+    """The options a task factory declares (None when it does not say)."""
+    return getattr(factory, "options", None)
+
+
+@dataclass
+class TaskSpec:
+    """A resolved task with its options, for the runner and the manifest."""
+
+    name: str
+    task: Any
+    options: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,251 @@
+"""Frozen, serializable records that flow between tasks, backends, metrics and the store.
+
+Data only: no I/O and no heavy imports. Every record converts to and from plain JSON via
+`to_dict()` / `from_dict()` so the results store and plugins can exchange them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Mapping, Sequence
+
+FinishReason = Literal["stop", "length", "error"]
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: the form every hash in evalsuite is taken over."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPart:
+    """One part of a chat message: text, or an image (multimodal tasks)."""
+
+    type: Literal["text", "image"]
+    text: str | None = None
+    """The text of a text part."""
+    image: str | None = None
+    """An image part: a local path, a URL or a ``data:`` URI. Hashed into request keys, never logged inline."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A chat message. ``content`` is plain text or a tuple of parts (text and images)."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str | tuple[ContentPart, ...]
+
+    @property
+    def text(self) -> str:
+        """The message's text parts joined (images dropped)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text or "" for p in self.content if p.type == "text")
+
+    def to_dict(self) -> dict[str, Any]:
+        if isinstance(self.content, str):
+            return {"role": self.role, "content": self.content}
+        return {"role": self.role, "content": [p.to_dict() for p in self.content]}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "Message":
+        content = d["content"]
+        if not isinstance(content, str):
+            content = tuple(ContentPart(**p) for p in content)
+        return Message(role=d["role"], content=content)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One benchmark item."""
+
+    id: str
+    """Stable across runs for a given task version (e.g. the official ``_id``, or ``<task>-<index>``)."""
+    index: int
+    """0-based position in the source data (or generation order for synthetic tasks)."""
+    input: Any
+    """Task-specific input fields (context, question, ...), as the task needs them to build a request."""
+    target: Any
+    """References: ``str``, ``list[str]`` or a task-specific rule spec."""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """Breakdown keys (length bucket, needle depth, language, ...) recorded per sample in the results."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenParams:
+    """Generation parameters, always passed explicitly: no backend default is ever relied on."""
+
+    max_tokens: int
+    """Maximum new tokens. Required: vLLM defaults to 16 and other backends differ (vLLM #5395)."""
+    temperature: float = 0.0
+    """0 means greedy decoding."""
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    """Stop strings; the returned text excludes them."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_tokens, int) or self.max_tokens <= 0:
+            raise ValueError(f"max_tokens must be a positive int, got {self.max_tokens!r}")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "GenParams":
+        return GenParams(**{**d, "stop": tuple(d.get("stop", ()))})
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a backend is asked to generate for one sample.
+
+    ``prompt`` is raw text (sent as-is, no chat template) or a tuple of chat messages. A final
+    ``assistant`` message is a prefill: the model continues it (RULER's answer prefix).
+    ``prompt_ids`` is set by the runner when it tokenized (and possibly truncated) the prompt itself;
+    backends that accept token ids must then use them instead of re-tokenizing the text.
+    """
+
+    task: str
+    sample_id: str
+    index: int
+    prompt: str | tuple[Message, ...]
+    params: GenParams
+    use_chat_template: bool = True
+    """For a text prompt: whether the backend wraps it as one user message in the chat template."""
+    prompt_ids: tuple[int, ...] | None = None
+    truncated: bool = False
+    """True when the runner cut the prompt to the task's token budget."""
+
+    @property
+    def is_chat(self) -> bool:
+        return not isinstance(self.prompt, str)
+
+    def messages(self) -> tuple[Message, ...]:
+        """The prompt as chat messages (a text prompt becomes one user message)."""
+        if isinstance(self.prompt, str):
+            return (Message("user", self.prompt),)
+        return self.prompt
+
+    def prompt_payload(self) -> Any:
+        if isinstance(self.prompt, str):
+            return self.prompt
+        return [m.to_dict() for m in self.prompt]
+
+    def prompt_hash(self) -> str:
+        """sha256 of the prompt (text, messages with image references, or token ids)."""
+        payload = {"prompt": self.prompt_payload(), "chat": self.use_chat_template}
+        if self.prompt_ids is not None:
+            payload["ids"] = list(self.prompt_ids)
+        return sha256_text(canonical_json(payload))
+
+    def prompt_chars(self) -> int:
+        if isinstance(self.prompt, str):
+            return len(self.prompt)
+        return sum(len(m.text) for m in self.prompt)
+
+    def key(self, backend_id: str) -> str:
+        """Resume key: backend identity + task + sample + prompt + generation parameters."""
+        return sha256_text(canonical_json({
+            "backend": backend_id, "task": self.task, "sample": self.sample_id,
+            "prompt": self.prompt_hash(), "params": self.params.to_dict(),
+        }))[:32]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "task": self.task, "sample_id": self.sample_id, "index": self.index,
+            "prompt": self.prompt_payload(), "params": self.params.to_dict(),
+            "use_chat_template": self.use_chat_template, "truncated": self.truncated,
+        }
+        if self.prompt_ids is not None:
+            d["prompt_ids"] = list(self.prompt_ids)
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "Request":
+        prompt = d["prompt"]
+        if not isinstance(prompt, str):
+            prompt = tuple(Message.from_dict(m) for m in prompt)
+        ids = d.get("prompt_ids")
+        return Request(task=d["task"], sample_id=d["sample_id"], index=d["index"], prompt=prompt,
+                       params=GenParams.from_dict(d["params"]),
+                       use_chat_template=d.get("use_chat_template", True),
+                       prompt_ids=tuple(ids) if ids is not None else None,
+                       truncated=d.get("truncated", False))
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A backend's answer to one request. Failures are values: ``finish_reason='error'`` + ``error``."""
+
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = None
+    latency_s: float | None = None
+
+    @staticmethod
+    def failed(error: str, latency_s: float | None = None) -> "Generation":
+        return Generation(text="", finish_reason="error", error=error, latency_s=latency_s)
+
+    @property
+    def ok(self) -> bool:
+        return self.finish_reason != "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "Generation":
+        return Generation(**d)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What metrics see: the sample, the raw generation and the extracted prediction."""
+
+    sample: Sample
+    prediction: str
+    generation: Generation
+    flags: tuple[str, ...] = ()
+    """Per-record flags, e.g. ``unterminated_think``, ``truncated``, ``error``."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    """A corpus-level score with its reproducibility signature and per-sample values."""
+
+    name: str
+    value: float
+    signature: str
+    per_sample: tuple[float, ...] | None = None
+    higher_is_better: bool = True
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+__all__ = [
+    "ContentPart", "FinishReason", "GenParams", "Generation", "Message", "MetricResult", "Record",
+    "Request", "Sample", "canonical_json", "sha256_text",
+]
+
+
+def as_messages(items: Sequence[Mapping[str, Any]]) -> tuple[Message, ...]:
+    """Build a message tuple from ``[{"role": ..., "content": ...}]`` dicts."""
+    return tuple(Message.from_dict(m) for m in items)

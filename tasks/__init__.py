@@ -1,0 +1,1 @@
+"""Benchmark adapters, one folder per benchmark; installed as the ``evalsuite.tasks`` package."""
