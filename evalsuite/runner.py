@@ -11,6 +11,7 @@ import dataclasses
 import datetime as _dt
 import itertools
 import json
+import re
 import sys
 import time
 import uuid
@@ -233,6 +234,14 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, An
     return tasks, items, entries
 
 
+_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+
+
+def _redact_options(options: Mapping[str, str]) -> dict[str, str]:
+    """Backend options as recorded: credentials in URLs (``http://user:pw@host``) removed."""
+    return {k: _USERINFO.sub(r"\1***@", v) if isinstance(v, str) else v for k, v in options.items()}
+
+
 def _check_resumable(existing: Mapping[str, Any], backend_id: str, entries: Mapping[str, Any]) -> None:
     old_backend = existing.get("backend", {}).get("id")
     if old_backend and old_backend != backend_id:
@@ -268,7 +277,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             "run_id": run_id, "created": _now(), **environment_info()}
         manifest.update({
             "evalsuite_version": __version__,
-            "backend": {"id": backend.id, "options": dict(cfg.backend_options), "model": cfg.model,
+            "backend": {"id": backend.id, "options": _redact_options(cfg.backend_options), "model": cfg.model,
                         "describe": backend.describe()},
             "tasks": {**manifest.get("tasks", {}), **entries},
             "updated": _now(),

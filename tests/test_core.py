@@ -149,3 +149,9 @@ def test_heavy_modules_not_imported_by_core():
             "bad=[m for m in ('torch','transformers','vllm','comet') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_manifest_redacts_url_credentials():
+    from evalsuite.runner import _redact_options
+    out = _redact_options({"base_url": "http://user:secret@127.0.0.1:8000/v1", "concurrency": "4"})
+    assert out == {"base_url": "http://***@127.0.0.1:8000/v1", "concurrency": "4"}

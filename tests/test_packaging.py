@@ -49,7 +49,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path, word_tokenizer_d
     r = subprocess.run([exe, "list", "tasks"], cwd=work, capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and "ruler/niah_single_1" in r.stdout, r.stderr
     essays = SHARED / "data" / "ruler" / "essays" / "PaulGrahamEssays"
-    r = subprocess.run([exe, "run", "--tasks", "ruler", "--backend", "gold", "--model", str(word_tokenizer_dir),
+    r = subprocess.run([exe, "run", "--tasks", "ruler/niah_single_1,ruler/niah_single_2,ruler/niah_single_3", "--backend", "gold", "--model", str(word_tokenizer_dir),
                         "-T", "length=1024", "-T", f"data_dir={essays}", "--limit", "3", "--json", "--run-id", "w"],
                        cwd=work, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -1,0 +1,213 @@
+"""What every RULER task shares: options, length counting, request layout, lazy sample generation.
+
+A family (niah now; vt, cwe, fwe, qa later) subclasses ``RulerTask`` and supplies ``_setup`` (build its
+generator once the tokenizer is known), ``_incremental`` (haystack unit step) and ``_generate(size,
+index)`` returning a ``Draft``: RULER's ``input`` and ``answer_prefix`` strings, the reference answers
+and per-sample facts. Sizing (``_fit``), requests, gold answers, metadata and metrics live here.
+
+Length, as RULER counts it (``scripts/data/tokenizer.py``: ``len(tokenizer.tokenize(text))`` on the
+prompt with the model template and answer prefix): the prompt is rendered exactly as the backend
+sends it (chat template with the answer prefix continued as an assistant prefill, or the raw text) and
+encoded with ``add_special_tokens=False``. Special tokens the chat template spells (``<|im_start|>``,
+a BOS written by the template) count; a BOS that the tokenizer itself prepends to a raw prompt does
+not, as in RULER. That extra token is recorded per sample as ``input_tokens``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
+
+from evalsuite.errors import UserError
+from evalsuite.metrics import Metric
+from evalsuite.metrics.match import StringMatchAll
+from evalsuite.task import BaseTask, Option, TaskContext, parse_bool
+from evalsuite.tokenizer import Tokenizer, render_request
+from evalsuite.types import GenParams, Message, Request, Sample
+
+from ._fit import SizeSearch, describe_fit, fit_sample, search_size
+from ._resources import resources
+
+
+@dataclass
+class Draft:
+    """One generated RULER sample before it is fitted and wrapped."""
+
+    input: str
+    """RULER's ``input``: the task template with the context, up to the answer prefix."""
+    answer_prefix: str
+    """RULER's ``answer_prefix`` (starts with a space), continued by the model."""
+    answers: list[str]
+    """RULER's ``outputs``: every reference the prediction must contain."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Per-sample facts for the metadata (needle depths, positions, query, ...)."""
+
+
+def _positive(v: str) -> int:
+    n = int(v)
+    if n <= 0:
+        raise ValueError("must be > 0")
+    return n
+
+
+def _non_negative(v: str) -> int:
+    n = int(v)
+    if n < 0:
+        raise ValueError("must be >= 0")
+    return n
+
+
+def join_answers(items: Sequence[str]) -> str:
+    """A list the way RULER writes its multi-key queries: ``a``, ``a, and b``, ``a, b, and c``."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + ", and " + items[-1]
+
+
+class RulerTask(BaseTask):
+    family: str = ""
+    """Key in templates.json ``families`` (RULER's ``TASKS`` in constants.py)."""
+    config_name: str = ""
+    """Key in synthetic.yaml."""
+    version = "1"
+
+    options: Mapping[str, Option] = {
+        "length": Option(_positive, 4096, "max_seq_length: prompt tokens + tokens_to_generate stay within it"),
+        "num_samples": Option(_non_negative, 500, "samples to generate (RULER default 500)"),
+        "seed": Option(int, 42, "random_seed (RULER default 42)"),
+        "data_dir": Option(str, None, "folder of Paul Graham essay .txt files (essay haystacks)"),
+        "data_file": Option(str, None, "RULER's PaulGrahamEssays.json ({\"text\": ...}) or one .txt file"),
+        "chat_template": Option(parse_bool, True, "render with the model's chat template, answer prefix as "
+                                "assistant prefill; false: raw text = template + answer prefix"),
+        "tokens_to_generate": Option(_positive, None, "max new tokens, also reserved in the length budget "
+                                     "(default: RULER's per-family value)"),
+    }
+
+    def __init__(self, **opts: Any):
+        super().__init__(**opts)
+        fam = resources().templates["families"][self.family]
+        if self.opts["tokens_to_generate"] is None:
+            self.opts["tokens_to_generate"] = int(fam["tokens_to_generate"])
+        if self.opts["length"] <= self.opts["tokens_to_generate"]:
+            raise UserError(f"{self.name}: length={self.opts['length']} must exceed "
+                            f"tokens_to_generate={self.opts['tokens_to_generate']}")
+        self.config: dict[str, Any] = dict(resources().tasks[self.config_name]["args"])
+        self._tok: Tokenizer | None = None
+        self._samples: list[Sample] = []
+        self._search: SizeSearch | None = None
+        self._n_added_raw = 0
+
+    # -- subclass hooks -----------------------------------------------------------------------------
+    def _setup(self) -> None:
+        raise NotImplementedError
+
+    def _incremental(self) -> int:
+        raise NotImplementedError
+
+    def _generate(self, size: int, index: int) -> Draft:
+        raise NotImplementedError
+
+    def _sample_metadata(self, draft: Draft, rendered: str) -> dict[str, Any]:
+        return {}
+
+    def _describe_family(self) -> dict[str, Any]:
+        return {}
+
+    # -- protocol -----------------------------------------------------------------------------------
+    def prepare(self, ctx: TaskContext) -> None:
+        super().prepare(ctx)
+        if ctx.tokenizer is None:
+            raise UserError(f"{self.name}: RULER sizes every prompt with the model's tokenizer, and this backend "
+                            "has none: pass --model <local model or tokenizer folder> or -B tokenizer=<folder>")
+        self._tok = ctx.tokenizer
+        probe = "a"
+        self._n_added_raw = (len(self._tok.encode(probe, add_special_tokens=True))
+                             - len(self._tok.encode(probe, add_special_tokens=False)))
+        self._samples = []
+        self._search = None
+        if self.opts["chat_template"]:
+            # Fail now, not at the first sample, when the template is missing or cannot prefill.
+            render_request(self._tok, self._request("check", 0, "Hi", " there"))
+        self._setup()
+
+    def samples(self) -> Iterator[Sample]:
+        """Samples in RULER's order, generated lazily (``--limit N`` makes only N) and cached."""
+        if self._tok is None:
+            raise UserError(f"{self.name}: prepare() was not called (the task needs the backend tokenizer)")
+        i = 0
+        while i < self.opts["num_samples"]:
+            if i == len(self._samples):
+                self._samples.append(self._make_sample(i))
+            yield self._samples[i]
+            i += 1
+
+    def request(self, sample: Sample) -> Request:
+        return self._request(sample.id, sample.index, sample.input["input"], sample.input["answer_prefix"])
+
+    def metrics(self) -> Sequence[Metric]:
+        return [StringMatchAll()]
+
+    def gold(self, sample: Sample) -> str:
+        """What a perfect model writes after the answer prefix ("... text is"): `` 1234567.``."""
+        return " " + join_answers(sample.target) + "."
+
+    def describe(self) -> dict[str, Any]:
+        res = resources()
+        d = super().describe()
+        d.update({
+            "benchmark": "RULER (NVIDIA/RULER@c3f5e3b4)", "family": self.family, "config": dict(self.config),
+            "templates_sha256": res.templates_sha256, "synthetic_yaml_sha256": res.config_sha256,
+            "length_counting": "rendered prompt (template + answer prefix) encoded without tokenizer-added "
+                               "special tokens, + tokens_to_generate <= length",
+        })
+        d.update(self._describe_family())
+        return d
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _request(self, sample_id: str, index: int, text: str, answer_prefix: str) -> Request:
+        params = GenParams(max_tokens=self.opts["tokens_to_generate"], temperature=0.0, top_p=1.0)
+        if self.opts["chat_template"]:
+            # The answer prefix is a prefilled assistant turn, after the assistant header (NVIDIA/RULER#70).
+            prompt: Any = (Message("user", text), Message("assistant", answer_prefix))
+            return Request(task=self.name, sample_id=sample_id, index=index, prompt=prompt, params=params)
+        return Request(task=self.name, sample_id=sample_id, index=index, prompt=text + answer_prefix,
+                       params=params, use_chat_template=False)
+
+    def _render(self, draft: Draft) -> str:
+        assert self._tok is not None
+        return render_request(self._tok, self._request("probe", 0, draft.input, draft.answer_prefix))
+
+    def _count(self, rendered: str) -> int:
+        assert self._tok is not None
+        return len(self._tok.encode(rendered, add_special_tokens=False))
+
+    def _prompt_tokens(self, draft: Draft) -> int:
+        return self._count(self._render(draft))
+
+    def _make_sample(self, index: int) -> Sample:
+        L, ttg, inc = self.opts["length"], self.opts["tokens_to_generate"], self._incremental()
+        if self._search is None:
+            self._search = search_size(lambda n: self._generate(n, 0), self._prompt_tokens, L, ttg, inc)
+        fitted = fit_sample(lambda n: self._generate(n, index), self._prompt_tokens, L, ttg,
+                            self._search.num_haystack, inc, what=self.name)
+        d = fitted.draft
+        rendered = self._render(d)
+        n = fitted.prompt_tokens
+        meta: dict[str, Any] = {
+            "length": n + ttg,
+            "prompt_tokens": n,
+            "input_tokens": n + (0 if self.opts["chat_template"] else self._n_added_raw),
+            "max_seq_length": L,
+            "tokens_to_generate": ttg,
+            "num_haystack": fitted.num_haystack,
+            **d.info,
+            **self._sample_metadata(d, rendered),
+        }
+        return Sample(id=str(index), index=index,
+                      input={"input": d.input, "answer_prefix": d.answer_prefix},
+                      target=list(d.answers), metadata=meta)
+
+    def fit_info(self) -> dict[str, Any] | None:
+        """The haystack size search (after the first sample was made), for debugging and tests."""
+        return describe_fit(self._search)

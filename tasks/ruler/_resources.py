@@ -1,0 +1,40 @@
+"""RULER's benchmark definitions, kept byte-exact as data files beside this module (see SOURCE.md).
+
+* ``templates.json``: per family the task template, answer prefix and tokens_to_generate
+  (``scripts/data/synthetic/constants.py``), plus the niah needle sentence, the noise haystack line and
+  the singular-form replacements (``scripts/data/synthetic/niah.py``).
+* ``synthetic.yaml``: the 13 task configurations (``scripts/synthetic.yaml``), unmodified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES_FILE = HERE / "templates.json"
+CONFIG_FILE = HERE / "synthetic.yaml"
+
+
+@dataclass(frozen=True)
+class Resources:
+    templates: Mapping[str, Any]
+    tasks: Mapping[str, Any]
+    """synthetic.yaml: task name -> {"task": family, "args": {...}}."""
+    templates_sha256: str
+    config_sha256: str
+
+
+@lru_cache(maxsize=1)
+def resources() -> Resources:
+    import yaml
+
+    tbytes = TEMPLATES_FILE.read_bytes()
+    cbytes = CONFIG_FILE.read_bytes()
+    return Resources(templates=json.loads(tbytes.decode("utf-8")), tasks=yaml.safe_load(cbytes.decode("utf-8")),
+                     templates_sha256=hashlib.sha256(tbytes).hexdigest(),
+                     config_sha256=hashlib.sha256(cbytes).hexdigest())
