@@ -207,3 +207,26 @@ def test_help_is_fast_and_light(tmp_path):
         r = subprocess.run([sys.executable, "-m", "evalsuite.cli", sub, "--help"], capture_output=True,
                            text=True, env=cli_env(plugin=False))
         assert r.returncode == 0 and "EVALSUITE_" in r.stdout
+
+
+def test_score_file_ruler_official_prediction_format(cli, tmp_path):
+    """Rows as RULER's pred/call_api.py writes them; expected values worked out by hand from RULER's
+    string_match_all definition (fraction of references contained, case-insensitive, after stripping)."""
+    rows = [
+        {"index": 0, "pred": " 1234567.", "input": "...", "outputs": ["1234567"], "length": 2000},
+        {"index": 1, "pred": "The numbers are 111 and 333", "input": "...", "outputs": ["111", "222", "333", "444"],
+         "length": 2000},
+        {"index": 2, "pred": "\n\tUUID: ABCDEF-12\x00", "input": "...", "outputs": ["abcdef-12"], "length": 2000},
+        {"index": 3, "pred": "", "input": "...", "outputs": ["7"], "length": 2000},
+    ]
+    f = tmp_path / "niah_single_1.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    r = cli("score-file", str(f), "--task", "ruler/niah_single_1")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["score"] == pytest.approx(100 * (1 + 0.5 + 1 + 0) / 4)
+    assert [x["string_match_all"] for x in out["per_line"]] == [100.0, 50.0, 100.0, 0.0]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prediction": "x"}\n')
+    r = cli("score-file", str(bad), "--task", "ruler/niah_single_1")
+    assert r.returncode == 2 and "needs 'pred' and 'outputs'" in r.stderr

@@ -23,7 +23,7 @@ from evalsuite.metrics import Metric
 from evalsuite.metrics.match import StringMatchAll
 from evalsuite.task import BaseTask, Option, TaskContext, parse_bool
 from evalsuite.tokenizer import Tokenizer, render_request
-from evalsuite.types import GenParams, Message, Request, Sample
+from evalsuite.types import GenParams, Generation, Message, Record, Request, Sample
 
 from ._fit import SizeSearch, describe_fit, fit_sample, search_size
 from ._resources import resources
@@ -151,6 +151,21 @@ class RulerTask(BaseTask):
     def gold(self, sample: Sample) -> str:
         """What a perfect model writes after the answer prefix ("... text is"): `` 1234567.``."""
         return " " + join_answers(sample.target) + "."
+
+    def official_records(self, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
+        """Records from RULER's prediction files (``pred/call_api.py`` output: one JSON object per line
+        with ``pred`` and ``outputs``, plus ``index``/``input``/``length`` we keep as metadata), scored
+        as ``scripts/eval/evaluate.py`` scores them."""
+        records = []
+        for i, row in enumerate(rows):
+            if "pred" not in row or "outputs" not in row:
+                raise UserError(f"line {i + 1}: a RULER prediction needs 'pred' and 'outputs'")
+            pred = str(row["pred"])
+            meta = {k: row[k] for k in ("index", "length") if k in row}
+            records.append(Record(Sample(id=str(row.get("index", i)), index=i, input=None,
+                                         target=list(row["outputs"]), metadata=meta),
+                                  pred, Generation(pred, "stop")))
+        return records
 
     def describe(self) -> dict[str, Any]:
         res = resources()
