@@ -1,0 +1,566 @@
+"""The ``hf`` backend: a Hugging Face transformers causal LM, batched, on CPU or GPU.
+
+``--backend hf --model <local folder | hub id>`` with ``-B`` options:
+
+* ``dtype``: ``auto`` (default: bfloat16 on a GPU, or float16 where it lacks bf16; float32 on CPU),
+  ``float32``, ``bfloat16`` or ``float16``. Unlike transformers' own ``dtype="auto"`` it never takes
+  the dtype from the checkpoint: the dtype enters the backend id, so it must not depend on the file.
+* ``device``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+* ``batch_size`` (default 8), ``max_model_len`` (default: the smaller of the config's
+  ``max_position_embeddings`` and the tokenizer's ``model_max_length``), ``threads``
+  (``torch.set_num_threads``), ``attn_implementation`` (``sdpa``, ``eager``, ...), ``revision``
+  (hub ids only) and ``trust_remote_code`` (default false).
+
+Decoding is driven by ``GenParams`` alone. The checkpoint's ``generation_config.json`` is recorded in
+``describe()`` and then ignored: transformers fills every unset generation field from it (sampling
+temperature, top_k, repetition penalty...), which is how a harness silently stops comparing like
+with like (the vLLM ``generation_config`` trap, vLLM #15241). Only the end-of-sequence ids are kept
+from it, because they are a property of the model (Llama 3 ends turns with ``<|eot_id|>``, which
+only the generation config lists).
+
+torch and transformers are imported inside methods, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ..data import offline
+from ..errors import UserError
+from ..tokenizer import file_sha256, request_ids
+from ..types import GenParams, Generation, Message, Request, canonical_json, sha256_text
+from . import BaseBackend, parse_options
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+# Below this size a weight file is hashed whole; above it only its size, head and tail are (see
+# ``folder_fingerprint``): hashing 15 GB of safetensors on every start would cost minutes.
+_FULL_HASH_LIMIT = 16 << 20
+_EDGE_BYTES = 1 << 20
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".model", ".tiktoken")
+
+
+def parse_bool(text: str) -> bool:
+    """Parse a ``-B key=value`` boolean (``true/false``, ``1/0``, ``yes/no``, ``on/off``)."""
+    low = str(text).strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+HF_OPTIONS: dict[str, tuple[Callable[[str], Any], Any]] = {
+    "dtype": (str, "auto"),
+    "device": (str, "auto"),
+    "batch_size": (int, 8),
+    "max_model_len": (int, None),
+    "threads": (int, None),
+    "attn_implementation": (str, None),
+    "revision": (str, None),
+    "trust_remote_code": (parse_bool, False),
+}
+
+
+def folder_fingerprint(path: Path) -> str:
+    """A content fingerprint of a local model folder, cheap enough to take on every start.
+
+    Covers every top-level file's name and size; small files (configs, tokenizer, chat template)
+    are hashed whole and large weight files by their first and last MiB. That tells apart any two
+    checkpoints met in practice (safetensors start with a header listing every tensor's dtype,
+    shape and offsets) without reading gigabytes.
+
+    Args:
+        path: The model folder.
+
+    Returns:
+        A sha256 hex digest.
+    """
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")):
+        size = f.stat().st_size
+        h.update(f"{f.name}\0{size}\0".encode())
+        with open(f, "rb") as fh:
+            if size <= _FULL_HASH_LIMIT:
+                h.update(fh.read())
+            else:
+                h.update(fh.read(_EDGE_BYTES))
+                fh.seek(size - _EDGE_BYTES)
+                h.update(fh.read(_EDGE_BYTES))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def dtype_kwarg(dtype: str) -> dict[str, Any]:
+    """``from_pretrained``'s dtype argument (transformers renamed ``torch_dtype`` to ``dtype`` in 4.56)."""
+    import torch
+    import transformers
+
+    major_minor = tuple(int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype" if major_minor >= (4, 56) else "torch_dtype": getattr(torch, dtype)}
+
+
+def _looks_like_path(model: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else the user typed is meant as a path.
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
+
+
+def resolve_model(model: str | None, backend: str = "hf") -> tuple[str, Path | None]:
+    """Decide whether ``model`` is a local folder or a hub id, before anything heavy is imported.
+
+    Args:
+        model: What the user passed as ``--model``.
+        backend: Backend name for messages.
+
+    Returns:
+        ``(model, folder)``: ``folder`` is the resolved local folder, or ``None`` for a hub id.
+
+    Raises:
+        UserError: No model, a path that is not a folder, or a hub id while the hub is offline
+            (raised at once: transformers would otherwise retry for tens of seconds).
+    """
+    if not model:
+        raise UserError(f"backend {backend} needs --model <local model folder or hub id>")
+    p = Path(model).expanduser()
+    if p.is_dir():
+        return model, p.resolve()
+    if p.exists():
+        raise UserError(f"backend {backend}: --model {model!r} is a file; pass the folder holding "
+                        "config.json, the weights and the tokenizer")
+    if _looks_like_path(model):
+        raise UserError(f"backend {backend}: model folder {model!r} does not exist")
+    if offline():
+        raise UserError(f"backend {backend}: --model {model!r} is a hub id but the hub is offline "
+                        "(HF_HUB_OFFLINE is set); download it elsewhere and pass the local folder, "
+                        "e.g. --model /path/to/model-folder")
+    return model, None
+
+
+class HFTokenizer:
+    """evalsuite's ``Tokenizer`` protocol over a transformers tokenizer.
+
+    Renders chats with the tokenizer's own ``apply_chat_template`` so that what the runner counts
+    and truncates is exactly what the model is fed.
+    """
+
+    def __init__(self, tok: Any, source: str, folder: Path | None = None):
+        """Wrap ``tok``.
+
+        Args:
+            tok: A transformers (fast) tokenizer.
+            source: The model folder or hub id it came from (for ``describe``).
+            folder: The local folder, when there is one, so the hash covers ``tokenizer.json``
+                byte for byte (the same hash ``LocalTokenizer`` reports).
+        """
+        self.tok = tok
+        self.source = source
+        self.name = Path(source).name if folder is not None else source
+        template = getattr(tok, "chat_template", None)
+        # Some tokenizers carry several named templates; transformers then uses "default".
+        if isinstance(template, dict):
+            template = template.get("default")
+        self.chat_template: str | None = template if isinstance(template, str) else None
+        tj = folder / "tokenizer.json" if folder is not None else None
+        if tj is not None and tj.is_file():
+            self.tokenizer_hash = file_sha256(tj)
+        elif getattr(tok, "backend_tokenizer", None) is not None:
+            self.tokenizer_hash = sha256_text(tok.backend_tokenizer.to_str())
+        else:
+            self.tokenizer_hash = sha256_text(canonical_json(sorted(tok.get_vocab().items())))
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return list(self.tok.encode(text, add_special_tokens=add_special_tokens))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        # Special tokens kept and no space clean-up: decode is used to cut prompts, where the
+        # text must stay byte-faithful (same as LocalTokenizer.decode).
+        return self.tok.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def render_messages(self, messages: Sequence[Message], add_generation_prompt: bool = True,
+                        continue_final_message: bool = False) -> str:
+        if self.chat_template is None:
+            raise UserError(f"tokenizer of {self.source} has no chat template; run the task without "
+                            "one (-T chat_template=false)")
+        msgs = [m.to_dict() for m in messages]
+        return self.tok.apply_chat_template(
+            msgs, tokenize=False, add_generation_prompt=add_generation_prompt and not continue_final_message,
+            continue_final_message=continue_final_message)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "tokenizer": self.source, "tokenizer_sha256": self.tokenizer_hash,
+            "chat_template_sha256": sha256_text(self.chat_template) if self.chat_template else None,
+            "tokenizer_class": type(self.tok).__name__,
+        }
+
+
+def _has_images(req: Request) -> bool:
+    return any(not isinstance(m.content, str) and any(p.type == "image" for p in m.content)
+               for m in req.messages()) if req.is_chat else False
+
+
+def finish_row(tokens: Sequence[int], *, eos_ids: frozenset[int], pad_id: int | None, cap: int,
+               stop: Sequence[str], decode: Callable[[Sequence[int]], str]) -> tuple[str, str, int]:
+    """Turn one row of generated token ids into ``(text, finish_reason, completion_tokens)``.
+
+    Args:
+        tokens: The ids generated for the row (prompt excluded), padding included.
+        eos_ids: Ids that end a sequence.
+        pad_id: The padding id written after a row finished early (often an EOS id).
+        cap: The most tokens this row may have (``max_tokens``, or less near ``max_model_len``).
+        stop: Stop strings.
+        decode: ids -> text (special tokens skipped).
+
+    Returns:
+        The text cut before the first stop string, ``"stop"`` (EOS or stop string) or ``"length"``,
+        and the number of tokens generated up to, not including, EOS or padding.
+    """
+    ends = eos_ids | ({pad_id} if pad_id is not None else set())
+    n = len(tokens)
+    for i, t in enumerate(tokens):
+        if t in ends:
+            n = i
+            break
+    hit_eos = n < len(tokens) and n < cap
+    n = min(n, cap)
+    text = decode(tokens[:n])
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    if cuts:
+        return text[:min(cuts)], "stop", n
+    return text, "stop" if hit_eos else "length", n
+
+
+_STOP_CRITERIA_CLS: Any = None
+
+
+def _stop_criteria(tok: Any, stops: Sequence[str], prompt_len: int) -> Any:
+    """A transformers ``StoppingCriteria`` that ends a row once its text contains a stop string.
+
+    Only the tail of each row is decoded each step (enough tokens to spell the longest stop string
+    even one byte per token), so the check stays O(1) per step on long generations.
+    """
+    global _STOP_CRITERIA_CLS
+    if _STOP_CRITERIA_CLS is None:
+        import torch
+        from transformers import StoppingCriteria
+
+        class StopOnStrings(StoppingCriteria):
+            def __init__(self, tok: Any, stops: Sequence[str], prompt_len: int):
+                self.tok, self.stops, self.prompt_len = tok, [s for s in stops if s], prompt_len
+                self.window = 4 * max(len(s) for s in self.stops) + 4
+
+            def __call__(self, input_ids: "torch.Tensor", scores: Any, **kwargs: Any) -> "torch.Tensor":
+                tails = input_ids[:, self.prompt_len:][:, -self.window:].tolist()
+                done = [any(s in self.tok.decode(row, skip_special_tokens=True) for s in self.stops)
+                        for row in tails]
+                return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+        _STOP_CRITERIA_CLS = StopOnStrings
+    return _STOP_CRITERIA_CLS(tok, stops, prompt_len)
+
+
+class HFBackend(BaseBackend):
+    """Batched generation with a transformers ``AutoModelForCausalLM``.
+
+    Requests are grouped by ``GenParams``, sorted by prompt length (longest first, so memory
+    trouble shows on the first batch), left-padded into batches of ``batch_size`` and answered in
+    the caller's order. A batch that raises is retried one request at a time, so one bad request
+    fails alone.
+    """
+
+    kind = "hf"
+    sort_by_length = True
+    options_spec: dict[str, tuple[Callable[[str], Any], Any]] = HF_OPTIONS
+
+    def __init__(self, model: str | None = None, **options: Any):
+        """Load the tokenizer and model.
+
+        Args:
+            model: A local model folder or a hub id.
+            **options: ``-B`` options (see the module docstring).
+
+        Raises:
+            UserError: Bad options, a missing folder, an offline hub id, or a load failure.
+        """
+        self.opts = parse_options(self.kind, self.options_spec, options)
+        if self.opts["dtype"] not in DTYPES:
+            raise UserError(f"backend {self.kind}: dtype must be one of {', '.join(DTYPES)}, "
+                            f"got {self.opts['dtype']!r}")
+        if self.opts["batch_size"] < 1:
+            raise UserError(f"backend {self.kind}: batch_size must be >= 1")
+        self.model_name, self.folder = resolve_model(model, self.kind)
+        if self.folder is not None and self.opts["revision"]:
+            raise UserError(f"backend {self.kind}: -B revision= applies to hub ids, not to the local "
+                            f"folder {model!r}")
+        self._load()
+
+    # -- loading ------------------------------------------------------------------------------------
+    def _resolve_device(self, torch: Any) -> str:
+        dev = self.opts["device"]
+        if dev == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if dev == "cpu":
+            return dev
+        if dev == "cuda" or dev.startswith("cuda:"):
+            if not torch.cuda.is_available():
+                raise UserError(f"backend {self.kind}: -B device={dev} but torch sees no CUDA device "
+                                "(use -B device=cpu)")
+            return dev
+        raise UserError(f"backend {self.kind}: device must be auto, cpu, cuda or cuda:N, got {dev!r}")
+
+    def _resolve_dtype(self, torch: Any, device: str) -> str:
+        dt = self.opts["dtype"]
+        if dt != "auto":
+            return dt
+        if device.startswith("cuda"):
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "float32"
+
+    def _load(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+        except ImportError as exc:
+            raise UserError(f"backend {self.kind} needs torch and transformers ({exc.name} is missing): "
+                            "pip install 'evalsuite[hf]' (on a CPU-only machine install "
+                            "torch==2.13.0 first so pip does not fetch a CUDA build)") from None
+        if self.opts["threads"]:
+            torch.set_num_threads(self.opts["threads"])
+        self.device = self._resolve_device(torch)
+        self.dtype = self._resolve_dtype(torch, self.device)
+        source = str(self.folder) if self.folder is not None else self.model_name
+        common: dict[str, Any] = {"trust_remote_code": self.opts["trust_remote_code"]}
+        if self.folder is not None:
+            # A local folder must never reach out to the hub (transformers may look up
+            # auxiliary files such as custom code or processor configs).
+            common["local_files_only"] = True
+        if self.opts["revision"]:
+            common["revision"] = self.opts["revision"]
+        try:
+            hf_tok = AutoTokenizer.from_pretrained(source, **common)
+        except Exception as exc:
+            raise UserError(f"backend {self.kind}: cannot load the tokenizer of {self.model_name!r}: "
+                            f"{type(exc).__name__}: {exc}") from None
+        model_kw: dict[str, Any] = {**common, **dtype_kwarg(self.dtype)}
+        if self.opts["attn_implementation"]:
+            model_kw["attn_implementation"] = self.opts["attn_implementation"]
+        if self.device != "cpu":
+            model_kw["device_map"] = self.device  # load straight onto the GPU, no CPU copy
+        from transformers.utils import logging as hf_logging
+
+        # transformers draws a per-tensor progress bar on every load; it would cut through the
+        # CLI's own progress display for a step that takes seconds.
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            model = AutoModelForCausalLM.from_pretrained(source, **model_kw)
+        except Exception as exc:
+            raise UserError(f"backend {self.kind}: cannot load model {self.model_name!r}: "
+                            f"{type(exc).__name__}: {exc}") from None
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+        if self.device == "cpu":
+            model = model.to("cpu")
+        model.eval()
+        self._torch = torch
+        self.model = model
+        self.tokenizer = HFTokenizer(hf_tok, source, self.folder)
+
+        # End-of-sequence ids: the tokenizer's, the config's and the generation config's together.
+        eos: set[int] = set()
+        for v in (hf_tok.eos_token_id, getattr(model.config, "eos_token_id", None),
+                  getattr(model.generation_config, "eos_token_id", None)):
+            if isinstance(v, int):
+                eos.add(v)
+            elif isinstance(v, (list, tuple)):
+                eos.update(int(x) for x in v)
+        self.eos_ids = frozenset(eos)
+        pad = hf_tok.pad_token_id
+        if pad is None:
+            pad = getattr(model.generation_config, "pad_token_id", None)
+        if pad is None and eos:
+            pad = min(eos)
+        self.pad_id = pad if pad is not None else 0
+        # Record the checkpoint's generation config, then replace it with a neutral one so that
+        # generate() has nothing of the checkpoint's to fill unset fields from.
+        self.ignored_generation_config = {
+            k: v for k, v in model.generation_config.to_diff_dict().items()
+            if k not in {"transformers_version", "_from_model_config"}}
+        model.generation_config = GenerationConfig(
+            bos_token_id=hf_tok.bos_token_id, eos_token_id=sorted(self.eos_ids) or None,
+            pad_token_id=self.pad_id)
+
+        self.vocab_size = int(model.get_input_embeddings().num_embeddings)
+        self.max_model_len = self.opts["max_model_len"] or self._default_max_len(model, hf_tok)
+        self.batch_size = self.opts["batch_size"]
+        self.revision = self._revision(model)
+        self.load_s = time.perf_counter() - t0
+        self.id = f"{self.kind}:{self.model_name if self.folder is None else self.folder}@{self.revision}:{self.dtype}"
+
+    @staticmethod
+    def _default_max_len(model: Any, hf_tok: Any) -> int | None:
+        cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        cands = [getattr(cfg, "max_position_embeddings", None), getattr(hf_tok, "model_max_length", None)]
+        # transformers reports "no limit" as a huge sentinel (int(1e30)).
+        sane = [int(c) for c in cands if isinstance(c, (int, float)) and 0 < c < 10**9]
+        return min(sane) if sane else None
+
+    def _revision(self, model: Any) -> str:
+        if self.folder is not None:
+            self.weights_fingerprint = folder_fingerprint(self.folder)
+            return f"fp-{self.weights_fingerprint[:12]}"
+        self.weights_fingerprint = None
+        commit = getattr(model.config, "_commit_hash", None)
+        return commit or self.opts["revision"] or "main"
+
+    # -- generation -----------------------------------------------------------------------------------
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        out: list[Generation | None] = [None] * len(requests)
+        groups: dict[GenParams, list[tuple[int, list[int]]]] = defaultdict(list)
+        for i, req in enumerate(requests):
+            try:
+                if _has_images(req):
+                    raise UserError("image inputs are not supported by this text-only backend")
+                ids = request_ids(self.tokenizer, req)
+            except Exception as exc:
+                out[i] = Generation.failed(f"building the prompt failed: {type(exc).__name__}: {exc}")
+                continue
+            bad = [t for t in ids if not 0 <= t < self.vocab_size]
+            if not ids:
+                out[i] = Generation.failed("empty prompt (no tokens)")
+            elif bad:
+                # Checked here because on a GPU an out-of-range id is a device-side assert that
+                # poisons the CUDA context for every later request, not just an exception.
+                out[i] = Generation.failed(f"prompt token id {bad[0]} is outside the vocabulary "
+                                           f"(size {self.vocab_size})")
+            elif self.max_model_len is not None and len(ids) >= self.max_model_len:
+                out[i] = Generation.failed(f"prompt has {len(ids)} tokens; max_model_len is "
+                                           f"{self.max_model_len}")
+            else:
+                groups[req.params].append((i, ids))
+        for params, items in groups.items():
+            items.sort(key=lambda it: len(it[1]), reverse=True)
+            for start in range(0, len(items), self.batch_size):
+                chunk = items[start:start + self.batch_size]
+                for i, g in self._run_isolated(chunk, params):
+                    out[i] = g
+        assert all(g is not None for g in out)
+        return out  # type: ignore[return-value]
+
+    def _run_isolated(self, chunk: list[tuple[int, list[int]]], params: GenParams) -> list[tuple[int, Generation]]:
+        try:
+            return self._run_batch(chunk, params)
+        except Exception as exc:
+            self._free_memory()
+            if len(chunk) == 1:
+                return [(chunk[0][0], Generation.failed(f"{type(exc).__name__}: {exc}"))]
+        # Retry one by one so a single bad request (or one too big for memory) fails alone.
+        return [r for item in chunk for r in self._run_isolated([item], params)]
+
+    def _free_memory(self) -> None:
+        gc.collect()
+        if self.device.startswith("cuda"):
+            self._torch.cuda.empty_cache()
+
+    def _caps(self, chunk: list[tuple[int, list[int]]], params: GenParams) -> list[int]:
+        if self.max_model_len is None:
+            return [params.max_tokens] * len(chunk)
+        # Like vLLM, a request near the context limit stops there with finish_reason "length".
+        return [min(params.max_tokens, self.max_model_len - len(ids)) for _, ids in chunk]
+
+    def _generation_config(self, params: GenParams, max_new: int) -> Any:
+        from transformers import GenerationConfig
+
+        # Every field that changes which token is picked is set here. Fields left unset are filled
+        # by generate() from model.generation_config (replaced by a neutral one at load) and then
+        # from transformers' global defaults, which only matter when sampling: hence the explicit
+        # top_k=0 there (the global default top_k=50 would silently truncate the distribution).
+        kw: dict[str, Any] = dict(
+            max_new_tokens=max_new, min_new_tokens=0, do_sample=params.temperature > 0, num_beams=1,
+            num_return_sequences=1, repetition_penalty=1.0, encoder_repetition_penalty=1.0,
+            no_repeat_ngram_size=0, bad_words_ids=None, suppress_tokens=None, begin_suppress_tokens=None,
+            forced_bos_token_id=None, forced_eos_token_id=None, renormalize_logits=False,
+            use_cache=True, return_dict_in_generate=True, output_scores=False,
+            bos_token_id=self.tokenizer.tok.bos_token_id, eos_token_id=sorted(self.eos_ids) or None,
+            pad_token_id=self.pad_id)
+        if params.temperature > 0:
+            kw.update(temperature=params.temperature, top_p=params.top_p, top_k=0, typical_p=1.0,
+                      epsilon_cutoff=0.0, eta_cutoff=0.0)
+        return GenerationConfig(**kw)
+
+    def _run_batch(self, chunk: list[tuple[int, list[int]]], params: GenParams) -> list[tuple[int, Generation]]:
+        torch = self._torch
+        t0 = time.perf_counter()
+        caps = self._caps(chunk, params)
+        width = max(len(ids) for _, ids in chunk)
+        # Left padding: every row's last prompt token sits at the same position, so new tokens are
+        # appended in lockstep; the attention mask hides the padding (and sets position ids).
+        input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for _, ids in chunk])
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in chunk])
+        input_ids, mask = input_ids.to(self.model.device), mask.to(self.model.device)
+        stopping = None
+        if any(params.stop):
+            from transformers import StoppingCriteriaList
+            stopping = StoppingCriteriaList([_stop_criteria(self.tokenizer.tok, params.stop, width)])
+        if params.temperature > 0:
+            torch.manual_seed(params.seed)
+        with torch.inference_mode():
+            res = self.model.generate(input_ids=input_ids, attention_mask=mask,
+                                      generation_config=self._generation_config(params, max(caps)),
+                                      stopping_criteria=stopping)
+        new = res.sequences[:, width:].tolist()
+        elapsed = time.perf_counter() - t0
+
+        def decode(ids: Sequence[int]) -> str:
+            return self.tokenizer.tok.decode(list(ids), skip_special_tokens=True)
+
+        out = []
+        for (i, ids), row, cap in zip(chunk, new, caps, strict=True):
+            text, reason, n = finish_row(row, eos_ids=self.eos_ids, pad_id=self.pad_id, cap=cap,
+                                         stop=params.stop, decode=decode)
+            # latency_s is the batch's wall time: the time this request waited for its answer.
+            out.append((i, Generation(text=text, finish_reason=reason, prompt_tokens=len(ids),
+                                      completion_tokens=n, latency_s=elapsed)))
+        return out
+
+    # -- reporting ------------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        import torch
+        import transformers
+
+        d: dict[str, Any] = {
+            "id": self.id, "backend": self.kind, "model": self.model_name,
+            "model_path": str(self.folder) if self.folder is not None else None,
+            "revision": self.revision, "weights_fingerprint": self.weights_fingerprint,
+            "config_sha256": sha256_text(canonical_json(self.model.config.to_dict())),
+            "dtype": self.dtype, "device": self.device, "max_model_len": self.max_model_len,
+            "batch_size": self.batch_size, "threads": torch.get_num_threads(),
+            "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "eos_token_ids": sorted(self.eos_ids), "pad_token_id": self.pad_id,
+            "generation_config_policy": (
+                "checkpoint generation_config ignored: decoding comes from GenParams only (greedy when "
+                "temperature == 0, else temperature/top_p sampling seeded per batch; top_k, min_p and "
+                "repetition penalties disabled); only its EOS ids are kept"),
+            "ignored_generation_config": json.loads(json.dumps(self.ignored_generation_config, default=str)),
+            "trust_remote_code": self.opts["trust_remote_code"],
+            "load_s": round(self.load_s, 3),
+        }
+        d.update(self.tokenizer.describe())
+        return d
+
+    def close(self) -> None:
+        if getattr(self, "model", None) is not None:
+            self.model = None
+            self._free_memory()
