@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime
 
 from .errors import UserError
 from .metrics import Metric
+from .options import parse_bool  # noqa: F401  (re-exported for task adapters)
 from .tokenizer import Tokenizer
 from .types import Generation, Request, Sample
 
@@ -54,17 +55,6 @@ class Option:
     type: Callable[[str], Any]
     default: Any = None
     help: str = ""
-
-
-def parse_bool(v: str | bool) -> bool:
-    if isinstance(v, bool):
-        return v
-    s = str(v).strip().lower()
-    if s in {"1", "true", "yes", "on"}:
-        return True
-    if s in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"not a boolean: {v!r}")
 
 
 class BaseTask:

@@ -133,6 +133,8 @@ def test_failures_are_data(cli, tmp_path):
     (["show", "no-such-run"], "no run at"),
     (["score-file", "/no/such.jsonl", "--metric", "string_match_all"], "cannot read"),
     (["run", "--tasks", "toy", "--backend", "hf", "--model", "org/some-model"], "offline"),
+    (["run", "--tasks", "toy", "--backend", "openai", "--model", "m", "-B", "base_url=http://127.0.0.1:9/v1"],
+     "cannot connect"),
 ])
 def test_user_errors_are_one_line_exit_2(cli, args, needle):
     r = cli(*args)

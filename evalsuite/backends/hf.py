@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..data import offline
 from ..errors import UserError
+from ..options import parse_bool
 from ..tokenizer import file_sha256, request_ids
 from ..types import GenParams, Generation, Message, Request, canonical_json, sha256_text
 from . import BaseBackend, parse_options
@@ -47,16 +48,6 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 _FULL_HASH_LIMIT = 16 << 20
 _EDGE_BYTES = 1 << 20
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".model", ".tiktoken")
-
-
-def parse_bool(text: str) -> bool:
-    """Parse a ``-B key=value`` boolean (``true/false``, ``1/0``, ``yes/no``, ``on/off``)."""
-    low = str(text).strip().lower()
-    if low in {"1", "true", "yes", "on"}:
-        return True
-    if low in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
 
 
 HF_OPTIONS: dict[str, tuple[Callable[[str], Any], Any]] = {

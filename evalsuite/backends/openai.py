@@ -70,6 +70,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import BackendUnavailable, UserError
+from ..options import parse_bool
 from ..tokenizer import load_tokenizer, request_ids
 from ..types import ContentPart, GenParams, Generation, Message, Request, sha256_text
 from . import BaseBackend, parse_options
@@ -89,15 +90,6 @@ RESERVED_BODY_KEYS = frozenset({
 })
 """Fields the backend sets itself: GenParams own them, and one request must give one non-streamed answer."""
 EXCERPT_CHARS = 300
-
-
-def _parse_bool(v: str) -> bool:
-    s = str(v).strip().lower()
-    if s in {"1", "true", "yes", "on"}:
-        return True
-    if s in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
 
 
 class _Secret:
@@ -177,7 +169,7 @@ class OpenAIBackend(BaseBackend):
             "max_model_len": (int, None),
             "extra_body": (str, None),
             "max_tokens_field": (str, "max_tokens"),
-            "check_model": (_parse_bool, True),
+            "check_model": (parse_bool, True),
         }
         opts = parse_options(self.kind, spec, options)
         if not model:
