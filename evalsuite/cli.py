@@ -157,14 +157,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     outcome = run(cfg)
     summary = {"run_id": outcome.run_id, "run_dir": outcome.run_dir, "n_generated": outcome.n_generated,
-               "n_resumed": outcome.n_skipped, "timings": outcome.timings, "scores": outcome.scores}
+               "n_resumed": outcome.n_reused, "timings": outcome.timings, "scores": outcome.scores}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         from .report import print_scores
 
         print_scores(outcome.scores, title=f"run {outcome.run_id}")
-        print(f"results: {outcome.run_dir}  (generated {outcome.n_generated}, resumed {outcome.n_skipped}, "
+        print(f"results: {outcome.run_dir}  (generated {outcome.n_generated}, resumed {outcome.n_reused}, "
               f"{outcome.timings.get('total_s', 0):.1f}s)")
     return 0
 

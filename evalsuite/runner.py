@@ -58,6 +58,12 @@ class PlannedItem:
     sample: Sample
     request: Request
     key: str
+    stage: int = 0
+    """0 for a sample's first request; n for the n-th follow-up (``Task.next_request``)."""
+    parent: str | None = None
+    """Key of the request whose answer this one follows up."""
+    history: tuple[tuple[Request, Generation], ...] = ()
+    """Earlier passes of this sample, oldest first."""
 
 
 @dataclass
@@ -66,7 +72,8 @@ class RunOutcome:
     run_id: str
     scores: dict[str, dict[str, Any]]
     n_generated: int
-    n_skipped: int
+    n_reused: int
+    """Requests answered by an earlier invocation of this run (never regenerated)."""
     timings: dict[str, float]
 
 
@@ -129,11 +136,12 @@ def build_backend(registry: Registry, cfg: RunConfig) -> Any:
         else factory(**cfg.backend_options)
 
 
-def _row_for(item: PlannedItem, gen: Generation, backend_id: str) -> dict[str, Any]:
+def _row_for(item: PlannedItem, gen: Generation, backend_id: str, next_key: str | None) -> dict[str, Any]:
     req = item.request
     s = item.sample
     return {
         "key": item.key, "task": item.task, "sample_id": s.id, "index": s.index,
+        "stage": item.stage, "parent": item.parent, "next": next_key,
         "prompt_sha256": req.prompt_hash(), "prompt_chars": req.prompt_chars(),
         "prompt_tokens": gen.prompt_tokens, "truncated": req.truncated,
         "params": req.params.to_dict(), "backend": backend_id,
@@ -143,14 +151,20 @@ def _row_for(item: PlannedItem, gen: Generation, backend_id: str) -> dict[str, A
 
 
 class _Progress:
-    """A rich progress bar (counts, ETA, tokens/s); silent when disabled."""
+    """A rich progress bar (counts, ETA, tokens/s) on a terminal; silent otherwise.
+
+    The total grows as passes are planned (a multi-pass task adds its follow-ups as answers arrive).
+    """
 
     def __init__(self, total: int, enabled: bool):
-        self.enabled = enabled and total > 0
+        self.enabled = enabled
+        self.total = total
         self.tokens = 0
+        self.errors = 0
         self.t0 = time.perf_counter()
-        if not self.enabled:
-            return
+        self.bar = None
+
+    def _start(self) -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
@@ -160,11 +174,19 @@ class _Progress:
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                             console=Console(stderr=True), transient=False)
         self.bar.start()
-        self.tid = self.bar.add_task("gen", total=total, errors=0, tps="-")
-        self.errors = 0
+        self.tid = self.bar.add_task("gen", total=self.total, errors=0, tps="-")
+
+    def grow(self, n: int) -> None:
+        if not self.enabled or n <= 0:
+            return
+        self.total += n
+        if self.bar is None:
+            self._start()
+        else:
+            self.bar.update(self.tid, total=self.total)
 
     def advance(self, gen: Generation) -> None:
-        if not self.enabled:
+        if self.bar is None:
             return
         self.tokens += gen.completion_tokens or 0
         self.errors += 0 if gen.ok else 1
@@ -172,7 +194,7 @@ class _Progress:
         self.bar.update(self.tid, advance=1, errors=self.errors, tps=f"{self.tokens / dt:.1f}")
 
     def close(self) -> None:
-        if self.enabled:
+        if self.bar is not None:
             self.bar.stop()
 
 
@@ -290,18 +312,12 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             atomic_write_json(store.task_dir(name) / "plan.json",
                               {"task": name, "keys": [it.key for it in items if it.task == name]})
 
-        done = {name: store.done_keys(name) for name in tasks}
-        pending = [it for it in items if it.key not in done[it.task]]
-        n_skipped = len(items) - len(pending)
-        if getattr(backend, "sort_by_length", False):
-            pending.sort(key=lambda it: -(len(it.request.prompt_ids) if it.request.prompt_ids is not None
-                                          else it.request.prompt_chars()))
         bind = getattr(backend, "bind", None)
         if callable(bind):
-            bind(tasks, {(it.task, it.sample.id): it.sample for it in pending})
+            bind(tasks, {(it.task, it.sample.id): it.sample for it in items})
 
         t2 = time.perf_counter()
-        n_generated = _generate(store, backend, pending, cfg, on_generation)
+        n_generated, n_reused = _generate(store, backend, tasks, items, cfg, on_generation)
         timings["generate_s"] = time.perf_counter() - t2
 
         t3 = time.perf_counter()
@@ -310,49 +326,90 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         timings["total_s"] = time.perf_counter() - t0
 
         invocation.update({"ended": _now(), "status": "complete", "n_generated": n_generated,
-                           "n_skipped_done": n_skipped, "timings": timings})
+                           "n_reused": n_reused, "timings": timings})
         manifest["updated"] = _now()
         store.write_manifest(manifest)
-        return RunOutcome(str(store.dir), run_id, scores, n_generated, n_skipped, timings)
+        return RunOutcome(str(store.dir), run_id, scores, n_generated, n_reused, timings)
     finally:
         if own_backend:
             backend.close()
 
 
-def _generate(store: ResultsStore, backend: Any, pending: list[PlannedItem], cfg: RunConfig,
-              on_generation: Callable[[PlannedItem, Generation], None] | None) -> int:
-    if not pending:
-        return 0
-    progress = _Progress(len(pending), cfg.progress)
-    n = 0
+def _follow_up(task: Any, item: PlannedItem, gen: Generation, backend_id: str) -> PlannedItem | None:
+    """The sample's next pass, when its task has one (multi-pass protocols such as CoT-then-answer)."""
+    nxt = getattr(task, "next_request", None)
+    if nxt is None or not gen.ok:
+        return None
+    history = item.history + ((item.request, gen),)
+    req = nxt(item.sample, list(history))
+    if req is None:
+        return None
+    return PlannedItem(item.task, item.sample, req, req.key(backend_id), stage=item.stage + 1,
+                       parent=item.key, history=history)
+
+
+def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items: list[PlannedItem],
+              cfg: RunConfig, on_generation: Callable[[PlannedItem, Generation], None] | None) -> tuple[int, int]:
+    """Generate every request not yet answered, pass by pass. Returns (generated, reused)."""
+    latest = {name: store.latest_rows(name) for name in tasks}
+    progress = _Progress(0, cfg.progress)
+    n_generated = n_reused = 0
+    frontier = items
     try:
-        reqs = [it.request for it in pending]
-        gen_iter = getattr(backend, "generate_iter", None)
-        if gen_iter is None:
-            def gen_iter(rs: Sequence[Request]):
-                bs = max(1, int(getattr(backend, "batch_size", 64)))
-                for start in range(0, len(rs), bs):
-                    outs = backend.generate(rs[start:start + bs])
-                    if len(outs) != len(rs[start:start + bs]):
-                        raise RuntimeError("backend returned a batch of the wrong length")
-                    for i, g in enumerate(outs):
-                        yield start + i, g
-        for pos, gen in gen_iter(reqs):
-            item = pending[pos]
-            row = _row_for(item, gen, backend.id)
-            prompts = []
-            if cfg.log_prompts:
-                prompts.append({"key": item.key, "sample_id": item.sample.id,
-                                "prompt_sha256": row["prompt_sha256"], "prompt": item.request.prompt_payload(),
-                                "prompt_ids": list(item.request.prompt_ids) if item.request.prompt_ids else None})
-            store.append(item.task, [row], prompts)
-            n += 1
-            progress.advance(gen)
-            if on_generation is not None:
-                on_generation(item, gen)
+        while frontier:
+            pending: list[PlannedItem] = []
+            follow: list[PlannedItem] = []
+            for it in frontier:
+                row = latest[it.task].get(it.key)
+                if row is not None and row["generation"]["finish_reason"] != "error":
+                    n_reused += 1
+                    nxt = _follow_up(tasks[it.task], it, Generation.from_dict(row["generation"]), backend.id)
+                    if nxt is not None:
+                        follow.append(nxt)
+                else:
+                    pending.append(it)
+            if getattr(backend, "sort_by_length", False):
+                pending.sort(key=lambda it: -(len(it.request.prompt_ids) if it.request.prompt_ids is not None
+                                              else it.request.prompt_chars()))
+            progress.grow(len(pending))
+            for item, gen in _run_backend(backend, pending):
+                nxt = _follow_up(tasks[item.task], item, gen, backend.id)
+                row = _row_for(item, gen, backend.id, nxt.key if nxt is not None else None)
+                prompts = []
+                if cfg.log_prompts:
+                    prompts.append({"key": item.key, "sample_id": item.sample.id, "stage": item.stage,
+                                    "prompt_sha256": row["prompt_sha256"], "prompt": item.request.prompt_payload(),
+                                    "prompt_ids": list(item.request.prompt_ids) if item.request.prompt_ids else None})
+                store.append(item.task, [row], prompts)
+                n_generated += 1
+                progress.advance(gen)
+                if nxt is not None:
+                    follow.append(nxt)
+                if on_generation is not None:
+                    on_generation(item, gen)
+            frontier = follow
     finally:
         progress.close()
-    return n
+    return n_generated, n_reused
+
+
+def _run_backend(backend: Any, pending: list[PlannedItem]):
+    """Yield ``(item, generation)`` as the backend finishes them."""
+    if not pending:
+        return
+    reqs = [it.request for it in pending]
+    gen_iter = getattr(backend, "generate_iter", None)
+    if gen_iter is None:
+        def gen_iter(rs: Sequence[Request]):
+            bs = max(1, int(getattr(backend, "batch_size", 64)))
+            for start in range(0, len(rs), bs):
+                outs = backend.generate(rs[start:start + bs])
+                if len(outs) != len(rs[start:start + bs]):
+                    raise RuntimeError("backend returned a batch of the wrong length")
+                for i, g in enumerate(outs):
+                    yield start + i, g
+    for pos, gen in gen_iter(reqs):
+        yield pending[pos], gen
 
 
 # -- scoring ---------------------------------------------------------------------------------------
@@ -385,14 +442,27 @@ def records_from_rows(task: Any, rows: Sequence[Mapping[str, Any]]) -> tuple[lis
     return records, extra
 
 
+def _final_row(latest: Mapping[str, dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """Follow a sample's passes from its first request to the last; None while a pass is missing."""
+    row = latest.get(key)
+    seen = set()
+    while row is not None and row.get("next") and row["generation"]["finish_reason"] != "error":
+        if row["key"] in seen:  # pragma: no cover - a cycle would be a bug in a task
+            raise RuntimeError(f"request chain loops at {row['key']}")
+        seen.add(row["key"])
+        row = latest.get(row["next"])
+    return row
+
+
 def _rows_in_plan(store: ResultsStore, name: str) -> list[dict[str, Any]]:
+    """The final-pass row of every planned sample that has one."""
     latest = store.latest_rows(name)
     plan_path = store.task_dir(name) / "plan.json"
     if plan_path.exists():
         keys = json.loads(plan_path.read_text())["keys"]
-        rows = [latest[k] for k in keys if k in latest]
     else:
-        rows = list(latest.values())
+        keys = [k for k, r in latest.items() if not r.get("stage")]
+    rows = [r for r in (_final_row(latest, k) for k in keys) if r is not None]
     rows.sort(key=lambda r: r["index"])
     return rows
 

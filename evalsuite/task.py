@@ -1,7 +1,20 @@
 """The Task protocol and a small base class for adapters.
 
 A task yields samples, turns a sample into a request, extracts the prediction from a generation and
-owns its metrics. Everything that can move a score (prompt text, extraction, data) is covered by
+owns its metrics.
+
+Optional hooks a task may define:
+
+* ``next_request(sample, history) -> Request | None``: a follow-up pass built from the sample's earlier
+  ``(Request, Generation)`` pairs (e.g. chain of thought, then the answer). The runner persists every
+  pass, never re-asks a finished one on resume, and scores the last pass of each complete chain.
+* ``truncation``: a policy with ``apply(request, tokenizer) -> Request`` (see ``evalsuite.truncation``);
+  the runner applies it on token ids and counts truncated samples.
+* ``official_records(rows) -> list[Record]``: read the benchmark's official prediction format for
+  ``evalsuite score-file --task``.
+
+Scoring reads the samples log, where each row keeps the sample's ``target`` and ``metadata`` but not its
+``input``: anything extraction or metrics need must be in those two. Everything that can move a score (prompt text, extraction, data) is covered by
 ``version``: bump it and log the bump in the benchmark's ``tasks/<bench>/README.md``.
 """
 
