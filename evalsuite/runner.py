@@ -335,8 +335,13 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             backend.close()
 
 
-def _follow_up(task: Any, item: PlannedItem, gen: Generation, backend_id: str) -> PlannedItem | None:
-    """The sample's next pass, when its task has one (multi-pass protocols such as CoT-then-answer)."""
+def _follow_up(task: Any, item: PlannedItem, gen: Generation, backend_id: str,
+               max_tokens: int | None) -> PlannedItem | None:
+    """The sample's next pass, when its task has one (multi-pass protocols such as CoT-then-answer).
+
+    ``--max-tokens`` applies to every pass; a task's truncation policy applies to the first pass only
+    (follow-ups are built from the task's own short templates).
+    """
     nxt = getattr(task, "next_request", None)
     if nxt is None or not gen.ok:
         return None
@@ -344,6 +349,8 @@ def _follow_up(task: Any, item: PlannedItem, gen: Generation, backend_id: str) -
     req = nxt(item.sample, list(history))
     if req is None:
         return None
+    if max_tokens is not None:
+        req = replace(req, params=replace(req.params, max_tokens=max_tokens))
     return PlannedItem(item.task, item.sample, req, req.key(backend_id), stage=item.stage + 1,
                        parent=item.key, history=history)
 
@@ -363,7 +370,8 @@ def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items
                 row = latest[it.task].get(it.key)
                 if row is not None and row["generation"]["finish_reason"] != "error":
                     n_reused += 1
-                    nxt = _follow_up(tasks[it.task], it, Generation.from_dict(row["generation"]), backend.id)
+                    nxt = _follow_up(tasks[it.task], it, Generation.from_dict(row["generation"]), backend.id,
+                                     cfg.max_tokens)
                     if nxt is not None:
                         follow.append(nxt)
                 else:
@@ -373,7 +381,7 @@ def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items
                                               else it.request.prompt_chars()))
             progress.grow(len(pending))
             for item, gen in _run_backend(backend, pending):
-                nxt = _follow_up(tasks[item.task], item, gen, backend.id)
+                nxt = _follow_up(tasks[item.task], item, gen, backend.id, cfg.max_tokens)
                 row = _row_for(item, gen, backend.id, nxt.key if nxt is not None else None)
                 prompts = []
                 if cfg.log_prompts:

@@ -38,7 +38,10 @@ def _result(metric_results: list[Any], n: int) -> dict[str, Any]:
     out_metrics = []
     for res in metric_results:
         scale = float(res.details.get("scale", 1.0)) if res.details else 1.0
-        out_metrics.append({"name": res.name, "value": res.value, "signature": res.signature})
+        entry = {"name": res.name, "value": res.value, "signature": res.signature}
+        if res.details:
+            entry["details"] = dict(res.details)
+        out_metrics.append(entry)
         if res.per_sample is not None:
             for i, v in enumerate(res.per_sample):
                 per_line[i][res.name] = v * scale
