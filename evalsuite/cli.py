@@ -156,14 +156,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         command=["evalsuite", *sys.argv[1:]],
     )
     outcome = run(cfg)
+    from .report import summaries_for
+
+    summaries = summaries_for(outcome.scores)
     summary = {"run_id": outcome.run_id, "run_dir": outcome.run_dir, "n_generated": outcome.n_generated,
-               "n_resumed": outcome.n_reused, "timings": outcome.timings, "scores": outcome.scores}
+               "n_resumed": outcome.n_reused, "timings": outcome.timings, "scores": outcome.scores,
+               "summaries": summaries}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         from .report import print_scores
 
-        print_scores(outcome.scores, title=f"run {outcome.run_id}")
+        print_scores(outcome.scores, title=f"run {outcome.run_id}", summaries=summaries)
         print(f"results: {outcome.run_dir}  (generated {outcome.n_generated}, resumed {outcome.n_reused}, "
               f"{outcome.timings.get('total_s', 0):.1f}s)")
     return 0
@@ -204,13 +208,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from .store import ResultsStore
 
     store = ResultsStore.open_existing(args.run)
-    scores = rescore(store)
-    if args.json:
-        print(json.dumps(scores, indent=2))
-    else:
-        from .report import print_scores
+    from .report import print_scores, summaries_for
 
-        print_scores(scores, title=f"run {store.run_id} (re-scored)")
+    scores = rescore(store)
+    summaries = summaries_for(scores)
+    if args.json:
+        print(json.dumps({"scores": scores, "summaries": summaries}, indent=2))
+    else:
+        print_scores(scores, title=f"run {store.run_id} (re-scored)", summaries=summaries)
     return 0
 
 

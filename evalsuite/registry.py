@@ -45,6 +45,8 @@ class Registry:
     groups: dict[str, list[str]] = field(default_factory=dict)
     backends: dict[str, Callable[..., Any]] = field(default_factory=dict)
     metrics: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    summaries: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    """Benchmark-level aggregates over task scores (e.g. LongBench's EN/ZH/category averages)."""
     load_errors: dict[str, str] = field(default_factory=dict)
     _loaded: set[str] = field(default_factory=set)
     _task_providers: dict[str, Any] = field(default_factory=dict)
@@ -55,6 +57,23 @@ class Registry:
 
     def add_group(self, name: str, members: Iterable[str]) -> None:
         self.groups[name] = list(members)
+
+    def add_summary(self, name: str, fn: Callable[..., Any]) -> None:
+        """``fn(scores: {task: scores.json dict}) -> [{"name", "value", ...}]``; an empty list when the
+        tasks it needs are not all scored."""
+        self.summaries[name] = fn
+
+    def summarize(self, scores: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every registered summary that applies to these task scores."""
+        for name in scores:
+            try:
+                self._load_tasks_for(name)
+            except UserError:
+                continue
+        out: list[dict[str, Any]] = []
+        for fn in self.summaries.values():
+            out.extend(fn(scores))
+        return out
 
     def add_backend(self, name: str, factory: Callable[..., Any]) -> None:
         self.backends[name] = factory

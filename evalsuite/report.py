@@ -27,7 +27,8 @@ def _console():
     return Console(highlight=False, soft_wrap=True, width=width)
 
 
-def print_scores(scores: Mapping[str, Mapping[str, Any]], title: str = "") -> None:
+def print_scores(scores: Mapping[str, Mapping[str, Any]], title: str = "",
+                 summaries: list[dict[str, Any]] | None = None) -> None:
     from rich.table import Table
 
     t = Table(title=title or None)
@@ -42,7 +43,23 @@ def print_scores(scores: Mapping[str, Mapping[str, Any]], title: str = "") -> No
                       str(s.get("n", 0)) if i == 0 else "",
                       str(s.get("n_errors", 0)) if i == 0 else "",
                       str(s.get("n_truncated", 0)) if i == 0 else "")
+            for b, v in ((m.get("details") or {}).get("buckets") or {}).items():
+                t.add_row("", f"  length {b}", _fmt(v), "", "", "", "", "")
     _console().print(t)
+    if summaries:
+        st = Table(title="summaries")
+        st.add_column("aggregate")
+        st.add_column("value", justify="right")
+        st.add_column("tasks", justify="right")
+        for row in summaries:
+            st.add_row(row["name"], _fmt(row["value"]), str(row.get("n_tasks", "")))
+        _console().print(st)
+
+
+def summaries_for(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
+    from .registry import default_registry
+
+    return default_registry().summarize(dict(scores))
 
 
 def summary(store: ResultsStore) -> dict[str, Any]:
@@ -51,7 +68,8 @@ def summary(store: ResultsStore) -> dict[str, Any]:
     for name in store.tasks():
         s = store.read_scores(name)
         tasks[name] = s if s is not None else {"status": "not scored"}
-    return {"run_id": store.run_id, "run_dir": str(store.dir),
+    scored = {k: v for k, v in tasks.items() if "metrics" in v}
+    return {"run_id": store.run_id, "run_dir": str(store.dir), "summaries": summaries_for(scored),
             "backend": manifest.get("backend", {}).get("id"),
             "model": manifest.get("backend", {}).get("model"),
             "evalsuite_version": manifest.get("evalsuite_version"), "git_commit": manifest.get("git_commit"),
@@ -74,7 +92,7 @@ def show(run: str, as_json: bool = False, samples: bool = False, failed: bool = 
             print(json.dumps(s, indent=2, ensure_ascii=False))
         else:
             print_scores({k: v for k, v in s["tasks"].items() if "metrics" in v},
-                         title=f"run {store.run_id}  backend {s['backend']}")
+                         title=f"run {store.run_id}  backend {s['backend']}", summaries=s["summaries"])
             unscored = [k for k, v in s["tasks"].items() if "metrics" not in v]
             if unscored:
                 print(f"not scored yet: {', '.join(unscored)} (run `evalsuite score {store.dir}`)")

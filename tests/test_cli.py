@@ -86,7 +86,7 @@ def test_rescore_equals_run_scores(cli, tmp_path):
     (tmp_path / "results/x/toy/addition/scores.json").unlink()
     r = cli("score", "results/x", "--json")
     assert r.returncode == 0, r.stderr
-    again = json.loads(r.stdout)
+    again = json.loads(r.stdout)["scores"]
     for k in ("value", "n", "n_errors"):
         assert again["toy/addition"][k] == first["toy/addition"][k]
 
