@@ -46,6 +46,65 @@ def task_names() -> list[str]:
     return [f"ruler/{n}" for n, spec in resources().tasks.items() if spec["task"] in _FAMILIES]
 
 
+EFFECTIVE_THRESHOLD = 85.6
+"""RULER's effective-length threshold: Llama-2-7B-chat's 4K score."""
+N_TASKS = 13
+"""Tasks of RULER's table (synthetic.yaml); per-length means over fewer are reported with n_tasks."""
+
+
+def aggregate(per_length: dict[int, float], threshold: float = EFFECTIVE_THRESHOLD) -> dict[str, Any]:
+    """RULER README's table columns from per-length scores: ``Avg`` (mean over lengths), ``wAvg (inc)``
+    / ``wAvg (dec)`` (weights 1..k increasing / decreasing with length) and the effective length (the
+    largest length whose score exceeds ``threshold``; None when none does)."""
+    lengths = sorted(per_length)
+    vals = [per_length[L] for L in lengths]
+    k = len(vals)
+    if not k:
+        return {}
+    w = list(range(1, k + 1))
+    return {
+        "avg": sum(vals) / k,
+        "wavg_inc": sum(wi * v for wi, v in zip(w, vals)) / sum(w),
+        "wavg_dec": sum(wi * v for wi, v in zip(reversed(w), vals)) / sum(w),
+        "effective_length": max((L for L in lengths if per_length[L] > threshold), default=None),
+    }
+
+
+def _by_length(entry: dict[str, Any]) -> dict[int, float]:
+    metrics = entry.get("metrics") or []
+    if not metrics:
+        return {}
+    by = (metrics[0].get("details") or {}).get("by_length") or {}
+    return {int(L): float(v) for L, v in by.items() if v is not None}
+
+
+def summarize(scores: dict[str, Any], threshold: float = EFFECTIVE_THRESHOLD) -> list[dict[str, Any]]:
+    """Per length, the mean over the RULER tasks scored at it ("ruler 4096"); then, over the lengths,
+    "ruler Avg", "ruler wAvg (inc)", "ruler wAvg (dec)" and "ruler effective length". ``n_tasks`` says
+    how many tasks each number averages (RULER's table uses all 13); the aggregates use only lengths
+    scored by the same tasks as the most complete length, and report the smallest n_tasks."""
+    names = [n for n in scores if n.startswith("ruler/")]
+    per: dict[int, list[float]] = {}
+    for n in names:
+        for L, v in _by_length(scores[n]).items():
+            per.setdefault(L, []).append(v)
+    if not per:
+        return []
+    out: list[dict[str, Any]] = []
+    means = {L: sum(vs) / len(vs) for L, vs in sorted(per.items())}
+    for L, m in means.items():
+        out.append({"name": f"ruler {L}", "value": round(m, 2), "n_tasks": len(per[L])})
+    full = max(len(vs) for vs in per.values())
+    usable = {L: m for L, m in means.items() if len(per[L]) == full}
+    agg = aggregate(usable, threshold)
+    for key, label in (("avg", "Avg"), ("wavg_inc", "wAvg (inc)"), ("wavg_dec", "wAvg (dec)")):
+        out.append({"name": f"ruler {label}", "value": round(agg[key], 2), "n_tasks": full,
+                    "lengths": sorted(usable)})
+    out.append({"name": "ruler effective length", "value": agg["effective_length"], "n_tasks": full,
+                "threshold": threshold, "lengths": sorted(usable)})
+    return out
+
+
 def register(registry: Any) -> None:
     names = []
     for name, spec in resources().tasks.items():
@@ -55,3 +114,4 @@ def register(registry: Any) -> None:
         registry.add_task(cls.name, cls, cls.description)
         names.append(cls.name)
     registry.add_group("ruler", names)
+    registry.add_summary("ruler", summarize)

@@ -25,7 +25,7 @@ from evalsuite.task import BaseTask, Option, TaskContext, parse_bool
 from evalsuite.tokenizer import Tokenizer, render_request
 from evalsuite.types import GenParams, Generation, Message, Record, Request, Sample
 
-from ._fit import SizeSearch, describe_fit, fit_sample, search_size
+from ._fit import SizeSearch, TokenModel, default_slack, describe_fit, fit_sample, search_size
 from ._resources import resources
 
 
@@ -57,6 +57,42 @@ def _non_negative(v: str) -> int:
     return n
 
 
+def parse_lengths(v: str) -> tuple[int, ...]:
+    """``4096,8192`` (also ``4k,8K``) -> (4096, 8192); order kept, duplicates dropped."""
+    out: list[int] = []
+    for part in str(v).replace(";", ",").split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        n = int(part[:-1]) * 1024 if part.endswith("k") else int(part)
+        if n <= 0:
+            raise ValueError("lengths must be > 0")
+        if n not in out:
+            out.append(n)
+    if not out:
+        raise ValueError("no length given")
+    return tuple(out)
+
+
+class CountingTokenizer:
+    """Forwards to the model tokenizer and counts the tokens its ``encode`` calls return (the
+    tokenizer work spent on sizing prompts; see benchmarks/ruler_fitting.py)."""
+
+    def __init__(self, tok: Tokenizer):
+        self._inner = tok
+        self.encoded_tokens = 0
+        self.encode_calls = 0
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        ids = self._inner.encode(text, add_special_tokens=add_special_tokens)
+        self.encoded_tokens += len(ids)
+        self.encode_calls += 1
+        return ids
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 def join_answers(items: Sequence[str]) -> str:
     """A list the way RULER writes its multi-key queries: ``a``, ``a, and b``, ``a, b, and c``."""
     items = list(items)
@@ -74,6 +110,8 @@ class RulerTask(BaseTask):
 
     options: Mapping[str, Option] = {
         "length": Option(_positive, 4096, "max_seq_length: prompt tokens + tokens_to_generate stay within it"),
+        "lengths": Option(parse_lengths, None, "several max_seq_lengths, e.g. 4096,8192,16384: num_samples per "
+                          "length, each length generated as its own RULER run (overrides length)"),
         "num_samples": Option(_non_negative, 500, "samples to generate (RULER default 500)"),
         "seed": Option(int, 42, "random_seed (RULER default 42)"),
         "data_dir": Option(str, None, "folder of Paul Graham essay .txt files (essay haystacks)"),
@@ -89,14 +127,25 @@ class RulerTask(BaseTask):
         fam = resources().templates["families"][self.family]
         if self.opts["tokens_to_generate"] is None:
             self.opts["tokens_to_generate"] = int(fam["tokens_to_generate"])
-        if self.opts["length"] <= self.opts["tokens_to_generate"]:
-            raise UserError(f"{self.name}: length={self.opts['length']} must exceed "
-                            f"tokens_to_generate={self.opts['tokens_to_generate']}")
+        if self.opts["lengths"]:
+            self.opts["lengths"] = list(self.opts["lengths"])
+            self.opts["length"] = self.opts["lengths"][0]
+        self.lengths: list[int] = list(self.opts["lengths"] or [self.opts["length"]])
+        for L in self.lengths:
+            if L <= self.opts["tokens_to_generate"]:
+                raise UserError(f"{self.name}: length={L} must exceed "
+                                f"tokens_to_generate={self.opts['tokens_to_generate']}")
         self.config: dict[str, Any] = dict(resources().tasks[self.config_name]["args"])
         self._tok: Tokenizer | None = None
         self._samples: list[Sample] = []
         self._search: SizeSearch | None = None
+        self._searches: dict[int, SizeSearch] = {}
+        self._models: dict[int, TokenModel] = {}
+        self._current_length: int | None = None
         self._n_added_raw = 0
+        self.fit_stats: dict[str, int] = {"prompt_tokens": 0, "samples": 0, "tokenized_attempts": 0}
+        """Sizing work: ``prompt_tokens`` summed over the final prompts; the tokens encoded are
+        ``self._tok.encoded_tokens`` after ``prepare``."""
 
     # -- subclass hooks -----------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -120,15 +169,33 @@ class RulerTask(BaseTask):
         if ctx.tokenizer is None:
             raise UserError(f"{self.name}: RULER sizes every prompt with the model's tokenizer, and this backend "
                             "has none: pass --model <local model or tokenizer folder> or -B tokenizer=<folder>")
-        self._tok = ctx.tokenizer
+        self._tok = CountingTokenizer(ctx.tokenizer)
         probe = "a"
         self._n_added_raw = (len(self._tok.encode(probe, add_special_tokens=True))
                              - len(self._tok.encode(probe, add_special_tokens=False)))
         self._samples = []
         self._search = None
+        self._searches, self._models = {}, {}
         if self.opts["chat_template"]:
             # Fail now, not at the first sample, when the template is missing or cannot prefill.
             render_request(self._tok, self._request("check", 0, "Hi", " there"))
+        self._enter_length(self.lengths[0])
+        self._tok.encoded_tokens = self._tok.encode_calls = 0
+        self.fit_stats = {"prompt_tokens": 0, "samples": 0, "tokenized_attempts": 0}
+
+    @property
+    def encoded_tokens(self) -> int:
+        """Tokens encoded by this task's tokenizer calls since ``prepare`` (sizing work)."""
+        return self._tok.encoded_tokens if isinstance(self._tok, CountingTokenizer) else 0
+
+    def _enter_length(self, length: int) -> None:
+        """Start generating the samples of one max_seq_length: a fresh generator (``_setup``), seeded
+        as a separate RULER run at that length would be. ``opts["length"]`` is that length meanwhile,
+        so family hooks (``_incremental``, ``_setup``) read it as before."""
+        if self._current_length == length:
+            return
+        self.opts["length"] = length
+        self._current_length = length
         self._setup()
 
     def samples(self) -> Iterator[Sample]:
@@ -136,7 +203,7 @@ class RulerTask(BaseTask):
         if self._tok is None:
             raise UserError(f"{self.name}: prepare() was not called (the task needs the backend tokenizer)")
         i = 0
-        while i < self.opts["num_samples"]:
+        while i < self.opts["num_samples"] * len(self.lengths):
             if i == len(self._samples):
                 self._samples.append(self._make_sample(i))
             yield self._samples[i]
@@ -201,14 +268,24 @@ class RulerTask(BaseTask):
         return self._count(self._render(draft))
 
     def _make_sample(self, index: int) -> Sample:
-        L, ttg, inc = self.opts["length"], self.opts["tokens_to_generate"], self._incremental()
-        if self._search is None:
-            self._search = search_size(lambda n: self._generate(n, 0), self._prompt_tokens, L, ttg, inc)
-        fitted = fit_sample(lambda n: self._generate(n, index), self._prompt_tokens, L, ttg,
-                            self._search.num_haystack, inc, what=self.name)
+        per = self.opts["num_samples"]
+        L = self.lengths[index // per]
+        local = index - (index // per) * per
+        self._enter_length(L)
+        ttg, inc = self.opts["tokens_to_generate"], self._incremental()
+        model = self._models.setdefault(L, TokenModel(L - ttg, default_slack(L)))
+        if L not in self._searches:
+            self._searches[L] = search_size(lambda n: self._generate(n, 0), self._prompt_tokens, L, ttg, inc,
+                                            model=model)
+        self._search = self._searches[L]
+        fitted = fit_sample(lambda n: self._generate(n, local), self._prompt_tokens, L, ttg,
+                            self._search.num_haystack, inc, what=self.name, model=model)
         d = fitted.draft
         rendered = self._render(d)
         n = fitted.prompt_tokens
+        self.fit_stats["prompt_tokens"] += n
+        self.fit_stats["samples"] += 1
+        self.fit_stats["tokenized_attempts"] += fitted.tokenized
         meta: dict[str, Any] = {
             "length": n + ttg,
             "prompt_tokens": n,
@@ -219,10 +296,12 @@ class RulerTask(BaseTask):
             **d.info,
             **self._sample_metadata(d, rendered),
         }
-        return Sample(id=str(index), index=index,
+        sample_id = f"{L}-{local}" if self.opts["lengths"] else str(index)
+        return Sample(id=sample_id, index=index,
                       input={"input": d.input, "answer_prefix": d.answer_prefix},
                       target=list(d.answers), metadata=meta)
 
-    def fit_info(self) -> dict[str, Any] | None:
-        """The haystack size search (after the first sample was made), for debugging and tests."""
-        return describe_fit(self._search)
+    def fit_info(self, length: int | None = None) -> dict[str, Any] | None:
+        """The haystack size search of ``length`` (default: the length of the latest sample made), for
+        debugging and tests."""
+        return describe_fit(self._search if length is None else self._searches.get(length))
