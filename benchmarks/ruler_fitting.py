@@ -5,7 +5,9 @@ wall time and the tokenizer work ratio (tokens encoded while generating / tokens
 
 Tokenizer: the converted SmolLM2 tokenizer (``ensure_tokenizer()``) unless ``--tokenizer`` is given.
 Essay haystacks: ``--data-file`` (default shared/data/ruler/essays/PaulGrahamEssays.json).
-Only the RULER tasks registered at the time are run (see ``ruler.task_names()``).
+qa_1 / qa_2: ``--squad`` / ``--hotpotqa`` (the official dev files); without them, synthetic files in the
+official formats are built from the essays (tests/ruler_qa_data.py, long paragraphs cut into pieces:
+several hundred SQuAD paragraphs, 300 HotpotQA questions), since the real files need network.
 """
 
 from __future__ import annotations
@@ -28,8 +30,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokenizer", default=None, help="tokenizer folder (default: converted SmolLM2)")
     ap.add_argument("--data-file", default=str(REPO.parent / "shared/data/ruler/essays/PaulGrahamEssays.json"))
     ap.add_argument("--tasks", default=None, help="comma-separated subset (default: all registered)")
+    ap.add_argument("--squad", default=None, help="SQuAD v2 dev JSON for qa_1 (default: synthetic)")
+    ap.add_argument("--hotpotqa", default=None, help="HotpotQA dev-distractor JSON for qa_2 (default: synthetic)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
+    if not (args.squad and args.hotpotqa):
+        import tempfile
+
+        sys.path.insert(0, str(REPO / "tests"))
+        from ruler_qa_data import write_hotpotqa, write_squad
+
+        tmp = Path(tempfile.mkdtemp(prefix="ruler-qa-"))
+        essays = Path(args.data_file).parent / "PaulGrahamEssays"
+        args.squad = args.squad or str(write_squad(tmp / "squad.json", essays, articles=49,
+                                                        split_long=True))
+        args.hotpotqa = args.hotpotqa or str(write_hotpotqa(tmp / "hotpotqa.json", essays, questions=300,
+                                                                 split_long=True))
 
     import evalsuite.tasks.ruler as ruler
     from evalsuite.registry import Registry
@@ -49,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     total_enc = total_prompt = 0
     t_all = time.perf_counter()
     for name in names:
+        extra = {"qa_file": args.squad} if name == "ruler/qa_1" else \
+            {"qa_file": args.hotpotqa} if name == "ruler/qa_2" else {}
         task = reg.task(name).factory(length=args.length, num_samples=args.num_samples, seed=args.seed,
-                                      data_file=args.data_file)
+                                      data_file=args.data_file, **extra)
         t0 = time.perf_counter()
         task.prepare(TaskContext(tokenizer=tok))
         samples = list(itertools.islice(task.samples(), args.num_samples))

@@ -171,6 +171,14 @@ class HFTokenizer:
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         return list(self.tok.encode(text, add_special_tokens=add_special_tokens))
 
+    def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids (no special tokens added) and character spans; fast tokenizers only
+        (``NotImplementedError`` otherwise, and callers fall back to plain ``encode``)."""
+        if not getattr(self.tok, "is_fast", False):
+            raise NotImplementedError("offsets need a fast tokenizer")
+        enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
     def decode(self, ids: Sequence[int]) -> str:
         # Special tokens kept and no space clean-up: decode is used to cut prompts, where the
         # text must stay byte-faithful (same as LocalTokenizer.decode).

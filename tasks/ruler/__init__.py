@@ -12,8 +12,14 @@ from typing import Any
 
 from ._resources import resources
 
-# synthetic.yaml family -> task class (module, attribute). vt / cwe / fwe / qa: issue #4.
-_FAMILIES = {"niah": ("niah", "NiahTask")}
+# synthetic.yaml family -> task class (module, attribute).
+_FAMILIES = {
+    "niah": ("niah", "NiahTask"),
+    "variable_tracking": ("vt", "VtTask"),
+    "common_words_extraction": ("cwe", "CweTask"),
+    "freq_words_extraction": ("fwe", "FweTask"),
+    "qa": ("qa", "QaTask"),
+}
 
 _DESCRIPTIONS = {
     "noise": "repeated noise sentences",
@@ -38,6 +44,17 @@ def _describe(name: str, spec: dict[str, Any]) -> str:
         k = max(a["num_needle_k"], a["num_needle_q"])  # upstream: num_needle_k = max(k, q)
         return (f"RULER {name}: {k} key(s) ({a['type_needle_k']}) x {a['num_needle_v']} value(s) "
                 f"({a['type_needle_v']}), {a['num_needle_q']} queried, haystack: {_DESCRIPTIONS[a['type_haystack']]}")
+    if spec["task"] == "variable_tracking":
+        return (f"RULER {name}: variable tracking, {a.get('num_chains', 1)} chain(s) of {a.get('num_hops', 4)} hops, "
+                f"haystack: {_DESCRIPTIONS[a.get('type_haystack', 'noise')]}")
+    if spec["task"] == "common_words_extraction":
+        return (f"RULER {name}: the {a.get('num_cw', 10)} most common words of a numbered list "
+                f"({a.get('freq_cw', 30)} vs {a.get('freq_ucw', 3)} repeats)")
+    if spec["task"] == "freq_words_extraction":
+        return f"RULER {name}: the 3 most frequent coded words (zeta alpha {a.get('alpha', 2.0)})"
+    if spec["task"] == "qa":
+        ds = {"squad": "SQuAD v2 dev", "hotpotqa": "HotpotQA dev distractor"}.get(a["dataset"], a["dataset"])
+        return f"RULER {name}: question answering over documents ({ds})"
     return f"RULER {name}"
 
 

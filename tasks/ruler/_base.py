@@ -25,7 +25,7 @@ from evalsuite.task import BaseTask, Option, TaskContext, parse_bool
 from evalsuite.tokenizer import Tokenizer, render_request
 from evalsuite.types import GenParams, Generation, Message, Record, Request, Sample
 
-from ._fit import SizeSearch, TokenModel, default_slack, describe_fit, fit_sample, search_size
+from ._fit import Fitted, SizeSearch, TokenModel, default_slack, describe_fit, fit_sample, search_size
 from ._resources import resources
 
 
@@ -89,6 +89,16 @@ class CountingTokenizer:
         self.encode_calls += 1
         return ids
 
+    def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and character spans (``NotImplementedError`` when the tokenizer cannot give spans)."""
+        fn = getattr(self._inner, "encode_offsets", None)
+        if fn is None:
+            raise NotImplementedError("tokenizer gives no offsets")
+        ids, offsets = fn(text)
+        self.encoded_tokens += len(ids)
+        self.encode_calls += 1
+        return ids, offsets
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
@@ -99,6 +109,25 @@ def join_answers(items: Sequence[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + ", and " + items[-1]
+
+
+TPA_WINDOW = 256
+"""Characters re-encoded before an answer to find its token position (see ``_tokens_before``)."""
+
+
+def _boundary_before(text: str, spans: Sequence[tuple[int, int]], limit: int) -> tuple[int, int] | None:
+    """(number of tokens before it, character index) of the last token start at or before ``limit``
+    that begins with a space or newline and follows a token ending exactly there."""
+    import bisect
+
+    starts = [s for s, _ in spans]
+    i = bisect.bisect_right(starts, limit) - 1
+    while i > 0:
+        s = spans[i][0]
+        if spans[i - 1][1] == s and text[s:s + 1] in (" ", "\n") and s <= limit:
+            return i, s
+        i -= 1
+    return None
 
 
 class RulerTask(BaseTask):
@@ -116,10 +145,16 @@ class RulerTask(BaseTask):
         "seed": Option(int, 42, "random_seed (RULER default 42)"),
         "data_dir": Option(str, None, "folder of Paul Graham essay .txt files (essay haystacks)"),
         "data_file": Option(str, None, "RULER's PaulGrahamEssays.json ({\"text\": ...}) or one .txt file"),
+        "essay_dataset": Option(str, None, "essay haystack from an HF dataset id (a text column, train split) "
+                                "instead of local files"),
         "chat_template": Option(parse_bool, True, "render with the model's chat template, answer prefix as "
                                 "assistant prefill; false: raw text = template + answer prefix"),
         "tokens_to_generate": Option(_positive, None, "max new tokens, also reserved in the length budget "
                                      "(default: RULER's per-family value)"),
+        "reasoning": Option(parse_bool, False, "reasoning model: no answer-prefix prefill (the model answers after "
+                            "thinking; think blocks are stripped before scoring) and max_tokens = "
+                            "tokens_to_generate + reasoning_tokens; the haystack is sized as without it"),
+        "reasoning_tokens": Option(_non_negative, 4096, "extra generation budget for thinking with reasoning=true"),
     }
 
     def __init__(self, **opts: Any):
@@ -137,6 +172,8 @@ class RulerTask(BaseTask):
                                 f"tokens_to_generate={self.opts['tokens_to_generate']}")
         self.config: dict[str, Any] = dict(resources().tasks[self.config_name]["args"])
         self._tok: Tokenizer | None = None
+        self._offsets_ok = True
+        self._last_spans: tuple[str, list[tuple[int, int]]] | None = None
         self._samples: list[Sample] = []
         self._search: SizeSearch | None = None
         self._searches: dict[int, SizeSearch] = {}
@@ -159,6 +196,18 @@ class RulerTask(BaseTask):
 
     def _sample_metadata(self, draft: Draft, rendered: str) -> dict[str, Any]:
         return {}
+
+    def _probe(self, size: int) -> Draft:
+        """A draft for the haystack-size search (upstream's probes); default: a sample draw."""
+        return self._generate(size, 0)
+
+    def _probe_tokens(self, draft: Draft) -> int:
+        """Tokens a probe counts for the search; default: its rendered prompt."""
+        return self._prompt_tokens(draft)
+
+    def _gold_text(self, answers: Sequence[str]) -> str:
+        """What a perfect model writes after the answer prefix."""
+        return " " + join_answers(answers) + "."
 
     def _describe_family(self) -> dict[str, Any]:
         return {}
@@ -216,8 +265,9 @@ class RulerTask(BaseTask):
         return [StringMatchAll()]
 
     def gold(self, sample: Sample) -> str:
-        """What a perfect model writes after the answer prefix ("... text is"): `` 1234567.``."""
-        return " " + join_answers(sample.target) + "."
+        """What a perfect model writes after the answer prefix (niah: `` 1234567.``)."""
+        text = self._gold_text(sample.target)
+        return text.lstrip() if self.opts["reasoning"] else text
 
     def official_records(self, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
         """Records from RULER's prediction files (``pred/call_api.py`` output: one JSON object per line
@@ -248,7 +298,15 @@ class RulerTask(BaseTask):
 
     # -- internals ----------------------------------------------------------------------------------
     def _request(self, sample_id: str, index: int, text: str, answer_prefix: str) -> Request:
-        params = GenParams(max_tokens=self.opts["tokens_to_generate"], temperature=0.0, top_p=1.0)
+        max_tokens = self.opts["tokens_to_generate"]
+        if self.opts["reasoning"]:
+            # A reasoning model thinks first: no prefilled answer start, and room to think.
+            answer_prefix = ""
+            max_tokens += self.opts["reasoning_tokens"]
+        params = GenParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0)
+        if self.opts["chat_template"] and not answer_prefix:
+            return Request(task=self.name, sample_id=sample_id, index=index, prompt=(Message("user", text),),
+                           params=params)
         if self.opts["chat_template"]:
             # The answer prefix is a prefilled assistant turn, after the assistant header (NVIDIA/RULER#70).
             prompt: Any = (Message("user", text), Message("assistant", answer_prefix))
@@ -261,8 +319,36 @@ class RulerTask(BaseTask):
         return render_request(self._tok, self._request("probe", 0, draft.input, draft.answer_prefix))
 
     def _count(self, rendered: str) -> int:
+        """Tokens of a rendered prompt; the spans of the latest count are kept for ``_tokens_before``."""
         assert self._tok is not None
+        if self._offsets_ok:
+            try:
+                ids, offsets = self._tok.encode_offsets(rendered)
+                self._last_spans = (rendered, offsets)
+                return len(ids)
+            except NotImplementedError:
+                self._offsets_ok = False
         return len(self._tok.encode(rendered, add_special_tokens=False))
+
+    def _tokens_before(self, rendered: str, pos: int) -> int:
+        """``len(encode(rendered[:pos]))`` (RULER's token_position_answer) without re-encoding the prefix:
+        the tokens of the full encoding that end before a token boundary at a space or newline some way
+        before ``pos``, plus the encoding of the rest up to ``pos``. Two such boundaries must agree;
+        otherwise (or without spans) the prefix is encoded in full."""
+        spans = self._last_spans[1] if self._last_spans and self._last_spans[0] == rendered else None
+        if spans is not None and pos > 4 * TPA_WINDOW:
+            counts = set()
+            for back in (TPA_WINDOW, 3 * TPA_WINDOW):
+                b = _boundary_before(rendered, spans, pos - back)
+                if b is None:
+                    break
+                n_before, start = b
+                counts.add(n_before + self._count(rendered[start:pos]))
+            else:
+                if len(counts) == 1:
+                    self._last_spans = (rendered, spans)
+                    return counts.pop()
+        return self._count(rendered[:pos])
 
     def _prompt_tokens(self, draft: Draft) -> int:
         return self._count(self._render(draft))
@@ -272,14 +358,8 @@ class RulerTask(BaseTask):
         L = self.lengths[index // per]
         local = index - (index // per) * per
         self._enter_length(L)
-        ttg, inc = self.opts["tokens_to_generate"], self._incremental()
-        model = self._models.setdefault(L, TokenModel(L - ttg, default_slack(L)))
-        if L not in self._searches:
-            self._searches[L] = search_size(lambda n: self._generate(n, 0), self._prompt_tokens, L, ttg, inc,
-                                            model=model)
-        self._search = self._searches[L]
-        fitted = fit_sample(lambda n: self._generate(n, local), self._prompt_tokens, L, ttg,
-                            self._search.num_haystack, inc, what=self.name, model=model)
+        ttg = self.opts["tokens_to_generate"]
+        fitted = self._fit(L, local)
         d = fitted.draft
         rendered = self._render(d)
         n = fitted.prompt_tokens
@@ -300,6 +380,25 @@ class RulerTask(BaseTask):
         return Sample(id=sample_id, index=index,
                       input={"input": d.input, "answer_prefix": d.answer_prefix},
                       target=list(d.answers), metadata=meta)
+
+    def _slack(self, length: int) -> int:
+        """Tokens two samples of one haystack size may differ by (see ``_fit.TokenModel``)."""
+        return default_slack(length)
+
+    def _search_size(self, length: int, model: TokenModel) -> SizeSearch:
+        """Upstream's haystack-size search for one length (families with another estimate override)."""
+        return search_size(self._probe, self._probe_tokens, length, self.opts["tokens_to_generate"],
+                           self._incremental(), model=model)
+
+    def _fit(self, length: int, local: int) -> Fitted:
+        """Sample ``local`` of ``length``: upstream's size search (once per length), then its step-down."""
+        ttg, inc = self.opts["tokens_to_generate"], self._incremental()
+        model = self._models.setdefault(length, TokenModel(length - ttg, self._slack(length)))
+        if length not in self._searches:
+            self._searches[length] = self._search_size(length, model)
+        self._search = self._searches[length]
+        return fit_sample(lambda n: self._generate(n, local), self._prompt_tokens, length, ttg,
+                          self._search.num_haystack, inc, what=self.name, model=model)
 
     def fit_info(self, length: int | None = None) -> dict[str, Any] | None:
         """The haystack size search of ``length`` (default: the length of the latest sample made), for

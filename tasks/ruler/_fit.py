@@ -49,11 +49,18 @@ class TokenModel:
 
     def __init__(self, budget: int, slack: int):
         self.budget = budget  # max prompt tokens: max_seq_length - tokens_to_generate
+        self.base_slack = slack
         self.slack = slack
+        """The slack in use: at least twice the largest spread measured between draws of one size."""
         self.points: list[tuple[int, int]] = []  # sorted by size
+        self._range: dict[int, tuple[int, int]] = {}
 
     def add(self, n: int, t: int) -> None:
         bisect.insort(self.points, (n, t))
+        lo, hi = self._range.get(n, (t, t))
+        lo, hi = min(lo, t), max(hi, t)
+        self._range[n] = (lo, hi)
+        self.slack = max(self.slack, 2 * (hi - lo))
 
     def _estimate(self, n: int) -> tuple[float, float] | None:
         """(estimate, relative margin) from the measured points, or None without any."""
@@ -113,9 +120,16 @@ class Fitted(Generic[D]):
 
 
 def search_size(generate: Callable[[int], D], prompt_tokens: Callable[[D], int], max_seq_length: int,
-                tokens_to_generate: int, incremental: int, *, model: TokenModel | None = None) -> SizeSearch:
+                tokens_to_generate: int, incremental: int, *, model: TokenModel | None = None,
+                first_probe: int | None = None,
+                upper: Callable[[int, float], int] | None = None,
+                first_tokens: Callable[[D], int] | None = None) -> SizeSearch:
     """Upstream's binary search. With a ``model``, probes whose outcome it implies are drawn (the random
-    stream stays upstream's) but not tokenized."""
+    stream stays upstream's) but not tokenized. ``first_probe`` (default ``incremental``) is the size of
+    the probe that estimates tokens per unit; ``upper(max_seq_length, tokens_per_unit)`` the search's
+    upper estimate (default upstream niah/vt/qa: ``int(max_seq_length / tokens_per_unit * 3)``);
+    ``first_tokens`` counts that first probe when upstream counts it differently from the later ones
+    (variable tracking leaves its in-context example out of it); it then informs no fit decision."""
     search = SizeSearch(incremental, model=model)
     budget = max_seq_length - tokens_to_generate
 
@@ -134,9 +148,15 @@ def search_size(generate: Callable[[int], D], prompt_tokens: Callable[[D], int],
             return known
         return measure(draft, n) <= budget
 
-    tokens_per_unit = measure(generate(incremental), incremental) / incremental
+    first = first_probe or incremental
+    if first_tokens is not None:
+        t0 = first_tokens(generate(first))
+        search.probes.append((first, t0))
+        tokens_per_unit = t0 / first
+    else:
+        tokens_per_unit = measure(generate(first), first) / first
     # RULER: "3x to allow for some slack since we can get unlucky due to sampling"
-    estimated_max = int((max_seq_length / tokens_per_unit) * 3)
+    estimated_max = upper(max_seq_length, tokens_per_unit) if upper else int((max_seq_length / tokens_per_unit) * 3)
     lo, hi = incremental, max(estimated_max, incremental * 2)
     best = None
     while lo <= hi:

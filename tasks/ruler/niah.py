@@ -172,7 +172,8 @@ class NiahTask(RulerTask):
             from ._essays import load_essays
             from ._punkt import english_sentence_splitter
 
-            self._essays = load_essays(self.name, self.opts["data_dir"], self.opts["data_file"])
+            self._essays = load_essays(self.name, self.opts["data_dir"], self.opts["data_file"],
+                                       self.opts["essay_dataset"])
             essay_text = self._essays.text
             split = english_sentence_splitter()
         words = None
@@ -195,7 +196,7 @@ class NiahTask(RulerTask):
         cfg = self.config
         # RULER's token_position_answer: tokens before the first answer's first occurrence in the prompt.
         pos = rendered.find(draft.answers[0])
-        tpa = self._count(rendered[:pos]) if pos >= 0 else None
+        tpa = self._tokens_before(rendered, pos) if pos >= 0 else None
         return {"haystack": cfg["type_haystack"], "type_needle_k": cfg["type_needle_k"],
                 "type_needle_v": cfg["type_needle_v"], "num_needle_k": max(cfg["num_needle_k"], cfg["num_needle_q"]),
                 "num_needle_v": cfg["num_needle_v"], "num_needle_q": cfg["num_needle_q"],
