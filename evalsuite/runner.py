@@ -50,6 +50,20 @@ class RunConfig:
     """Explicit override of every task's max_tokens (recorded)."""
     progress: bool = True
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+    judge_backend: str | None = None
+    """Backend of the judge model for metrics that need one (``evalsuite.judge``); None: no judge."""
+    judge_model: str | None = None
+    judge_options: dict[str, str] = field(default_factory=dict)
+    """``-J key=value``: judge generation parameters and judge backend options."""
+
+    def judge_config(self) -> Any:
+        from .judge import JudgeConfig
+
+        if not self.judge_backend:
+            if self.judge_model or self.judge_options:
+                raise UserError("--judge-model / -J need --judge-backend")
+            return None
+        return JudgeConfig(self.judge_backend, self.judge_model, dict(self.judge_options))
 
 
 @dataclass
@@ -283,6 +297,8 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     own_backend = backend is None
+    judge_cfg = cfg.judge_config()
+    judge = None
     if backend is None:
         backend = build_backend(registry, cfg)
     timings["backend_load_s"] = time.perf_counter() - t0
@@ -295,6 +311,10 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         store = ResultsStore(cfg.output, run_id)
         existing = store.read_manifest()
         _check_resumable(existing, backend.id, entries)
+        if judge_cfg is None and existing.get("judge"):
+            from .judge import JudgeConfig
+
+            judge_cfg = JudgeConfig.from_dict(existing["judge"])  # a resumed run keeps its judge
         manifest = dict(existing) if existing else {
             "run_id": run_id, "created": _now(), **environment_info()}
         manifest.update({
@@ -304,6 +324,8 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             "tasks": {**manifest.get("tasks", {}), **entries},
             "updated": _now(),
         })
+        if judge_cfg is not None:
+            manifest["judge"] = {**judge_cfg.to_dict(), "options": _redact_options(judge_cfg.options)}
         invocation = {"started": _now(), "command": cfg.command, "status": "running",
                       "limit": cfg.limit, "samples": cfg.samples, "max_tokens_override": cfg.max_tokens}
         manifest.setdefault("invocations", []).append(invocation)
@@ -321,7 +343,11 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         timings["generate_s"] = time.perf_counter() - t2
 
         t3 = time.perf_counter()
-        scores = {name: score_task(store, name, tasks[name]) for name in tasks}
+        if judge_cfg is not None:
+            from .judge import JudgeProvider
+
+            judge = JudgeProvider(judge_cfg, registry)
+        scores = {name: score_task(store, name, tasks[name], judge=judge) for name in tasks}
         timings["score_s"] = time.perf_counter() - t3
         timings["total_s"] = time.perf_counter() - t0
 
@@ -333,6 +359,8 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     finally:
         if own_backend:
             backend.close()
+        if judge is not None:
+            judge.close()
 
 
 def _follow_up(task: Any, item: PlannedItem, gen: Generation, backend_id: str,
@@ -475,18 +503,31 @@ def _rows_in_plan(store: ResultsStore, name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def score_task(store: ResultsStore, name: str, task: Any) -> dict[str, Any]:
-    """Score one task from its samples log and write scores.json + per_sample.jsonl."""
+def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> dict[str, Any]:
+    """Score one task from its samples log and write scores.json + per_sample.jsonl.
+
+    ``judge`` (a :class:`evalsuite.judge.JudgeProvider`) serves metrics with ``needs_judge``; without one
+    they are skipped and listed under ``skipped_metrics``."""
     rows = _rows_in_plan(store, name)
     records, extra = records_from_rows(task, rows)
     plan_path = store.task_dir(name) / "plan.json"
     n_planned = len(json.loads(plan_path.read_text())["keys"]) if plan_path.exists() else len(rows)
     metrics_out = []
     per_sample_values: dict[str, tuple[float, ...] | None] = {}
+    skipped: list[dict[str, str]] = []
+    judges: dict[str, Any] = {}
     for metric in task.metrics():
         if not records:
             continue
-        res = metric.score(records)
+        if getattr(metric, "needs_judge", False):
+            if judge is None:
+                skipped.append({"name": metric.name, "reason": "needs a judge model: pass --judge-backend"})
+                continue
+            bound = judge.for_task(store.task_dir(name), name)
+            res = metric.score(records, judge=bound)
+            judges[bound.id] = bound
+        else:
+            res = metric.score(records)
         entry: dict[str, Any] = {"name": res.name, "value": res.value, "signature": res.signature,
                                  "higher_is_better": res.higher_is_better}
         if res.per_sample is not None:
@@ -514,6 +555,10 @@ def score_task(store: ResultsStore, name: str, task: Any) -> dict[str, Any]:
         "n_unterminated_think": sum("unterminated_think" in r.flags for r in records),
         "scored_at": _now(),
     }
+    if skipped:
+        scores["skipped_metrics"] = skipped
+    if judges:
+        scores["judge"] = [j.describe() for j in judges.values()]
     per_sample = []
     for i, (rec, ex) in enumerate(zip(records, extra)):
         per_sample.append({
@@ -527,14 +572,24 @@ def score_task(store: ResultsStore, name: str, task: Any) -> dict[str, Any]:
     return scores
 
 
-def rescore(store: ResultsStore, registry: Registry | None = None) -> dict[str, dict[str, Any]]:
-    """Re-score every task of a run from its logs, without generating."""
+def rescore(store: ResultsStore, registry: Registry | None = None,
+            judge_config: Any = None) -> dict[str, dict[str, Any]]:
+    """Re-score every task of a run from its logs, without generating. The judge is ``judge_config``
+    when given, else the one the run recorded (its cached verdicts are reused)."""
+    from .judge import JudgeConfig, JudgeProvider
+
     registry = registry or default_registry()
     manifest = store.read_manifest()
+    judge_config = judge_config or JudgeConfig.from_dict(manifest.get("judge"))
+    judge = JudgeProvider(judge_config, registry) if judge_config is not None else None
     out = {}
-    for name in store.tasks():
-        entry = manifest.get("tasks", {}).get(name, {})
-        task = registry.task(name).factory(**entry.get("options", {}))
-        out[name] = score_task(store, name, task)
+    try:
+        for name in store.tasks():
+            entry = manifest.get("tasks", {}).get(name, {})
+            task = registry.task(name).factory(**entry.get("options", {}))
+            out[name] = score_task(store, name, task, judge=judge)
+    finally:
+        if judge is not None:
+            judge.close()
     return out
 

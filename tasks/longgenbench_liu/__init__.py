@@ -1,0 +1,399 @@
+"""LongGenBench by Liu et al. (EMNLP Findings 2024; repo Dominic789654/LongGenBench@9845864): K questions
+answered in one long output.
+
+``register(registry)`` adds ``longgenbench_liu/gsm8k`` and ``longgenbench_liu/mmlu`` (one sample per batch of
+K questions; the sample's index is its batch index) and the single-question baselines
+``longgenbench_liu/gsm8k_baseline`` and ``longgenbench_liu/mmlu_baseline`` over the same questions. Running a
+task with its baseline adds the drop (LongGenBench - baseline) to the run's summary.
+
+Prompts (byte-exact data files, see SOURCE.md): system prompt ``gsm8k_system.txt`` / ``mmlu_system.txt``
+(``{}`` = the subject with each word preceded by a space, so the text reads "about  abstract algebra"); user
+message ``Examples: \\n`` + the exemplar block + ``Following Question: \\n`` + the real questions numbered on
+after the exemplars, laid out as each script does. Greedy, max_tokens 4096 (MMLU seed 42).
+CommonsenseQA is not implemented (no upstream prompt or code exists for it).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from evalsuite.data import hash_paths, read_jsonl, resolve
+from evalsuite.errors import UserError
+from evalsuite.task import BaseTask, Option
+from evalsuite.types import GenParams, Message, MetricResult, Record, Request, Sample, sha256_text
+
+from ._extract import gsm8k_gold_official, official_score, robust_answers, robust_correct, robust_score
+
+HERE = Path(__file__).resolve().parent
+GSM8K_EXEMPLARS = HERE / "gsm8k_LongGenBench_prompt.txt"
+MMLU_EXEMPLARS = HERE / "mmlu_LongGenBench_prompt.json"
+GSM8K_SYSTEM = HERE / "gsm8k_system.txt"
+MMLU_SYSTEM = HERE / "mmlu_system.txt"
+CHOICES = "ABCD"
+
+MMLU_SUBJECTS = (
+    "abstract_algebra anatomy astronomy business_ethics clinical_knowledge college_biology college_chemistry "
+    "college_computer_science college_mathematics college_medicine college_physics computer_security "
+    "conceptual_physics econometrics electrical_engineering elementary_mathematics formal_logic global_facts "
+    "high_school_biology high_school_chemistry high_school_computer_science high_school_european_history "
+    "high_school_geography high_school_government_and_politics high_school_macroeconomics "
+    "high_school_mathematics high_school_microeconomics high_school_physics high_school_psychology "
+    "high_school_statistics high_school_us_history high_school_world_history human_aging human_sexuality "
+    "international_law jurisprudence logical_fallacies machine_learning management marketing medical_genetics "
+    "miscellaneous moral_disputes moral_scenarios nutrition philosophy prehistory professional_accounting "
+    "professional_law professional_medicine professional_psychology public_relations security_studies "
+    "sociology us_foreign_policy virology world_religions").split()
+"""The repo's subject order (alphabetical), which is also the batch order."""
+
+DEFAULTS = {"gsm8k": (30, 20), "mmlu": (30, 57)}
+"""(K, T): the paper's open-model settings; MMLU T = every subject (the paper's 52-subject list is not
+published), one batch (the first K questions) per subject as the repo does."""
+
+
+def _positive(v: str) -> int:
+    n = int(v)
+    if n <= 0:
+        raise ValueError("must be positive")
+    return n
+
+
+def _order(v: str) -> str:
+    if v not in ("length", "dataset"):
+        raise ValueError("must be 'length' or 'dataset'")
+    return v
+
+
+def format_subject(subject: str) -> str:
+    return "".join(" " + w for w in subject.split("_"))
+
+
+@dataclass(frozen=True)
+class Question:
+    source_index: int
+    text: str
+    gold_official: str
+    gold_robust: str
+    subject: str | None = None
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+def _mmlu_questions(root: Path, subject: str) -> list[Question]:
+    path = root / "test" / f"{subject}_test.csv"
+    if not path.is_file():
+        found = sorted(root.rglob(f"{subject}_test.csv"))
+        if len(found) != 1:
+            raise UserError(f"longgenbench_liu/mmlu: no test/{subject}_test.csv under {root}")
+        path = found[0]
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    out = []
+    for i, row in enumerate(rows):
+        q = row[0] + "\n" + "".join(f"({CHOICES[j]}) {row[j + 1]}" for j in range(len(row) - 2))
+        out.append(Question(i, q, row[-1].strip(), row[-1].strip(), subject))
+    return out
+
+
+def _gsm8k_rows(task: str, data_dir: str | None, data_file: str | None) -> tuple[list[dict[str, Any]], dict]:
+    src = resolve(task, data_dir, data_file, "gsm8k", ("*.jsonl",))
+    if src.kind == "file":
+        path = src.path
+    elif src.kind == "dir":
+        cands = sorted(src.path.rglob("test.jsonl")) or sorted(src.path.rglob("*.jsonl"))
+        if len(cands) != 1:
+            raise UserError(f"{task}: {src.path} holds {len(cands)} JSONL files; pass -T data_file=<test.jsonl>")
+        path = cands[0]
+    else:
+        try:
+            import datasets
+        except ImportError:
+            raise UserError(f"{task}: pass -T data_file=<GSM8K test.jsonl> (the `datasets` package is not "
+                            "installed)") from None
+        rows = [dict(r) for r in datasets.load_dataset("gsm8k", "main", split="test")]
+        return rows, {"kind": "hub", "hub_id": "gsm8k/main", "split": "test"}
+    return list(read_jsonl(path)), {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+
+
+def _gsm8k_question(i: int, row: Mapping[str, Any]) -> Question:
+    sol = str(row["answer"])
+    robust = sol.split("####")[-1].strip().replace(",", "") if "####" in sol else gsm8k_gold_official(sol)
+    return Question(i, str(row["question"]), gsm8k_gold_official(sol), robust)
+
+
+# -- exemplars -----------------------------------------------------------------------------------------
+
+_EXEMPLAR_HEAD = re.compile(r"(Question|Answer)_(\d+): ?\n")
+
+
+def gsm8k_exemplar_pairs(text: str) -> list[tuple[str, str]]:
+    parts = _EXEMPLAR_HEAD.split(text)
+    qs: dict[int, str] = {}
+    ans: dict[int, str] = {}
+    for j in range(1, len(parts), 3):
+        (qs if parts[j] == "Question" else ans)[int(parts[j + 1])] = parts[j + 2].strip()
+    return [(qs[n], ans[n]) for n in sorted(qs)]
+
+
+def mmlu_exemplar_pairs(prompt: str) -> list[tuple[str, str]]:
+    """The repo's ``batched_prompt`` split: blank-line ``Q: `` chunks, question / answer at ``\\nA: ``."""
+    out = []
+    for chunk in prompt.split("\n\nQ: ")[1:]:
+        out.append((chunk.split("\nA: ")[0], chunk.split("\nA: ")[1]))
+    return out
+
+
+def mmlu_exemplar_block(prompt: str) -> str:
+    pairs = mmlu_exemplar_pairs(prompt)
+    return "".join(f"Question_{i + 1}:\n{q}\n\n" for i, (q, _) in enumerate(pairs)) + \
+        "".join(f"Answer_{i + 1}:\n{a}\n\n" for i, (_, a) in enumerate(pairs))
+
+
+# -- tasks -----------------------------------------------------------------------------------------
+
+class _LiuBase(BaseTask):
+    kind = "gsm8k"
+    version = "1"
+
+    def __init__(self, **opts: Any):
+        super().__init__(**opts)
+        k, t = DEFAULTS[self.kind]
+        if self.opts.get("k") is None:
+            self.opts["k"] = k
+        if self.opts.get("batches") is None:
+            self.opts["batches"] = t
+        self._source: dict[str, Any] | None = None
+
+    @property
+    def first(self) -> int:
+        """The number of the first real question (after the exemplars): 9 for GSM8K, 6 for MMLU."""
+        return 9 if self.kind == "gsm8k" else 6
+
+    def batches(self) -> list[tuple[str | None, list[Question]]]:
+        """``[(subject, questions in prompt order)]``, one entry per batch."""
+        k, t = self.opts["k"], self.opts["batches"]
+        out: list[tuple[str | None, list[Question]]] = []
+        if self.kind == "gsm8k":
+            rows, self._source = _gsm8k_rows(self.name, self.opts["data_dir"], self.opts["data_file"])
+            qs = [_gsm8k_question(i, r) for i, r in enumerate(rows[:k * t])]
+            out = [(None, qs[s:s + k]) for s in range(0, len(qs), k)]
+        else:
+            if not self.opts["data_dir"]:
+                raise UserError(f"{self.name}: pass -T data_dir=<MMLU data folder with test/<subject>_test.csv> "
+                                "(the repo's data/MMLU/data)")
+            root = Path(self.opts["data_dir"]).expanduser()
+            if not root.is_dir():
+                raise UserError(f"{self.name}: data folder {str(root)!r} does not exist")
+            subjects = MMLU_SUBJECTS[:t]
+            files = [p for s in subjects for p in root.rglob(f"{s}_test.csv")]
+            self._source = {"kind": "dir", "path": str(root), "sha256": hash_paths(files, root)}
+            out = [(s, _mmlu_questions(root, s)[:k]) for s in subjects]
+        if self.opts["order"] == "length":
+            out = [(s, sorted(qs, key=lambda q: len(q.text))) for s, qs in out]
+        return out
+
+    def system_prompt(self, subject: str | None) -> str:
+        if self.kind == "gsm8k":
+            return GSM8K_SYSTEM.read_text(encoding="utf-8")
+        return MMLU_SYSTEM.read_text(encoding="utf-8").replace("{}", format_subject(subject or ""))
+
+    def exemplars(self, subject: str | None) -> list[tuple[str, str]]:
+        if self.kind == "gsm8k":
+            return gsm8k_exemplar_pairs(GSM8K_EXEMPLARS.read_text(encoding="utf-8"))
+        return mmlu_exemplar_pairs(json.loads(MMLU_EXEMPLARS.read_text(encoding="utf-8"))[subject])
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update({"benchmark": "LongGenBench (Liu et al., Dominic789654/LongGenBench@9845864)",
+                  "data": self._source, "max_tokens": self.opts["max_tokens"],
+                  "prompt_files_sha256": {p.name: sha256_text(p.read_text(encoding="utf-8")) for p in
+                                          (GSM8K_EXEMPLARS, MMLU_EXEMPLARS, GSM8K_SYSTEM, MMLU_SYSTEM)}})
+        return d
+
+    def _params(self) -> GenParams:
+        return GenParams(max_tokens=self.opts["max_tokens"], temperature=0.0,
+                         seed=42 if self.kind == "mmlu" else 0)
+
+
+COMMON = {
+    "data_file": Option(str, None, "GSM8K: test.jsonl with question/answer fields (HF gsm8k main test)"),
+    "data_dir": Option(str, None, "GSM8K: folder with test.jsonl; MMLU: the MMLU data folder (test/*.csv)"),
+    "k": Option(_positive, None, "questions per batch (paper, open models: GSM8K 30, MMLU 30)"),
+    "batches": Option(_positive, None, "number of batches T (GSM8K 20; MMLU = number of subjects, 57)"),
+    "order": Option(_order, "length", "question order inside a batch: length (ascending, as the paper) or "
+                    "dataset (as the repo)"),
+    "max_tokens": Option(_positive, 4096, "generation budget (4096 in the paper and repo)"),
+}
+
+
+class LongGenBenchLiuTask(_LiuBase):
+    options: Mapping[str, Option] = COMMON
+
+    def samples(self) -> Iterator[Sample]:
+        for b, (subject, qs) in enumerate(self.batches()):
+            if not qs:
+                continue
+            yield Sample(id=f"{self.kind}-batch{b}", index=b,
+                         input={"subject": subject, "questions": [q.text for q in qs]},
+                         target={"official": [q.gold_official for q in qs], "robust": [q.gold_robust for q in qs],
+                                 "first": self.first, "kind": self.kind},
+                         metadata={"subject": subject, "k": len(qs), "order": self.opts["order"],
+                                   "source_indices": [q.source_index for q in qs]})
+
+    def user_prompt(self, sample: Sample) -> str:
+        qs = sample.input["questions"]
+        if self.kind == "gsm8k":
+            text = "Examples: \n" + GSM8K_EXEMPLARS.read_text(encoding="utf-8") + "\n\nFollowing Question: \n"
+            text += "".join(f"Question_{self.first + i}:\n{q}\n" for i, q in enumerate(qs)) + "\n"
+            return text
+        block = mmlu_exemplar_block(json.loads(MMLU_EXEMPLARS.read_text(encoding="utf-8"))[sample.input["subject"]])
+        return "Examples: \n" + block + "Following Question: \n" + "".join(
+            f"Question_{self.first + i}:\n{q}\n\n" for i, q in enumerate(qs))
+
+    def request(self, sample: Sample) -> Request:
+        msgs = (Message("system", self.system_prompt(sample.input["subject"])),
+                Message("user", self.user_prompt(sample)))
+        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=msgs, params=self._params())
+
+    def metrics(self) -> Sequence[Any]:
+        return [LiuAccuracy("robust"), LiuAccuracy("official")]
+
+    def gold(self, sample: Sample) -> str:
+        t = sample.target
+        if self.kind == "gsm8k":
+            return "".join(f"Answer_{t['first'] + i}:\nThe answer is {g}.\n\n" for i, g in enumerate(t["robust"]))
+        return "".join(f"Answer_{t['first'] + i}:\nThe answer is ({g}).\n\n" for i, g in enumerate(t["robust"]))
+
+
+class BaselineTask(_LiuBase):
+    """One question per request: the exemplars interleaved (question, answer), then the question."""
+
+    options: Mapping[str, Option] = COMMON
+
+    def samples(self) -> Iterator[Sample]:
+        n = 0
+        for b, (subject, qs) in enumerate(self.batches()):
+            for q in qs:
+                yield Sample(id=f"{self.kind}-{subject + '-' if subject else ''}{q.source_index}", index=n,
+                             input={"subject": subject, "question": q.text},
+                             target={"official": [q.gold_official], "robust": [q.gold_robust], "kind": self.kind},
+                             metadata={"subject": subject, "batch": b, "source_index": q.source_index})
+                n += 1
+
+    def request(self, sample: Sample) -> Request:
+        subject = sample.input["subject"]
+        pairs = self.exemplars(subject)
+        user = "Examples: \n" + "".join(f"Question_{i + 1}:\n{q}\n\nAnswer_{i + 1}:\n{a}\n\n"
+                                        for i, (q, a) in enumerate(pairs))
+        user += f"Following Question: \nQuestion_{len(pairs) + 1}:\n{sample.input['question']}\n\n"
+        msgs = (Message("system", self.system_prompt(subject)), Message("user", user))
+        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=msgs, params=self._params())
+
+    def metrics(self) -> Sequence[Any]:
+        return [BaselineAccuracy()]
+
+    def gold(self, sample: Sample) -> str:
+        g = sample.target["robust"][0]
+        return f"The answer is {g}." if self.kind == "gsm8k" else f"The answer is ({g})."
+
+
+# -- metrics -------------------------------------------------------------------------------------------
+
+class LiuAccuracy:
+    """Accuracy over all questions of all batches (x100). ``robust``: by answer number, missing = wrong.
+    ``official``: positional, over the answered questions (the GSM8K script's denominator)."""
+
+    higher_is_better = True
+
+    def __init__(self, variant: str):
+        self.variant = variant
+        self.name = "accuracy" if variant == "robust" else "accuracy_official"
+
+    def signature(self) -> str:
+        return f"longgenbench_liu|{self.variant}|v:1"
+
+    def score(self, records: Sequence[Record]) -> MetricResult:
+        correct = answered = total = 0
+        per = []
+        for r in records:
+            t = r.sample.target
+            if self.variant == "robust":
+                c, a = robust_score(t["kind"], r.prediction, t["robust"], t["first"])
+            else:
+                c, a = official_score(t["kind"], r.prediction, t["official"])
+            n = len(t["robust"])
+            correct, answered, total = correct + c, answered + a, total + n
+            per.append(c / n if self.variant == "robust" else (c / a if a else 0.0))
+        denom = total if self.variant == "robust" else answered
+        value = 100 * correct / denom if denom else 0.0
+        return MetricResult(self.name, value, self.signature(), per_sample=tuple(per),
+                            details={"scale": 100.0, "correct": correct, "answered": answered,
+                                     "questions": total, "accuracy_over_all_questions": 100 * correct / total
+                                     if total else 0.0})
+
+
+class BaselineAccuracy:
+    """Single-question accuracy (x100): the tagged answer if any, else the whole output; robust rules."""
+
+    name = "accuracy"
+    higher_is_better = True
+
+    def signature(self) -> str:
+        return "longgenbench_liu|baseline|robust|v:1"
+
+    def score(self, records: Sequence[Record]) -> MetricResult:
+        per = []
+        for r in records:
+            t = r.sample.target
+            tagged = robust_answers(r.prediction)
+            answer = next(iter(tagged.values())) if tagged else r.prediction
+            per.append(float(robust_correct(t["kind"], answer, t["robust"][0])))
+        return MetricResult(self.name, 100 * sum(per) / len(per), self.signature(), per_sample=tuple(per),
+                            details={"scale": 100.0})
+
+
+def _main_value(scores: Mapping[str, Any], task: str, metric: str) -> float | None:
+    s = scores.get(task)
+    for m in (s or {}).get("metrics", []):
+        if m["name"] == metric:
+            return float(m["value"])
+    return None
+
+
+def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Drop against the baseline when a task and its baseline are both scored."""
+    out = []
+    for kind in ("gsm8k", "mmlu"):
+        base = _main_value(scores, f"longgenbench_liu/{kind}_baseline", "accuracy")
+        if base is None:
+            continue
+        for metric in ("accuracy", "accuracy_official"):
+            v = _main_value(scores, f"longgenbench_liu/{kind}", metric)
+            if v is not None:
+                out.append({"name": f"longgenbench_liu {kind} delta ({metric})", "value": round(v - base, 2),
+                            "longgenbench": v, "baseline": base})
+    return out
+
+
+def _make(kind: str, baseline: bool) -> type:
+    base = BaselineTask if baseline else LongGenBenchLiuTask
+    name = f"longgenbench_liu/{kind}" + ("_baseline" if baseline else "")
+    desc = (f"LongGenBench (Liu) {kind.upper()} " + ("single-question baseline" if baseline else
+            "K questions in one output (accuracy; official and robust extraction)"))
+    return type(name.replace("/", "_"), (base,), {"name": name, "kind": kind, "description": desc,
+                                                   "__module__": __name__})
+
+
+def register(registry: Any) -> None:
+    names = []
+    for kind in ("gsm8k", "mmlu"):
+        for baseline in (False, True):
+            cls = _make(kind, baseline)
+            registry.add_task(cls.name, cls, cls.description)
+            names.append(cls.name)
+    registry.add_group("longgenbench_liu", names)
+    registry.add_summary("longgenbench_liu", summarize)

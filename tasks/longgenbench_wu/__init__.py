@@ -1,0 +1,142 @@
+"""LongGenBench by Wu et al. (ICLR 2025; repo mozhu621/LongGenBench@62c0e86): long structured generation.
+
+``register(registry)`` adds ``longgenbench_wu/short`` (``Dataset_short.json``, 16K-token budget) and
+``longgenbench_wu/long`` (``Dataset_long.json``, 32K). Each record's ``prompt`` is sent as released, as a raw
+completion (no chat template) ending in the first unit header; ``-T chat_template=true`` wraps it as one
+user message instead. Stop string ``*** finished``. The completion is prefixed with the record's
+``prefix`` before parsing (as upstream). The judged metrics need ``--judge-backend`` (see docs/judge.md);
+completion rate needs none. See ``_metric.py`` and tasks/longgenbench_wu/README.md.
+
+Data: ``-T data_dir=<folder with Dataset_<setting>.json, e.g. the repo's Dataset/>`` or
+``-T data_file=<one Dataset_*.json>``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from evalsuite.data import resolve
+from evalsuite.errors import UserError
+from evalsuite.task import BaseTask, Option, parse_bool
+from evalsuite.types import GenParams, Generation, Request, Sample
+
+from ._metric import JUDGED, KINDS, CompletionRate, JudgedMetric
+
+HUB_ID = "mozhu/LongGenBench"
+STOP = "*** finished"
+SETTINGS = {"short": 16000, "long": 32000}
+"""Setting -> the repo's max_tokens for it."""
+
+
+def _positive(v: str) -> int:
+    n = int(v)
+    if n <= 0:
+        raise ValueError("must be positive")
+    return n
+
+
+class LongGenBenchWuTask(BaseTask):
+    setting = "short"
+    version = "1"
+    options: Mapping[str, Option] = {
+        "data_file": Option(str, None, "one Dataset_<setting>.json file as released"),
+        "data_dir": Option(str, None, "folder holding Dataset_short.json / Dataset_long.json (any depth)"),
+        "chat_template": Option(parse_bool, False, "wrap the prompt in the chat template (default: raw "
+                                "completion, as the repo's inference.py)"),
+        "max_tokens": Option(_positive, None, "generation budget (default 16000 short, 32000 long, as the repo)"),
+        "temperature": Option(float, 0.0, "0 = greedy (paper); the repo samples at 0.95"),
+        "top_p": Option(float, 1.0, "nucleus mass (repo: 0.95)"),
+        "seed": Option(int, 0, "sampling seed (repo: 6211027)"),
+    }
+
+    def __init__(self, **opts: Any):
+        super().__init__(**opts)
+        if self.opts["max_tokens"] is None:
+            self.opts["max_tokens"] = SETTINGS[self.setting]
+        self._source: dict[str, Any] | None = None
+
+    @property
+    def file_name(self) -> str:
+        return f"Dataset_{self.setting}.json"
+
+    def _path(self) -> Path:
+        src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], HUB_ID, (self.file_name,))
+        if src.kind == "file":
+            path = src.path
+        elif src.kind == "dir":
+            found = sorted(src.path.rglob(self.file_name))
+            if len(found) != 1:
+                raise UserError(f"{self.name}: {src.path} holds {len(found)} files named {self.file_name}; "
+                                "pass -T data_file=")
+            path = found[0]
+        else:
+            try:
+                from huggingface_hub import hf_hub_download
+            except ImportError:
+                raise UserError(f"{self.name}: pass -T data_dir= or -T data_file= (huggingface_hub is not "
+                                "installed)") from None
+            path = Path(hf_hub_download(HUB_ID, self.file_name, repo_type="dataset"))
+        from evalsuite.data import hash_paths
+
+        self._source = {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+        return path
+
+    def samples(self) -> Iterator[Sample]:
+        rows = json.loads(self._path().read_text(encoding="utf-8"))
+        for i, row in enumerate(rows):
+            yield Sample(id=f"{self.setting}-{i}", index=i, input={"prompt": row["prompt"]},
+                         target={f"checks_{k}": dict(row.get(f"checks_{k}") or {}) for k in KINDS},
+                         metadata={"type": row["type"], "number": int(row["number"]), "prefix": row["prefix"]})
+
+    def request(self, sample: Sample) -> Request:
+        params = GenParams(max_tokens=self.opts["max_tokens"], temperature=self.opts["temperature"],
+                           top_p=self.opts["top_p"], seed=self.opts["seed"], stop=(STOP,))
+        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=sample.input["prompt"],
+                       params=params, use_chat_template=bool(self.opts["chat_template"]))
+
+    def extract(self, sample: Sample, generation: Generation) -> str:
+        """The record's prefix + the completion (upstream parses exactly this)."""
+        return sample.metadata["prefix"] + generation.text
+
+    def metrics(self) -> Sequence[Any]:
+        shared: dict[str, Any] = {}
+        return [JudgedMetric("wavg", shared), CompletionRate(),
+                *(JudgedMetric(n, shared) for n in JUDGED if n != "wavg")]
+
+    def gold(self, sample: Sample) -> str:
+        """A completion with a block for every unit that names every checked event of that unit."""
+        unit_type, number = sample.metadata["type"], int(sample.metadata["number"])
+        events: dict[int, list[str]] = {}
+        for k in KINDS:
+            for unit, desc in sample.target[f"checks_{k}"].items():
+                events.setdefault(int(unit), []).append(desc)
+        parts = []
+        # a few records check a unit past ``number`` (Dataset_short.json rows 221, 228: Menu Week 53 of 52);
+        # gold writes those units too
+        for u in range(1, max([number, *events]) + 1):
+            body = "; ".join(events.get(u, [])) or "An ordinary entry."
+            parts.append(f"\n{body}\n" if u == 1 else f"#*# {unit_type} {u}:\n{body}\n")
+        return "".join(parts)
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update({"benchmark": "LongGenBench (Wu et al., mozhu621/LongGenBench@62c0e86)",
+                  "setting": self.setting, "data": self._source, "stop": [STOP],
+                  "max_tokens": self.opts["max_tokens"], "chat_template": bool(self.opts["chat_template"])})
+        return d
+
+
+def _cls(setting: str) -> type[LongGenBenchWuTask]:
+    return type(f"LongGenBenchWu_{setting}", (LongGenBenchWuTask,), {
+        "name": f"longgenbench_wu/{setting}", "setting": setting, "__module__": __name__,
+        "description": f"LongGenBench (Wu) {setting}: long structured generation, CR/STIC-1/STIC-2/wAvg "
+                       f"(judge), {SETTINGS[setting]} tokens"})
+
+
+def register(registry: Any) -> None:
+    for s in SETTINGS:
+        cls = _cls(s)
+        registry.add_task(cls.name, cls, cls.description)
+    registry.add_group("longgenbench_wu", [f"longgenbench_wu/{s}" for s in SETTINGS])
