@@ -83,6 +83,16 @@ def _add_env_defaults(p: argparse.ArgumentParser) -> None:
             raise UserError(f"{env_name}: {exc}") from None
 
 
+def _add_judge_args(p: argparse.ArgumentParser) -> None:
+    """The judge model for metrics that need one (see docs/judge.md)."""
+    p.add_argument("--judge-backend", help="backend serving the judge model for judged metrics (hf, openai, "
+                                           "replay, ...); `score` defaults to the run's recorded judge")
+    p.add_argument("--judge-model", help="judge model: a local folder, a hub id or a served model name")
+    p.add_argument("-J", dest="judge_args", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="judge option (repeatable): max_tokens, temperature, top_p, seed, chat_template; "
+                        "any other key goes to the judge backend")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="evalsuite", description="Benchmark and evaluation harness for long-context LLMs.",
                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--log-prompts", action="store_true", help="also store full prompts (large)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
+    _add_judge_args(r)
 
     ls = sub.add_parser("list", help="list registered tasks, backends or metrics")
     ls.add_argument("what", choices=["tasks", "backends", "metrics"])
@@ -119,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("score", help="re-score a run from its logs without generating")
     sc.add_argument("run", help="run folder (results/<run-id>) or run id")
     sc.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_judge_args(sc)
 
     sf = sub.add_parser("score-file", help="score predictions produced elsewhere",
                         description="Score a JSONL file. With --metric: lines carry `prediction` and "
@@ -136,7 +148,52 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--failed", action="store_true", help="with --samples: only samples below the maximum or errored")
     sh.add_argument("--task", help="with --samples: only this task")
 
-    for sp in (r, ls, sc, sf, sh):
+    cmp_p = sub.add_parser("compare", help="paired comparison of two runs (candidate - baseline) per task and metric",
+                           description="Per task and metric, the paired difference on the samples both runs "
+                                       "scored, with a paired bootstrap CI, McNemar's exact test for 0/1 scores "
+                                       "and a corpus-level bootstrap for corpus metrics. Refuses runs whose task "
+                                       "versions, data/config hashes, metric signatures or prompts differ.")
+    cmp_p.add_argument("baseline", help="baseline run folder (results/<run-id>) or run id")
+    cmp_p.add_argument("candidate", help="candidate run folder or run id")
+    cmp_p.add_argument("--tasks", help="comma-separated tasks to compare (default: every task both runs scored)")
+    cmp_p.add_argument("--iterations", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    cmp_p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    cmp_p.add_argument("--alpha", type=float, default=0.05, help="CI level is 1-alpha (default 0.05)")
+    cmp_p.add_argument("--allow-mismatch", action="store_true",
+                       help="compare even when versions, data, metrics or prompts differ (reported as warnings)")
+    cmp_p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    gt = sub.add_parser("gate", help="fail (exit 1) when a candidate run regresses significantly beyond a policy",
+                        description="Compare a candidate run with a baseline under a TOML policy (per-task/metric "
+                                    "tolerance, direction, minimum sample count, significance level). Exit 0: no "
+                                    "significant regression beyond tolerance; 1: at least one; 2: usage error. "
+                                    "Prints a markdown summary; see docs/gate.md.")
+    gt.add_argument("--baseline", required=True, help="baseline run folder or run id")
+    gt.add_argument("--candidate", required=True, help="candidate run folder or run id")
+    gt.add_argument("--policy", required=True, help="policy file (TOML)")
+    gt.add_argument("--markdown", metavar="FILE", help="also write the markdown summary here "
+                                                       "(e.g. $GITHUB_STEP_SUMMARY; appended)")
+    gt.add_argument("--json", dest="json_out", metavar="FILE", help="write the JSON report here")
+    gt.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
+    gt.add_argument("--allow-mismatch", action="store_true",
+                    help="gate even when versions, data, metrics or prompts differ (reported as warnings)")
+
+    lb = sub.add_parser("leaderboard", help="build the static leaderboard site")
+    lb_sub = lb.add_subparsers(dest="lb_command", metavar="ACTION", parser_class=_Parser, required=True)
+    lbb = lb_sub.add_parser("build", help="build a self-contained static site from result folders",
+                            description="Build a static site (no CDN; works from file:// and any static host) "
+                                        "from run folders or results roots holding run folders.")
+    lbb.add_argument("results", nargs="+", help="run folders (results/<run-id>) or folders of runs")
+    lbb.add_argument("-o", "--output", required=True, help="output folder (its previous content is replaced)")
+    lbb.add_argument("--title", default="evalsuite leaderboard", help="site title")
+    lbb.add_argument("--prompt-preview", type=int, default=0, metavar="CHARS",
+                     help="show the first CHARS characters of each prompt in the sample browser when the run "
+                          "logged prompts (--log-prompts); default 0: prompts by hash only")
+    lbb.add_argument("--jobs", type=int, default=0, metavar="N",
+                     help="worker processes for heatmaps and sample pages (default 0: one per CPU, at most 8); "
+                          "the output is the same for any N")
+
+    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb):
         _add_env_defaults(sp)
     return p
 
@@ -153,6 +210,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit, samples=args.samples.split(",") if args.samples else None,
         run_id=args.run_id, output=args.output, log_prompts=args.log_prompts,
         max_tokens=args.max_tokens, progress=not args.no_progress and sys.stderr.isatty(),
+        judge_backend=args.judge_backend, judge_model=args.judge_model, judge_options=dict(args.judge_args),
         command=["evalsuite", *sys.argv[1:]],
     )
     outcome = run(cfg)
@@ -210,7 +268,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
     store = ResultsStore.open_existing(args.run)
     from .report import print_scores, summaries_for
 
-    scores = rescore(store)
+    from .runner import RunConfig
+
+    judge = RunConfig(tasks=[], judge_backend=args.judge_backend, judge_model=args.judge_model,
+                      judge_options=dict(args.judge_args)).judge_config()
+    scores = rescore(store, judge_config=judge)
     summaries = summaries_for(scores)
     if args.json:
         print(json.dumps({"scores": scores, "summaries": summaries}, indent=2))
@@ -232,8 +294,53 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return show(args.run, as_json=args.json, samples=args.samples, failed=args.failed, task=args.task)
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import CompareOptions, compare_runs, print_comparison
+
+    if not 0 < args.alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
+    cmp = compare_runs(args.baseline, args.candidate,
+                       CompareOptions(iterations=args.iterations, seed=args.seed, alpha=args.alpha,
+                                      allow_mismatch=args.allow_mismatch, tasks=tasks))
+    if args.json:
+        print(json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print_comparison(cmp)
+    return 0
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .gate import load_policy, run_gate, to_junit, to_markdown
+
+    res = run_gate(args.baseline, args.candidate, load_policy(args.policy), allow_mismatch=args.allow_mismatch)
+    md = to_markdown(res)
+    print(md, end="")
+    if args.markdown:
+        with open(args.markdown, "a", encoding="utf-8") as f:
+            f.write(md)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(res.to_dict(), indent=2, ensure_ascii=False) + "\n",
+                                       encoding="utf-8")
+    if args.junit:
+        Path(args.junit).write_text(to_junit(res), encoding="utf-8")
+    return res.exit_code
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import build_site
+
+    info = build_site(args.results, args.output, title=args.title, prompt_preview=args.prompt_preview,
+                      jobs=args.jobs)
+    print(f"site: {info['output']}/index.html  ({info['n_runs']} runs, {info['n_tasks']} tasks, "
+          f"{info['n_files']} files, {info['seconds']:.1f}s)")
+    return 0
+
+
 COMMANDS = {"run": _cmd_run, "list": _cmd_list, "score": _cmd_score, "score-file": _cmd_score_file,
-            "show": _cmd_show}
+            "show": _cmd_show, "compare": _cmd_compare, "gate": _cmd_gate, "leaderboard": _cmd_leaderboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,15 @@ Optional hooks a task may define:
 * ``official_records(rows) -> list[Record]``: read the benchmark's official prediction format for
   ``evalsuite score-file --task``.
 
+Optional metadata, read (without instantiating the task) by the leaderboard and reports through
+:func:`task_metadata`; it lives once, with the task:
+
+* ``display_name``: a human name for the task ("RULER NIAH single 1"); default: the task name.
+* ``description``: one or two sentences; default: the registry description or the class docstring.
+* ``primary_metric``: the metric the leaderboard ranks by; default: the first metric the task scores.
+* ``higher_is_better``: direction of the primary metric; default: what the metric reports.
+* ``group``: the task group the overview aggregates it into; default: the part of the name before ``/``.
+
 Scoring reads the samples log, where each row keeps the sample's ``target`` and ``metadata`` but not its
 ``input``: anything extraction or metrics need must be in those two. Everything that can move a score (prompt text, extraction, data) is covered by
 ``version``: bump it and log the bump in the benchmark's ``tasks/<bench>/README.md``.
@@ -81,6 +90,11 @@ class BaseTask:
     version: str = "0"
     description: str = ""
     options: Mapping[str, Option] = {}
+    # optional site/report metadata (see the module docstring); None/"" means "derive it"
+    display_name: str = ""
+    primary_metric: str | None = None
+    higher_is_better: bool | None = None
+    group: str | None = None
 
     def __init__(self, **opts: Any):
         self.opts: dict[str, Any] = {}
@@ -105,6 +119,25 @@ class BaseTask:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "options": dict(self.opts)}
+
+
+def task_metadata(name: str, factory: Any = None, registry_description: str = "") -> dict[str, Any]:
+    """Display metadata of a task from attributes on its factory (a task class, usually), with defaults.
+
+    Never instantiates the task. Keys: ``name``, ``display_name``, ``description``, ``primary_metric``
+    (None: the task's first metric), ``higher_is_better`` (None: as the metric reports), ``group``.
+    """
+    def attr(key: str) -> Any:
+        v = getattr(factory, key, None) if factory is not None else None
+        return v if isinstance(v, (str, bool)) or v is None else None
+
+    doc = (getattr(factory, "__doc__", None) or "").strip() if isinstance(factory, type) else ""
+    description = attr("description") or registry_description or (doc.split("\n\n")[0] if doc else "")
+    return {"name": name, "display_name": attr("display_name") or name,
+            "description": " ".join(str(description).split()),
+            "primary_metric": attr("primary_metric") or None,
+            "higher_is_better": attr("higher_is_better") if isinstance(attr("higher_is_better"), bool) else None,
+            "group": attr("group") or name.split("/", 1)[0]}
 
 
 def accepted_options(factory: Any) -> Mapping[str, Option] | None:

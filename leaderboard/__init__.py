@@ -1,0 +1,18 @@
+"""The static leaderboard site (``evalsuite leaderboard build``), installed as ``evalsuite.leaderboard``.
+
+Templates (``templates/``), the stylesheet and the script (``static/``) ship as package data; charts are
+drawn with matplotlib (``pip install 'evalsuite[leaderboard]'``), imported only while building.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_site(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    from .build import build_site as _build
+
+    return _build(*args, **kwargs)
+
+
+__all__ = ["build_site"]
