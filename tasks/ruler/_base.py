@@ -111,6 +111,24 @@ def join_answers(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + ", and " + items[-1]
 
 
+CHUNK_MAX_NEW = 0.3
+"""Piece sums stop when more than this share of a prompt's tokens come from pieces never seen before."""
+REUSE_MIN_CHARS = 4096
+"""Shared prefix (characters) from which ``_count`` reuses the previous prompt's tokens."""
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix of two strings (binary search on slice comparisons)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 TPA_WINDOW = 256
 """Characters re-encoded before an answer to find its token position (see ``_tokens_before``)."""
 
@@ -173,6 +191,12 @@ class RulerTask(BaseTask):
         self.config: dict[str, Any] = dict(resources().tasks[self.config_name]["args"])
         self._tok: Tokenizer | None = None
         self._offsets_ok = True
+        self._chunks: dict[str, int] = {}
+        self._chunk_state = "calibrating"
+        self._chunk_checks = self._chunk_calls = 0
+        self._chunk_new_frac = 0.0
+        self._reuse_ok = True
+        self._reuses = 0
         self._last_spans: tuple[str, list[tuple[int, int]]] | None = None
         self._samples: list[Sample] = []
         self._search: SizeSearch | None = None
@@ -319,16 +343,88 @@ class RulerTask(BaseTask):
         return render_request(self._tok, self._request("probe", 0, draft.input, draft.answer_prefix))
 
     def _count(self, rendered: str) -> int:
-        """Tokens of a rendered prompt; the spans of the latest count are kept for ``_tokens_before``."""
+        """Tokens of a rendered prompt; the spans of the latest count are kept for ``_tokens_before``.
+
+        Consecutive prompts of a task share long prefixes (template and haystack up to the first needle):
+        the tokens of the shared part are taken from the previous encoding up to a token boundary at a
+        space or newline, and only the rest is encoded. Pre-tokenizers split text at such boundaries, so
+        the count is exact; the first reuses and every 16th are checked against a full encoding, and a
+        mismatch switches reuse off for the task."""
         assert self._tok is not None
         if self._offsets_ok:
             try:
+                if self._reuse_ok and self._last_spans is not None:
+                    n = self._count_reusing(rendered)
+                    if n is not None:
+                        return n
                 ids, offsets = self._tok.encode_offsets(rendered)
                 self._last_spans = (rendered, offsets)
                 return len(ids)
             except NotImplementedError:
                 self._offsets_ok = False
         return len(self._tok.encode(rendered, add_special_tokens=False))
+
+    def _count_reusing(self, rendered: str) -> int | None:
+        assert self._last_spans is not None and self._tok is not None
+        prev, spans = self._last_spans
+        common = _common_prefix(prev, rendered)
+        if common < REUSE_MIN_CHARS:
+            return None
+        b = _boundary_before(prev, spans, common - 64)
+        if b is None:
+            return None
+        i, start = b
+        ids, offsets = self._tok.encode_offsets(rendered[start:])
+        n = i + len(ids)
+        self._reuses += 1
+        if self._reuses <= 3 or self._reuses % 16 == 0:
+            full_ids, full_offsets = self._tok.encode_offsets(rendered)
+            if len(full_ids) != n:
+                self._reuse_ok = False
+                self._last_spans = (rendered, full_offsets)
+                return len(full_ids)
+        self._last_spans = (rendered, list(spans[:i]) + [(a + start, e + start) for a, e in offsets])
+        return n
+
+    # -- cheap exact counts for attempts that do not fit ------------------------------------------------
+    def _chunk_sum(self, rendered: str) -> int:
+        """Tokens of ``rendered`` as the sum of its space-started pieces' tokens (each distinct piece
+        encoded once). Pre-tokenizers split before a space, so for the usual tokenizers this is the
+        exact count; ``_over_budget`` only trusts it once it has matched full encodings."""
+        cache = self._chunks
+        total = new = 0
+        first = True
+        for part in rendered.split(" "):
+            piece = part if first else " " + part
+            first = False
+            n = cache.get(piece)
+            if n is None:
+                n = cache[piece] = len(self._tok.encode(piece, add_special_tokens=False))
+                new += n
+            total += n
+        self._chunk_new_frac = new / total if total else 0.0
+        return total
+
+    def _over_budget(self, draft: Draft, budget: int) -> bool:
+        """True when the draft's prompt is certainly over ``budget`` tokens, without encoding it whole.
+        Used for step-down attempts only: a draft that may fit is always encoded in full."""
+        if self._chunk_state != "on":
+            return False
+        over = self._chunk_sum(self._render(draft)) > budget
+        if self._chunk_new_frac > CHUNK_MAX_NEW:
+            self._chunk_state = "off"  # a haystack of fresh random strings: no saving to be had
+        return over
+
+    def _calibrate_chunks(self, rendered: str, exact: int) -> None:
+        """Compare the piece sum with a full count: three matches switch it on, a mismatch off for good."""
+        if self._chunk_state == "off":
+            return
+        if self._chunk_sum(rendered) != exact or (self._chunk_checks and self._chunk_new_frac > CHUNK_MAX_NEW):
+            self._chunk_state = "off"
+            return
+        self._chunk_checks += 1
+        if self._chunk_checks >= 3:
+            self._chunk_state = "on"
 
     def _tokens_before(self, rendered: str, pos: int) -> int:
         """``len(encode(rendered[:pos]))`` (RULER's token_position_answer) without re-encoding the prefix:
@@ -351,7 +447,15 @@ class RulerTask(BaseTask):
         return self._count(rendered[:pos])
 
     def _prompt_tokens(self, draft: Draft) -> int:
-        return self._count(self._render(draft))
+        rendered = self._render(draft)
+        n = self._count(rendered)
+        if self._chunk_state == "calibrating" or (self._chunk_state == "on" and self._checks_due()):
+            self._calibrate_chunks(rendered, n)
+        return n
+
+    def _checks_due(self) -> bool:
+        self._chunk_calls += 1
+        return self._chunk_calls % 32 == 0
 
     def _make_sample(self, index: int) -> Sample:
         per = self.opts["num_samples"]
@@ -398,7 +502,8 @@ class RulerTask(BaseTask):
             self._searches[length] = self._search_size(length, model)
         self._search = self._searches[length]
         return fit_sample(lambda n: self._generate(n, local), self._prompt_tokens, length, ttg,
-                          self._search.num_haystack, inc, what=self.name, model=model)
+                          self._search.num_haystack, inc, what=self.name, model=model,
+                          over_budget=lambda d: self._over_budget(d, length - ttg))
 
     def fit_info(self, length: int | None = None) -> dict[str, Any] | None:
         """The haystack size search of ``length`` (default: the length of the latest sample made), for

@@ -171,15 +171,18 @@ def search_size(generate: Callable[[int], D], prompt_tokens: Callable[[D], int],
 
 def fit_sample(generate: Callable[[int], D], prompt_tokens: Callable[[D], int], max_seq_length: int,
                tokens_to_generate: int, start: int, incremental: int, what: str = "", *,
-               model: TokenModel | None = None) -> Fitted[D]:
+               model: TokenModel | None = None, over_budget: Callable[[D], bool] | None = None) -> Fitted[D]:
     """Upstream's per-sample step-down. With a ``model``, attempts it knows do not fit are drawn but not
-    tokenized; the returned draft is always tokenized (its exact count is returned)."""
+    tokenized; so are attempts that ``over_budget`` (an exact cheap count) shows are too long. The
+    returned draft is always tokenized (its exact count is returned)."""
     used, attempts, floor_tries, tokenized = start, 0, 0, 0
     budget = max_seq_length - tokens_to_generate
     while True:
         draft = generate(used)
         attempts += 1
         known = model.decide(used) if model is not None else None
+        if known is None and over_budget is not None and over_budget(draft):
+            known = False
         if known is not False:
             n = prompt_tokens(draft)
             tokenized += 1

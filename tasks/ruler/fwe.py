@@ -128,11 +128,15 @@ class FweTask(RulerTask):
             # measured sizes decide exactly (slack 0). "Under the budget" is tokens <= budget - 1.
             self._num_words = self._search_words(TokenModel(g.budget - 1, 0))
         vocab = g.vocabulary()
-        n, attempts = self._num_words, 0
+        n, attempts, tokenized = self._num_words, 0, 0
         while True:
             draft = g.text(vocab, n)
             attempts += 1
+            if n > 0 and self._over_budget(draft, g.budget):
+                n -= g.step
+                continue
             t = self._prompt_tokens(draft)
+            tokenized += 1
             if t <= g.budget or n <= 0:
                 break
             n -= g.step
@@ -140,7 +144,7 @@ class FweTask(RulerTask):
             from evalsuite.errors import UserError
 
             raise UserError(f"{self.name}: length={length} leaves no room for any coded word")
-        return Fitted(draft, n, t, attempts, attempts)
+        return Fitted(draft, n, t, attempts, tokenized)
 
     def _generate(self, size: int, index: int) -> Draft:  # sizing is _fit's own walk
         return self.generator.text(self.generator.vocabulary(), size)
