@@ -22,7 +22,8 @@ ENV_PREFIX = "EVALSUITE_"
 
 EPILOG = """\
 examples:
-  evalsuite run --tasks ruler --limit 5 -T length=2048            # embedded SmolLM2, offline
+  evalsuite run --tasks ruler/niah_single_1,ruler/vt --limit 5 -T length=2048   # embedded SmolLM2, offline
+  evalsuite run --tasks ruler --model ./my-model --backend hf -T lengths=4096,8192 -T data_dir=RULER/json
   evalsuite run --tasks ruler/niah_single_1 --model ./my-model --backend hf -T length=8192
   evalsuite run --tasks ruler --backend openai --model my-served-model \\
       -B base_url=http://127.0.0.1:8000/v1 -B tokenizer=./my-model
