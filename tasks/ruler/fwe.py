@@ -24,6 +24,8 @@ import random
 import string
 from typing import Any
 
+from evalsuite.task import Option, parse_bool
+
 from ._base import Draft, RulerTask
 from ._fit import Fitted, TokenModel
 
@@ -93,6 +95,10 @@ class FweTask(RulerTask):
     """RULER ``fwe`` (synthetic.yaml: alpha 2.0)."""
 
     family = "freq_words_extraction"
+    options = {**RulerTask.options,
+               "fill": Option(parse_bool, False, "not upstream: grow each sample while one more step of words fits "
+                              "(upstream sizes every sample from one search, so prompts may end several steps "
+                              "under the length; samples then differ from RULER's)")}
 
     def _setup(self) -> None:
         budget = self.opts["length"] - self.opts["tokens_to_generate"]
@@ -144,6 +150,17 @@ class FweTask(RulerTask):
             from evalsuite.errors import UserError
 
             raise UserError(f"{self.name}: length={length} leaves no room for any coded word")
+        while self.opts["fill"]:
+            # Not upstream: grow this sample's text while one more step still fits.
+            bigger = g.text(vocab, n + g.step)
+            attempts += 1
+            if self._over_budget(bigger, g.budget):
+                break
+            tb = self._prompt_tokens(bigger)
+            tokenized += 1
+            if tb > g.budget:
+                break
+            n, draft, t = n + g.step, bigger, tb
         return Fitted(draft, n, t, attempts, tokenized)
 
     def _generate(self, size: int, index: int) -> Draft:  # sizing is _fit's own walk
