@@ -540,6 +540,10 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
             entry["stderr"] = se
             entry["ci95"] = list(ci) if ci else None
             per_sample_values[res.name] = res.per_sample
+        elif isinstance(res.details, Mapping) and isinstance(res.details.get("ci95"), (list, tuple)):
+            # Corpus-level metrics (BLEU, chrF) have no per-sample values; their own bootstrap CI (over
+            # per-segment statistics) is the run's CI.
+            entry["ci95"] = list(res.details["ci95"])
         if res.details:
             entry["details"] = dict(res.details)
         metrics_out.append(entry)
