@@ -1,0 +1,190 @@
+"""L-CiteEval (ZetangForward/L-CITEEVAL, now LCM-Lab/L-CITEEVAL; HF ``Jonaszky123/L-CiteEval``).
+
+``register(registry)`` adds ``lciteeval/<task>`` for the 11 tasks. A sample's context is its fixed-length
+chunks ``docs``; the 1-shot prompt is built as upstream ``inference_1shot_vllm.py`` does from the task's
+prompt file (``{INST}``, ``{Q}``, ``{D}``, ``{A}`` placeholders; each chunk through ``doc_prompt`` with ``{P}``
+and ``{ID}``; demo + ``demo_sep`` + test item), sent as one user message. Generation stops at the first
+newline (upstream, for non-GLM models; ``-T stop_newline=false`` turns it off) with upstream's budgets: 200
+new tokens for the QA and dialogue tasks, 128 for niah / counting_stars, 800 otherwise (narrativeqa gets 800
+too: upstream's task list misspells it "narrtiveqa").
+
+Scoring: niah and counting_stars by rule (``evalsuite.metrics.citation.LCiteEvalRule``); the others by NLI
+(``CitationNLI``: ALCE recall/precision + mean per-sample F1, no short-sentence filter, at most 3
+citations, premise ``Passage: {chunk}``; L-CiteEval parity needs ``--judge-backend nli_classifier
+--judge-model <tasksource/deberta-base-long-nli>``). Every metric also reports ``by_length_bucket``.
+
+The prompt files are NOT shipped (the upstream repository declares no license): pass
+``-T prompt_file=<L-CiteEval/prompt/<task>_default.json>``. Data: ``-T data_file=`` one released JSON file
+(a list of ``{id, question, answer, docs, length, role?}``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from evalsuite.data import resolve
+from evalsuite.errors import UserError
+from evalsuite.metrics.citation import (CitationConfig, CitationNLI, LCiteEvalRule, LCITE_RULE_NAMES)
+from evalsuite.task import BaseTask, Option, parse_bool
+from evalsuite.types import GenParams, Request, Sample, sha256_text
+
+TASKS = ("narrativeqa", "natural_questions", "hotpotqa", "2wikimultihopqa", "gov_report", "multi_news",
+         "qmsum", "locomo", "dialsim", "niah", "counting_stars")
+SHORT_GEN = ("natural_questions", "hotpotqa", "2wikimultihopqa", "locomo", "dialsim")
+"""200 new tokens (upstream's list also names "narrtiveqa", a typo, so narrativeqa gets 800)."""
+RULE_TASKS = ("niah", "counting_stars")
+BUCKETS = {"l-citeeval": (8000, 16000, 24000, 32000, 40000, 48000), "length": (8000, 16000, 32000)}
+MAX_DOCS = 1500
+"""Upstream passes ``ndoc=1500`` (all chunks in practice)."""
+
+
+def gen_budget(task: str) -> int:
+    return 200 if task in SHORT_GEN else 128 if task in RULE_TASKS else 800
+
+
+def length_bucket(task: str, length: int | None, setting: str) -> int | None:
+    """The bucket upstream files a sample under: the upper bound of ``[lower, upper)``; multi_news samples
+    longer than 40000 go to 40000 in the main setting. None when the length is outside every bucket."""
+    if length is None or setting not in BUCKETS:
+        return None
+    if setting == "l-citeeval" and task == "multi_news" and length > 40000:
+        return 40000
+    lower = 0
+    for upper in BUCKETS[setting]:
+        if lower <= length < upper:
+            return upper
+        lower = upper
+    return None
+
+
+def doc_text(doc: Any, doc_id: int, doc_prompt: str) -> str:
+    """One chunk through ``doc_prompt`` (a dict doc loses a leading "title\\n" from its text, as upstream)."""
+    if isinstance(doc, str):
+        text = doc
+    else:
+        text = doc["text"].strip("\n")
+        title = doc.get("title")
+        if title is not None and text[: len(title) + 1] == title + "\n":
+            text = text[len(title) + 1:]
+    return doc_prompt.replace("{P}", text).replace("{ID}", str(doc_id + 1))
+
+
+def make_item(item: Mapping[str, Any], prompt: str, doc_prompt: str, instruction: str, test: bool) -> str:
+    out = prompt.replace("{INST}", instruction)
+    if "{Q}" in out:
+        out = out.replace("{Q}", item.get("question") or "")
+    if "{D}" in out:
+        out = out.replace("{D}", "".join(doc_text(d, i, doc_prompt) for i, d in enumerate(item["docs"][:MAX_DOCS])))
+    out = out.replace("{A}", "").rstrip()
+    if not test:
+        ans = item["answer"]
+        out += "\n" + "\n".join(ans) if isinstance(ans, list) else ans
+    return out
+
+
+class LCiteEvalTask(BaseTask):
+    task = "hotpotqa"
+    version = "1"
+    primary_metric = "citation_f1_mean"
+    options: Mapping[str, Option] = {
+        "data_file": Option(str, None, "one released L-CiteEval JSON file for this task"),
+        "prompt_file": Option(str, None, "the task's upstream prompt file (L-CiteEval/prompt/<task>_default.json)"),
+        "setting": Option(str, "l-citeeval", "length buckets: l-citeeval (8K..48K), length (8K/16K/32K), none"),
+        "stop_newline": Option(parse_bool, True, "stop at the first newline (upstream, non-GLM models)"),
+        "max_tokens": Option(int, None, "generation budget (default: upstream's per task)"),
+    }
+
+    def __init__(self, **opts: Any):
+        super().__init__(**opts)
+        if self.opts["max_tokens"] is None:
+            self.opts["max_tokens"] = gen_budget(self.task)
+        self._source: dict[str, Any] | None = None
+        self._prompt: dict[str, Any] | None = None
+        self._prompt_sha: str | None = None
+
+    def _load_prompt(self) -> dict[str, Any]:
+        if self._prompt is None:
+            if not self.opts["prompt_file"]:
+                raise UserError(f"{self.name}: pass -T prompt_file=<L-CiteEval/prompt/{self.task}_default.json> "
+                                "(the prompt files are not shipped: the upstream repository has no license)")
+            p = Path(self.opts["prompt_file"]).expanduser()
+            if not p.is_file():
+                raise UserError(f"{self.name}: prompt file {p} does not exist")
+            raw = p.read_text(encoding="utf-8")
+            self._prompt, self._prompt_sha = json.loads(raw), sha256_text(raw)
+        return self._prompt
+
+    def render(self, row: Mapping[str, Any]) -> str:
+        p = self._load_prompt()
+        inst = p["instruction"]
+        demo = p["demos"][0]
+        demo_inst = inst.replace("<<<chatbox>>>", p.get("demo_role", "")) if self.task == "dialsim" else inst
+        test_inst = inst.replace("<<<chatbox>>>", row.get("role", "")) if self.task == "dialsim" else inst
+        return (make_item(demo, p["demo_prompt"], p["doc_prompt"], demo_inst, False) + p["demo_sep"]
+                + make_item(row, p["demo_prompt"], p["doc_prompt"], test_inst, True))
+
+    def samples(self) -> Iterator[Sample]:
+        src = resolve(self.name, None, self.opts["data_file"], None)
+        self._source = src.describe()
+        rows = json.loads(src.path.read_text(encoding="utf-8"))
+        self._load_prompt()
+        for i, row in enumerate(rows):
+            docs = [{"text": d} if isinstance(d, str) else {"title": d.get("title", ""), "text": d["text"]}
+                    for d in row["docs"][:MAX_DOCS]]
+            length = row.get("length")
+            meta: dict[str, Any] = {"length": length}
+            bucket = length_bucket(self.task, length, self.opts["setting"])
+            if bucket is not None:
+                meta["length_bucket"] = bucket
+            yield Sample(id=str(row.get("id", i)), index=i, input={"prompt": self.render(row)},
+                         target={"question": row.get("question") or "", "answer": row.get("answer"), "docs": docs},
+                         metadata=meta)
+
+    def request(self, sample: Sample) -> Request:
+        stop = ("\n",) if self.opts["stop_newline"] else ()
+        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=sample.input["prompt"],
+                       params=GenParams(max_tokens=self.opts["max_tokens"], stop=stop), use_chat_template=True)
+
+    def metrics(self) -> Sequence[Any]:
+        if self.task in RULE_TASKS:
+            return [LCiteEvalRule(n, self.task) for n in ("citation_f1_mean", "citation_rec", "citation_prec")]
+        cfg = CitationConfig(mode="alce", splitter="punkt", min_chars=0)
+        shared: dict[str, Any] = {}
+        return [CitationNLI(n, cfg, "lciteeval", shared)
+                for n in ("citation_f1_mean", "citation_rec", "citation_prec", "citation_f1_of_means")]
+
+    def gold(self, sample: Sample) -> str:
+        """niah: the answer citing the first chunk that holds it; counting_stars: the JSON answer citing every
+        chunk with a penguin count; others: the reference answer (no gold citations exist)."""
+        t = sample.target
+        ans = t.get("answer")
+        if self.task == "niah":
+            a = ans if isinstance(ans, str) else (ans[0] if ans else "")
+            gold = next((j for j, d in enumerate(t["docs"]) if a and a in d["text"]), None)
+            return a + (f" [{gold + 1}]" if gold is not None else "")
+        if self.task == "counting_stars":
+            ids = [j + 1 for j, d in enumerate(t["docs"]) if "The little penguin counted" in d["text"]]
+            return json.dumps({"little_penguin": ans, "passage_id": ids})
+        return " ".join(ans) if isinstance(ans, list) else str(ans or "")
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update({"benchmark": "L-CiteEval (ZetangForward/L-CITEEVAL@6e49326)", "task": self.task,
+                  "data": self._source, "prompt_sha256": self._prompt_sha, "max_tokens": self.opts["max_tokens"]})
+        return d
+
+
+def _cls(task: str) -> type[LCiteEvalTask]:
+    kind = "rule-based citation P/R/F1" if task in RULE_TASKS else "NLI citation P/R/F1 (judge)"
+    return type(f"LCiteEval_{task}", (LCiteEvalTask,), {
+        "name": f"lciteeval/{task}", "task": task, "__module__": __name__,
+        "description": f"L-CiteEval {task}: {kind}, by length bucket"})
+
+
+def register(registry: Any) -> None:
+    for t in TASKS:
+        cls = _cls(t)
+        registry.add_task(cls.name, cls, cls.description)
+    registry.add_group("lciteeval", [f"lciteeval/{t}" for t in TASKS])

@@ -1,0 +1,95 @@
+"""L-CiteEval: rule-based niah / counting_stars scoring (hand-computed), length buckets, the 1-shot prompt
+layout, and `--backend gold` end to end on synthetic rows in the released schema (the prompt files are not
+shipped: the upstream repository has no license, so the test writes one in the documented schema)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evalsuite.metrics.citation import counting_stars_citation, niah_citation
+from evalsuite.tasks.lciteeval import gen_budget, length_bucket, make_item
+
+DOCS = [{"text": "filler one"}, {"text": "the needle is 7421 here"}, {"text": "filler two"}]
+
+
+@pytest.mark.parametrize("out,want", [
+    ("7421 [2]", (1.0, 1.0, 1.0)),
+    ("7421 [2][1]", (1.0, 0.5, 2 * 0.5 / 1.5)),
+    ("7421 [2][2]", (1.0, 0.5, 2 * 0.5 / 1.5)),        # duplicates kept, as upstream
+    ("7421 [1][3]", (0.0, 0.0, 0.0)),
+    ("7421\n[2]", (0.0, 0.0, 0.0)),                     # only the first line counts
+    ("7421 [1][3][4][2]", (0.0, 0.0, 0.0)),             # at most three citations
+])
+def test_niah_rule(out, want):
+    assert niah_citation(out, DOCS, "7421") == pytest.approx(want)
+
+
+def test_niah_answer_in_no_doc_scores_zero():
+    assert niah_citation("x [1]", DOCS, "nowhere") == (0.0, 0.0, 0.0)
+
+
+STAR_DOCS = [{"text": "a"}, {"text": "The little penguin counted 3 ★"}, {"text": "b"},
+             {"text": "The little penguin counted 5 ★"}]
+
+
+@pytest.mark.parametrize("out,want", [
+    ('{"little_penguin": [3, 5], "passage_id": [2, 4]}', (1.0, 1.0, 1.0)),
+    ('Answer: {"little_penguin": [3], "passage_id": [2, 2, 1]} done', (0.5, 0.5, 0.5)),
+    ('{"little_penguin": [3]}', (0.0, 0.0, 0.0)),
+    ('no json here', (0.0, 0.0, 0.0)),
+    ('{"passage_id": ["2"]}', (0.0, 0.0, 0.0)),           # strings do not match ids, as upstream
+])
+def test_counting_stars_rule(out, want):
+    assert counting_stars_citation(out, STAR_DOCS) == pytest.approx(want)
+
+
+def test_buckets_and_budgets():
+    assert length_bucket("hotpotqa", 7999, "l-citeeval") == 8000
+    assert length_bucket("hotpotqa", 8000, "l-citeeval") == 16000
+    assert length_bucket("multi_news", 45000, "l-citeeval") == 40000
+    assert length_bucket("hotpotqa", 50000, "l-citeeval") is None
+    assert length_bucket("hotpotqa", 20000, "length") == 32000
+    assert (gen_budget("hotpotqa"), gen_budget("niah"), gen_budget("narrativeqa"), gen_budget("gov_report")) == \
+        (200, 128, 800, 800)
+
+
+PROMPT = {"instruction": "Cite passages like [1][2].", "demo_sep": "\n\n",
+          "demo_prompt": "{D}\n\n{INST}\n\nQuestion: {Q}\nAnswer: {A}", "doc_prompt": "Passage [{ID}]: {P}\n",
+          "demos": [{"question": "dq", "answer": "da [1]", "docs": ["demo chunk"]}]}
+
+
+def test_prompt_layout():
+    assert make_item(PROMPT["demos"][0], PROMPT["demo_prompt"], PROMPT["doc_prompt"], "I", False) == \
+        "Passage [1]: demo chunk\n\n\nI\n\nQuestion: dq\nAnswer:da [1]"
+    assert make_item({"question": "q", "docs": ["c1", "c2"]}, PROMPT["demo_prompt"], PROMPT["doc_prompt"], "I",
+                     True) == "Passage [1]: c1\nPassage [2]: c2\n\n\nI\n\nQuestion: q\nAnswer:"
+
+
+@pytest.mark.parametrize("task", ["niah", "counting_stars"])
+def test_gold_backend_rule_tasks_score_100(cli, tmp_path, task):
+    (tmp_path / "prompt.json").write_text(json.dumps(PROMPT))
+    if task == "niah":
+        rows = [{"id": 1, "question": "What is the number?", "answer": "7421",
+                 "docs": ["x", "the needle is 7421", "y"], "length": 9000},
+                {"id": 2, "question": "What is the number?", "answer": "55", "docs": ["55 here", "z"], "length": 100}]
+    else:
+        rows = [{"id": 1, "question": "count", "answer": [3, 5], "length": 9000,
+                 "docs": ["a", "The little penguin counted 3 ★", "The little penguin counted 5 ★"]}]
+    (tmp_path / "data.json").write_text(json.dumps(rows))
+    r = cli("run", "--tasks", f"lciteeval/{task}", "--backend", "gold", "-T", "data_file=data.json",
+            "-T", "prompt_file=prompt.json", "--run-id", "r")
+    assert r.returncode == 0, r.stderr
+    scores = json.loads((tmp_path / "results" / "r" / "lciteeval" / task / "scores.json").read_text())
+    vals = {m["name"]: m for m in scores["metrics"]}
+    assert vals["citation_f1_mean"]["value"] == pytest.approx(100.0)
+    assert vals["citation_rec"]["value"] == pytest.approx(100.0)
+    assert set(vals["citation_prec"]["details"]["by_length_bucket"]) == \
+        ({"16000", "8000"} if task == "niah" else {"16000"})
+
+
+def test_missing_prompt_file_names_the_option(cli, tmp_path):
+    (tmp_path / "data.json").write_text(json.dumps([{"id": 1, "question": "q", "answer": "a", "docs": ["a"]}]))
+    r = cli("run", "--tasks", "lciteeval/hotpotqa", "--backend", "gold", "-T", "data_file=data.json")
+    assert r.returncode != 0 and "prompt_file" in r.stderr
