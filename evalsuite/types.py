@@ -153,7 +153,24 @@ class Request:
         payload = {"prompt": self.prompt_payload(), "chat": self.use_chat_template}
         if self.prompt_ids is not None:
             payload["ids"] = list(self.prompt_ids)
+        images = self._local_image_hashes()
+        if images:
+            # The bytes, not just the path: an image replaced in place must not reuse old answers.
+            payload["image_sha256"] = images
         return sha256_text(canonical_json(payload))
+
+    def _local_image_hashes(self) -> list[str]:
+        if isinstance(self.prompt, str):
+            return []
+        out = []
+        for m in self.prompt:
+            if isinstance(m.content, str):
+                continue
+            for part in m.content:
+                ref = part.image if part.type == "image" else None
+                if ref and not ref.startswith(("data:", "http://", "https://")):
+                    out.append(_file_sha256(ref))
+        return out
 
     def prompt_chars(self) -> int:
         if isinstance(self.prompt, str):
@@ -249,3 +266,26 @@ __all__ = [
 def as_messages(items: Sequence[Mapping[str, Any]]) -> tuple[Message, ...]:
     """Build a message tuple from ``[{"role": ..., "content": ...}]`` dicts."""
     return tuple(Message.from_dict(m) for m in items)
+
+
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(path: str) -> str:
+    """sha256 of a local file (cached by path, size and mtime); "missing" when it cannot be read (the
+    backend then reports the request as failed)."""
+    import hashlib
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _FILE_HASHES[key] = h.hexdigest()
+    return _FILE_HASHES[key]

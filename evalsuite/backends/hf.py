@@ -202,6 +202,21 @@ class HFTokenizer:
         }
 
 
+def _is_vision_language(source: str, common: dict[str, Any]) -> bool:
+    """A model with a vision tower (``vision_config`` in its config) and a saved processor."""
+    try:
+        from transformers import AutoConfig
+        cfg = AutoConfig.from_pretrained(source, **common)
+    except Exception:
+        return False
+    if getattr(cfg, "vision_config", None) is None:
+        return False
+    folder = Path(source)
+    if folder.is_dir():
+        return any((folder / n).is_file() for n in ("processor_config.json", "preprocessor_config.json"))
+    return True
+
+
 def _has_images(req: Request) -> bool:
     return any(not isinstance(m.content, str) and any(p.type == "image" for p in m.content)
                for m in req.messages()) if req.is_chat else False
@@ -361,8 +376,16 @@ class HFBackend(BaseBackend):
         # CLI's own progress display for a step that takes seconds.
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
+        self.processor = None
+        vision = _is_vision_language(source, common)
         try:
-            model = AutoModelForCausalLM.from_pretrained(source, **model_kw)
+            if vision:
+                # a vision-language model: its processor turns images + text into model inputs
+                from transformers import AutoModelForImageTextToText, AutoProcessor
+                model = AutoModelForImageTextToText.from_pretrained(source, **model_kw)
+                self.processor = AutoProcessor.from_pretrained(source, **common)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(source, **model_kw)
         except Exception as exc:
             raise UserError(f"backend {self.kind}: cannot load model {self.model_name!r}: "
                             f"{type(exc).__name__}: {exc}") from None
@@ -430,7 +453,11 @@ class HFBackend(BaseBackend):
         for i, req in enumerate(requests):
             try:
                 if _has_images(req):
-                    raise UserError("image inputs are not supported by this text-only backend")
+                    if getattr(self, "processor", None) is None:
+                        raise UserError("image inputs are not supported by this text-only backend (the model "
+                                        "has no image processor; a task's caption-only/text mode avoids images)")
+                    out[i] = self._generate_with_images(req)
+                    continue
                 ids = request_ids(self.tokenizer, req)
             except Exception as exc:
                 out[i] = Generation.failed(f"building the prompt failed: {type(exc).__name__}: {exc}")
@@ -533,6 +560,39 @@ class HFBackend(BaseBackend):
                                       completion_tokens=n, latency_s=elapsed)))
         return out
 
+    def _generate_with_images(self, req: Request) -> Generation:
+        """One request with image parts through the model's processor (unbatched; greedy or seeded)."""
+        from ..multimodal import load_image, processor_messages
+
+        torch = self._torch
+        t0 = time.perf_counter()
+        try:
+            msgs, refs = processor_messages(req.messages())
+            images = [load_image(r) for r in refs]
+            prefill = req.messages()[-1].role == "assistant"
+            text = self.processor.apply_chat_template(msgs, add_generation_prompt=not prefill,
+                                                      continue_final_message=prefill, tokenize=False)
+            inputs = self.processor(text=[text], images=images, return_tensors="pt").to(self.model.device)
+        except Exception as exc:
+            return Generation.failed(f"building the prompt failed: {type(exc).__name__}: {exc}")
+        width = int(inputs["input_ids"].shape[1])
+        cap = req.params.max_tokens
+        stopping = None
+        if any(req.params.stop):
+            from transformers import StoppingCriteriaList
+            stopping = StoppingCriteriaList([_stop_criteria(self.tokenizer.tok, req.params.stop, width)])
+        if req.params.temperature > 0:
+            torch.manual_seed(req.params.seed)
+        with torch.inference_mode():
+            res = self.model.generate(**inputs, generation_config=self._generation_config(req.params, cap),
+                                      stopping_criteria=stopping)
+        row = res.sequences[0, width:].tolist()
+        text_out, reason, n = finish_row(row, eos_ids=self.eos_ids, pad_id=self.pad_id, cap=cap,
+                                         stop=req.params.stop,
+                                         decode=lambda ids: self.tokenizer.tok.decode(list(ids), skip_special_tokens=True))
+        return Generation(text=text_out, finish_reason=reason, prompt_tokens=width, completion_tokens=n,
+                          latency_s=time.perf_counter() - t0)
+
     # -- reporting ------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         import torch
@@ -557,6 +617,8 @@ class HFBackend(BaseBackend):
             "load_s": round(self.load_s, 3),
         }
         d.update(self.tokenizer.describe())
+        if getattr(self, "processor", None) is not None:
+            d["processor"] = type(self.processor).__name__
         return d
 
     def close(self) -> None:

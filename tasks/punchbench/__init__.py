@@ -1,0 +1,43 @@
+"""PunchBench (OuyangKun10/PunchBench, ACL 2025): does an image–caption pair carry a punchline, and why.
+
+``register(registry)`` adds ``punchbench/<format>/<caption variant>`` for the six formats
+(``perception_yes_no``, ``perception_matching``, ``perception_multi_option``, ``reasoning_yes_no``,
+``reasoning_matching``, ``reasoning_generation``) and the three caption variants (``original``,
+``synonymous``, ``antonymous``): 18 tasks, with the groups ``punchbench``, ``punchbench/<layer>`` and
+``punchbench/<variant>``. Data: ``-T data_dir=<folder>`` (the schema we assume and the ``field_map``
+option are in tasks/punchbench/README.md). Importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._task import FORMATS, LAYERS, VARIANTS, PunchBenchTask
+
+__all__ = ["PunchBenchTask", "register", "task_class", "task_names"]
+
+
+def task_class(fmt: str, variant: str) -> type[PunchBenchTask]:
+    if fmt not in FORMATS or variant not in VARIANTS:
+        raise KeyError(f"no PunchBench task {fmt}/{variant}")
+    layer = FORMATS[fmt][0]
+    desc = f"PunchBench {layer} {fmt.split('_', 1)[1].replace('_', ' ')} ({variant} captions)"
+    return type(f"PunchBench_{fmt}_{variant}", (PunchBenchTask,),
+                {"name": f"punchbench/{fmt}/{variant}", "fmt": fmt, "variant": variant, "description": desc,
+                 "__module__": PunchBenchTask.__module__})
+
+
+def task_names() -> list[str]:
+    return [f"punchbench/{f}/{v}" for f in FORMATS for v in VARIANTS]
+
+
+def register(registry: Any) -> None:
+    for f in FORMATS:
+        for v in VARIANTS:
+            cls = task_class(f, v)
+            registry.add_task(cls.name, cls, cls.description)
+    registry.add_group("punchbench", task_names())
+    for layer in LAYERS:
+        registry.add_group(f"punchbench/{layer}", [n for n in task_names() if n.split("/")[1].startswith(layer)])
+    for v in VARIANTS:
+        registry.add_group(f"punchbench/{v}", [n for n in task_names() if n.endswith("/" + v)])
