@@ -162,8 +162,11 @@ def test_prompts_fit_within_1_percent_or_one_unit_at_4k_and_16k(gold_run, smollm
 @pytest.mark.slow
 @needs_essays
 def test_prompts_fit_at_64k_with_the_embedded_tokenizer(registry, smollm2_tokenizer_dir, qa_files):
+    """Every family and haystack kind at 64K (all 13 tasks are checked at 4K and 16K above; the five
+    niah configurations left out here share the essay or needle path of the ones kept, and each costs
+    about 9 s at this length)."""
     tok = load_tokenizer(smollm2_tokenizer_dir)
-    for name in ALL_13:
+    for name in ["niah_single_1", "niah_single_3", "niah_multikey_2", "vt", "cwe", "fwe", "qa_1", "qa_2"]:
         extra = {"fill": "true"} if name == "fwe" else {}
         task = make(registry, tok, f"ruler/{name}", length=65536, num_samples=1, data_file=str(ESSAY_JSON),
                     **qa_opts(name, qa_files), **extra)

@@ -255,6 +255,17 @@ def create_env(env_dir: Path | str | None = None, torch_spec: str = DEFAULT_TORC
     CUDA index through ``PIP_EXTRA_INDEX_URL`` for a GPU machine.
     """
     env_dir = Path(env_dir).expanduser() if env_dir else default_env_dir()
+    env_dir.parent.mkdir(parents=True, exist_ok=True)
+    # One builder at a time: a second caller (another process, a test run while CI pre-builds the
+    # environment) waits here and then finds it made.
+    import fcntl
+
+    with open(env_dir.with_name(env_dir.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _create_env_locked(env_dir, torch_spec, python, quiet)
+
+
+def _create_env_locked(env_dir: Path, torch_spec: str, python: str | None, quiet: bool) -> Path:
     py = env_python(env_dir)
     marker = env_dir / ".evalsuite-comet-env.json"
     spec = {"torch": torch_spec, "requirements": list(COMET_REQUIREMENTS)}
@@ -267,7 +278,6 @@ def create_env(env_dir: Path | str | None = None, torch_spec: str = DEFAULT_TORC
         except ValueError:
             pass
     base = python or getattr(sys, "_base_executable", None) or sys.executable
-    env_dir.parent.mkdir(parents=True, exist_ok=True)
     out = subprocess.DEVNULL if quiet else None
     if not py.exists():
         subprocess.run([base, "-m", "venv", str(env_dir)], check=True, stdout=out)
