@@ -278,14 +278,16 @@ def _create_env_locked(env_dir: Path, torch_spec: str, python: str | None, quiet
         except ValueError:
             pass
     base = python or getattr(sys, "_base_executable", None) or sys.executable
+    # The environment's pip must see only its own packages (not a PYTHONPATH checkout of evalsuite).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.DEVNULL if quiet else None
     if not py.exists():
-        subprocess.run([base, "-m", "venv", str(env_dir)], check=True, stdout=out)
+        subprocess.run([base, "-m", "venv", str(env_dir)], check=True, stdout=out, env=env)
     pip = [str(py), "-m", "pip", "install", "--disable-pip-version-check"] + (["-q"] if quiet else [])
-    subprocess.run(pip + [torch_spec], check=True, stdout=out)
+    subprocess.run(pip + [torch_spec], check=True, stdout=out, env=env)
     # torch stays as installed: its pin is repeated so pip never up- or downgrades it
-    subprocess.run(pip + [torch_spec, *COMET_REQUIREMENTS], check=True, stdout=out)
-    if subprocess.run([str(py), "-c", "import comet, torch"], capture_output=True).returncode != 0:
+    subprocess.run(pip + [torch_spec, *COMET_REQUIREMENTS], check=True, stdout=out, env=env)
+    if subprocess.run([str(py), "-c", "import comet, torch"], capture_output=True, env=env).returncode != 0:
         raise UserError(f"the COMET environment {env_dir} was built but `import comet` fails in it")
     marker.write_text(json.dumps(spec))
     return py
