@@ -514,6 +514,7 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
     n_planned = len(json.loads(plan_path.read_text())["keys"]) if plan_path.exists() else len(rows)
     metrics_out = []
     per_sample_values: dict[str, tuple[float, ...] | None] = {}
+    per_sample_stats: dict[str, tuple[Any, ...]] = {}
     skipped: list[dict[str, str]] = []
     judges: dict[str, Any] = {}
     for metric in task.metrics():
@@ -544,6 +545,8 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
             # Corpus-level metrics (BLEU, chrF) have no per-sample values; their own bootstrap CI (over
             # per-segment statistics) is the run's CI.
             entry["ci95"] = list(res.details["ci95"])
+        if res.per_sample_stats is not None and len(res.per_sample_stats) == len(records):
+            per_sample_stats[res.name] = res.per_sample_stats
         if res.details:
             entry["details"] = dict(res.details)
         metrics_out.append(entry)
@@ -571,6 +574,7 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
             "error": rec.generation.error,
             "metrics": {m: (v[i] if v is not None else None) for m, v in per_sample_values.items()},
             "metadata": dict(rec.sample.metadata),
+            **({"stats": {m: list(v[i]) for m, v in per_sample_stats.items()}} if per_sample_stats else {}),
         })
     store.write_scores(name, scores, per_sample)
     return scores

@@ -255,6 +255,9 @@ class MetricResult:
     per_sample: tuple[float, ...] | None = None
     higher_is_better: bool = True
     details: Mapping[str, Any] = field(default_factory=dict)
+    per_sample_stats: tuple[Any, ...] | None = None
+    """Corpus metrics without per-sample values (BLEU, chrF): each sample's sufficient statistics, kept in
+    per_sample.jsonl so ``compare`` can bootstrap the corpus score over paired samples."""
 
 
 __all__ = [

@@ -309,3 +309,33 @@ def test_ragtrans_clean_translation():
     assert clean_translation("Translation: “他来了。”") == "他来了。"
     assert clean_translation("译文：他来了。\n\n解释：……") == "他来了。"
     assert clean_translation("“他说”和“她说”") == "“他说”和“她说”"
+
+
+def test_compare_bootstraps_bleu_and_chrf_over_paired_segments(cli, tmp_path):
+    """BLEU/chrF have no per-sample values; their per-segment statistics are kept in per_sample.jsonl and
+    `evalsuite compare` bootstraps the corpus score over the shared samples."""
+    rows = _rows(8)
+    outs = [r["zh"] if i % 2 else r["zh"][: len(r["zh"]) // 2] for i, r in enumerate(rows)]
+    lines = [json.dumps({"task": "drt/direct", "index": i, "output": o}, ensure_ascii=False) for i, o in enumerate(outs)]
+    (tmp_path / "replay.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    common = ["--tasks", "drt/direct", "-T", f"data_file={DRT}", "--limit", "8", "--output", "res", "--no-progress"]
+    assert cli("run", *common, "--backend", "gold", "--run-id", "a").returncode == 0
+    r = cli("run", *common, "--backend", "replay", "-B", "file=replay.jsonl", "--run-id", "b")
+    assert r.returncode == 0, r.stderr
+    per = [json.loads(x) for x in (tmp_path / "res" / "b" / "drt" / "direct" / "per_sample.jsonl").read_text().splitlines()]
+    assert all(len(p["stats"]["bleu"]) == 10 for p in per)  # sacrebleu BLEU: lengths + 4 x (correct, total)
+    import sacrebleu
+
+    from evalsuite.metrics.sacrebleu_metrics import BLEU
+
+    expected = sacrebleu.corpus_bleu(outs, [[r["zh"] for r in rows]], tokenize="zh").score
+    assert BLEU.corpus_from_stats([p["stats"]["bleu"] for p in per]) == pytest.approx(expected, abs=1e-9)
+    r = cli("compare", "res/a", "res/b", "--json", "--allow-mismatch")
+    assert r.returncode == 0, r.stderr
+    rows_out = {x["metric"]: x for x in json.loads(r.stdout)["rows"]} if "rows" in json.loads(r.stdout) else None
+    assert rows_out is not None, r.stdout[:500]
+    for name in ("bleu", "chrf"):
+        row = rows_out[name]
+        assert row["test"] == "corpus_bootstrap" and row["n_shared"] == 8
+        assert row["delta"] < 0 and row["ci_low"] <= row["delta"] <= row["ci_high"]
+    assert rows_out["bleu"]["candidate"] == pytest.approx(expected, abs=1e-9)

@@ -191,7 +191,16 @@ class _SacreMetric:
                 details[f"by_{key.strip()}"] = self._breakdown(records, key.strip())
         self._last_signature = f"{self.name}|{sig}|evalsuite:{self.version}"
         return MetricResult(name=self.name, value=value, signature=self._last_signature, per_sample=None,
-                            higher_is_better=True, details=details)
+                            higher_is_better=True, details=details,
+                            per_sample_stats=tuple([float(x) if isinstance(x, float) else int(x) for x in row]
+                                                   for row in stats))
+
+    @classmethod
+    def corpus_from_stats(cls, stats: Sequence[Sequence[float]]) -> float:
+        """The corpus score from per-sample statistics (``compare``'s corpus bootstrap), with the metric's
+        default options (the tokenizer does not enter: the statistics are already counted)."""
+        metric = cls()._build("en")
+        return float(metric._aggregate_and_compute([list(s) for s in stats]).score)
 
     def _extra_details(self, metric: Any, stats: Any) -> dict[str, Any]:
         return {}
