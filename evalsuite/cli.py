@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--log-prompts", action="store_true", help="also store full prompts (large)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
+    r.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="data parallel: N Ray actors, each holding a warm backend, pull requests from one "
+                        "queue (needs `pip install 'evalsuite[ray]'`; see docs/ray.md)")
+    r.add_argument("--ray-address", metavar="ADDR",
+                   help="join an existing Ray cluster (e.g. auto or ray://head:10001) instead of a local one")
+    r.add_argument("--shard", metavar="I/N",
+                   help="generate only the I-th of N interleaved slices of every task (0-based); combine "
+                        "the N shard runs with `evalsuite merge`")
     _add_judge_args(r)
 
     ls = sub.add_parser("list", help="list registered tasks, backends or metrics")
@@ -194,7 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="worker processes for heatmaps and sample pages (default 0: one per CPU, at most 8); "
                           "the output is the same for any N")
 
-    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb):
+    mg = sub.add_parser("merge", help="combine the shard runs of one evaluation (run --shard i/n) into one run",
+                        description="Check that the shard runs belong together (same backend, tasks, options, "
+                                    "prompts and full plan; every shard once), concatenate their logs into a new "
+                                    "run and score it: the result equals the unsharded run.")
+    mg.add_argument("shards", nargs="+", help="shard run folders (results/<run-id>) or run ids")
+    mg.add_argument("--run-id", required=True, help="id of the merged run (a new folder under --output)")
+    mg.add_argument("--output", default="results", help="results root folder (default: results)")
+    mg.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
+
+    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb, mg):
         _add_env_defaults(sp)
     return p
 
@@ -202,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands --------------------------------------------------------------------------------------
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .runner import RunConfig, run
+    from .runner import RunConfig, parse_shard, run
 
     cfg = RunConfig(
         tasks=[t for t in args.tasks.split(",") if t.strip()],
@@ -213,6 +230,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens, progress=not args.no_progress and sys.stderr.isatty(),
         judge_backend=args.judge_backend, judge_model=args.judge_model, judge_options=dict(args.judge_args),
         command=["evalsuite", *sys.argv[1:]],
+        workers=args.workers, ray_address=args.ray_address,
+        shard=parse_shard(args.shard) if args.shard else None,
     )
     outcome = run(cfg)
     from .report import summaries_for
@@ -229,6 +248,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print_scores(outcome.scores, title=f"run {outcome.run_id}", summaries=summaries)
         print(f"results: {outcome.run_dir}  (generated {outcome.n_generated}, resumed {outcome.n_reused}, "
               f"{outcome.timings.get('total_s', 0):.1f}s)")
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import merge_shards
+    from .report import print_scores
+
+    store, scores = merge_shards(args.shards, args.output, args.run_id)
+    if args.json:
+        print(json.dumps({"run_id": store.run_id, "run_dir": str(store.dir), "scores": scores}, indent=2))
+    else:
+        print_scores(scores, title=f"merged run {store.run_id}")
+        missing = sum(s.get("n_missing", 0) for s in scores.values())
+        print(f"results: {store.dir}" + (f"  ({missing} planned samples have no answer yet: re-run the "
+                                          f"shard(s) that stopped early, then merge again)" if missing else ""))
     return 0
 
 
@@ -341,7 +375,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": _cmd_run, "list": _cmd_list, "score": _cmd_score, "score-file": _cmd_score_file,
-            "show": _cmd_show, "compare": _cmd_compare, "gate": _cmd_gate, "leaderboard": _cmd_leaderboard}
+            "show": _cmd_show, "compare": _cmd_compare, "gate": _cmd_gate, "leaderboard": _cmd_leaderboard,
+            "merge": _cmd_merge}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,6 +55,13 @@ class RunConfig:
     judge_model: str | None = None
     judge_options: dict[str, str] = field(default_factory=dict)
     """``-J key=value``: judge generation parameters and judge backend options."""
+    workers: int = 1
+    """Data-parallel workers: N > 1 (or a ``ray_address``) runs N Ray actors, each holding a warm backend."""
+    ray_address: str | None = None
+    """Join this existing Ray cluster (``auto`` or ``ray://host:port``) instead of starting a local one."""
+    shard: tuple[int, int] | None = None
+    """``(i, n)``: plan everything, generate only the i-th of n interleaved slices of each task's samples
+    (``evalsuite merge`` combines the n shard runs into one)."""
 
     def judge_config(self) -> Any:
         from .judge import JudgeConfig
@@ -145,6 +152,12 @@ def _parse_sample_filter(entries: Sequence[str]) -> tuple[set[str], set[tuple[st
 
 def build_backend(registry: Registry, cfg: RunConfig) -> Any:
     name = cfg.backend or ("hf" if cfg.model else "embedded")
+    if cfg.workers > 1 or cfg.ray_address:
+        from .executors.ray_pool import RayPool
+
+        registry.backend(name)  # an unknown backend fails here, before Ray starts
+        return RayPool(name, cfg.model, dict(cfg.backend_options), workers=cfg.workers,
+                       address=cfg.ray_address)
     factory = registry.backend(name)
     return factory(model=cfg.model, **cfg.backend_options) if cfg.model is not None or name != "embedded" \
         else factory(**cfg.backend_options)
@@ -307,10 +320,18 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         tasks, items, entries = plan(registry, cfg, backend)
         timings["plan_s"] = time.perf_counter() - t1
 
+        all_keys = {name: [it.key for it in items if it.task == name] for name in tasks}
+        if cfg.shard is not None:
+            items = shard_items(items, *cfg.shard)
+
         run_id = cfg.run_id or default_run_id()
         store = ResultsStore(cfg.output, run_id)
         existing = store.read_manifest()
         _check_resumable(existing, backend.id, entries)
+        shard = {"index": cfg.shard[0], "count": cfg.shard[1]} if cfg.shard is not None else None
+        if existing and existing.get("shard") != shard:
+            raise UserError(f"run {run_id!r} was made with shard {existing.get('shard')}, not {shard}; "
+                            f"use a new --run-id")
         if judge_cfg is None and existing.get("judge"):
             from .judge import JudgeConfig
 
@@ -326,13 +347,17 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         })
         if judge_cfg is not None:
             manifest["judge"] = {**judge_cfg.to_dict(), "options": _redact_options(judge_cfg.options)}
+        if shard is not None:
+            manifest["shard"] = shard
         invocation = {"started": _now(), "command": cfg.command, "status": "running",
                       "limit": cfg.limit, "samples": cfg.samples, "max_tokens_override": cfg.max_tokens}
         manifest.setdefault("invocations", []).append(invocation)
         store.write_manifest(manifest)
         for name in tasks:
-            atomic_write_json(store.task_dir(name) / "plan.json",
-                              {"task": name, "keys": [it.key for it in items if it.task == name]})
+            plan_doc: dict[str, Any] = {"task": name, "keys": [it.key for it in items if it.task == name]}
+            if shard is not None:
+                plan_doc.update({"shard": shard, "all_keys": all_keys[name]})
+            atomic_write_json(store.task_dir(name) / "plan.json", plan_doc)
 
         bind = getattr(backend, "bind", None)
         if callable(bind):
@@ -361,6 +386,33 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             backend.close()
         if judge is not None:
             judge.close()
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with 0 <= i < n."""
+    try:
+        i_s, n_s = text.split("/")
+        i, n = int(i_s), int(n_s)
+    except ValueError:
+        raise UserError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def shard_items(items: Sequence[PlannedItem], index: int, count: int) -> list[PlannedItem]:
+    """The ``index``-th of ``count`` interleaved slices of every task's planned samples.
+
+    Interleaving (positions p with p % count == index) spreads a task's long and short items over the
+    shards; a sample's follow-up passes stay in the shard of its first pass."""
+    pos: dict[str, int] = {}
+    out = []
+    for it in items:
+        p = pos.get(it.task, 0)
+        pos[it.task] = p + 1
+        if p % count == index:
+            out.append(it)
+    return out
 
 
 def _follow_up(task: Any, item: PlannedItem, gen: Generation, backend_id: str,
@@ -511,7 +563,8 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
     rows = _rows_in_plan(store, name)
     records, extra = records_from_rows(task, rows)
     plan_path = store.task_dir(name) / "plan.json"
-    n_planned = len(json.loads(plan_path.read_text())["keys"]) if plan_path.exists() else len(rows)
+    plan_doc = json.loads(plan_path.read_text()) if plan_path.exists() else {}
+    n_planned = len(plan_doc["keys"]) if plan_doc else len(rows)
     metrics_out = []
     per_sample_values: dict[str, tuple[float, ...] | None] = {}
     per_sample_stats: dict[str, tuple[Any, ...]] = {}
@@ -562,6 +615,8 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
         "n_unterminated_think": sum("unterminated_think" in r.flags for r in records),
         "scored_at": _now(),
     }
+    if plan_doc.get("shard"):
+        scores["shard"] = plan_doc["shard"]
     if skipped:
         scores["skipped_metrics"] = skipped
     if judges:

@@ -1,0 +1,124 @@
+"""``evalsuite merge``: combine the shard runs of one evaluation (``run --shard i/n``) into one run.
+
+Every shard plans the whole evaluation and generates its own interleaved slice, recording the full
+plan (``plan.json`` ``all_keys``) and its place (``manifest.json`` ``shard``). Merging checks that the
+shards belong together (same backend identity, task versions, options and prompts, the same full plan,
+each index 0..n-1 exactly once), concatenates their logs (samples, prompts, judge verdicts) into a new
+run whose plan is the full one, and scores it along the same path as any run, so the merged scores
+equal those of the same evaluation run unsharded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import UserError
+from .store import PROMPTS, SAMPLES, ResultsStore, atomic_write_json
+
+_LOGS = (SAMPLES, PROMPTS, "judge.jsonl")
+_MUST_AGREE = ("version", "options", "prompts_sha256", "n_planned", "generation_params")
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _check(shards: Sequence[ResultsStore]) -> tuple[list[dict[str, Any]], int]:
+    manifests = [s.read_manifest() for s in shards]
+    for s, m in zip(shards, manifests):
+        if not m.get("shard"):
+            raise UserError(f"{s.dir} is not a shard run (made without --shard)")
+    counts = {m["shard"]["count"] for m in manifests}
+    if len(counts) != 1:
+        raise UserError(f"shards disagree on the shard count: {sorted(counts)}")
+    n = counts.pop()
+    seen: dict[int, str] = {}
+    for s, m in zip(shards, manifests):
+        i = m["shard"]["index"]
+        if i in seen:
+            raise UserError(f"shard {i}/{n} given twice: {seen[i]} and {s.dir}")
+        seen[i] = str(s.dir)
+    missing = sorted(set(range(n)) - set(seen))
+    if missing:
+        raise UserError(f"missing shard(s) {', '.join(f'{i}/{n}' for i in missing)}")
+    first = manifests[0]
+    for s, m in zip(shards[1:], manifests[1:]):
+        if m.get("backend", {}).get("id") != first.get("backend", {}).get("id"):
+            raise UserError(f"{s.dir} used backend {m.get('backend', {}).get('id')!r}, "
+                            f"{shards[0].dir} used {first.get('backend', {}).get('id')!r}")
+        if set(m.get("tasks", {})) != set(first.get("tasks", {})):
+            raise UserError(f"{s.dir} ran tasks {sorted(m.get('tasks', {}))}, "
+                            f"{shards[0].dir} ran {sorted(first.get('tasks', {}))}")
+        for name, entry in m.get("tasks", {}).items():
+            for field in _MUST_AGREE:
+                if entry.get(field) != first["tasks"][name].get(field):
+                    raise UserError(f"{name}: shards disagree on {field} ({s.dir} vs {shards[0].dir})")
+        if m.get("judge") != first.get("judge"):
+            raise UserError(f"{s.dir} and {shards[0].dir} used different judges")
+    return manifests, n
+
+
+def merge_shards(paths: Sequence[str], output: str, run_id: str) -> tuple[ResultsStore, dict[str, Any]]:
+    """Merge shard runs into ``<output>/<run_id>`` and score it. Returns (store, scores by task)."""
+    from .runner import rescore
+
+    if len(paths) < 1:
+        raise UserError("merge: give the shard runs")
+    shards = [ResultsStore.open_existing(p) for p in paths]
+    manifests, n = _check(shards)
+    order = sorted(range(len(shards)), key=lambda k: manifests[k]["shard"]["index"])
+    shards = [shards[k] for k in order]
+    manifests = [manifests[k] for k in order]
+
+    out = ResultsStore(output, run_id)
+    if out.exists:
+        raise UserError(f"{out.dir} exists; merge writes a new run (choose another --run-id)")
+    out.dir.mkdir(parents=True, exist_ok=False)
+    try:
+        for name in manifests[0]["tasks"]:
+            plans = []
+            for s in shards:
+                plan_path = s.task_dir(name) / "plan.json"
+                if not plan_path.exists():
+                    raise UserError(f"{s.dir}: no plan for {name} (the shard never started generating)")
+                plans.append(json.loads(plan_path.read_text()))
+            full = plans[0].get("all_keys")
+            if any(p.get("all_keys") != full for p in plans):
+                raise UserError(f"{name}: shards planned different requests (data or prompts changed "
+                                f"between shards)")
+            union = [k for p in plans for k in p["keys"]]
+            if sorted(union) != sorted(full) or len(set(union)) != len(union):
+                raise UserError(f"{name}: shard plans do not partition the full plan")
+            d = out.task_dir(name)
+            d.mkdir(parents=True, exist_ok=True)
+            for log in _LOGS:
+                parts = [s.task_dir(name) / log for s in shards if (s.task_dir(name) / log).exists()]
+                if not parts:
+                    continue
+                with open(d / log, "wb") as dst:
+                    for part in parts:
+                        data = part.read_bytes()
+                        # a torn last line (crash mid-write) is dropped, as when the log is read
+                        if data and not data.endswith(b"\n"):
+                            data = data[:data.rfind(b"\n") + 1]
+                        dst.write(data)
+            atomic_write_json(d / "plan.json", {"task": name, "keys": full})
+
+        manifest = {k: v for k, v in manifests[0].items() if k not in {"shard", "invocations", "run_id"}}
+        manifest.update({
+            "run_id": run_id, "created": _now(), "updated": _now(),
+            "merged_from": [{"run_id": m.get("run_id"), "dir": str(s.dir), "shard": m["shard"],
+                             "invocations": m.get("invocations", [])} for s, m in zip(shards, manifests)],
+            "invocations": [{"started": _now(), "command": "merge", "status": "complete", "shards": n}],
+        })
+        out.write_manifest(manifest)
+        scores = rescore(out)
+    except BaseException:
+        shutil.rmtree(out.dir, ignore_errors=True)
+        raise
+    return out, scores
