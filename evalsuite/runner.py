@@ -366,6 +366,11 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         t2 = time.perf_counter()
         n_generated, n_reused = _generate(store, backend, tasks, items, cfg, on_generation)
         timings["generate_s"] = time.perf_counter() - t2
+        backend_timings = getattr(backend, "timings", None)
+        if callable(backend_timings):
+            # per-phase figures a backend measures itself (engine load, prefill/decode throughput,
+            # prefix-cache hit rate), recorded with this invocation
+            invocation["backend_timings"] = backend_timings()
 
         t3 = time.perf_counter()
         if judge_cfg is not None:
