@@ -233,10 +233,10 @@ class JudgeProvider:
 
     def backend(self) -> Any:
         if self._backend is None:
-            factory = self.registry.backend(self.config.backend)
-            opts = self.config.backend_options()
-            self._backend = factory(model=self.config.model, **opts) if self.config.model is not None \
-                or self.config.backend != "embedded" else factory(**opts)
+            from .backends import construct_backend
+
+            self._backend = construct_backend(self.registry.backend(self.config.backend), self.config.backend,
+                                              self.config.model, self.config.backend_options())
         return self._backend
 
     def for_task(self, task_dir: Path, task: str) -> Judge:

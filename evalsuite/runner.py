@@ -158,9 +158,9 @@ def build_backend(registry: Registry, cfg: RunConfig) -> Any:
         registry.backend(name)  # an unknown backend fails here, before Ray starts
         return RayPool(name, cfg.model, dict(cfg.backend_options), workers=cfg.workers,
                        address=cfg.ray_address)
-    factory = registry.backend(name)
-    return factory(model=cfg.model, **cfg.backend_options) if cfg.model is not None or name != "embedded" \
-        else factory(**cfg.backend_options)
+    from .backends import construct_backend
+
+    return construct_backend(registry.backend(name), name, cfg.model, cfg.backend_options)
 
 
 def _row_for(item: PlannedItem, gen: Generation, backend_id: str, next_key: str | None) -> dict[str, Any]:

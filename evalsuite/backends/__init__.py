@@ -51,6 +51,20 @@ def parse_options(name: str, spec: Mapping[str, tuple[Callable[[str], Any], Any]
     return out
 
 
+def construct_backend(factory: Callable[..., Any], name: str, model: str | None,
+                      options: Mapping[str, Any]) -> Any:
+    """Build a backend the one way the runner, the judge and Ray workers all do.
+
+    ``--model`` goes in as ``model=`` unless the backend has an option of its own named ``model``
+    (lmeval: ``-B model=<lm-eval model name>``); then it goes positionally. The embedded backend takes
+    no ``model`` at all when none is given."""
+    if "model" in options:
+        return factory(model, **options)
+    if model is not None or name != "embedded":
+        return factory(model=model, **options)
+    return factory(**options)
+
+
 class BaseBackend:
     """Defaults for the optional parts of the protocol."""
 
