@@ -1,16 +1,18 @@
 """LongGenBench by Liu et al. (EMNLP Findings 2024; repo Dominic789654/LongGenBench@9845864): K questions
 answered in one long output.
 
-``register(registry)`` adds ``longgenbench_liu/gsm8k`` and ``longgenbench_liu/mmlu`` (one sample per batch of
-K questions; the sample's index is its batch index) and the single-question baselines
-``longgenbench_liu/gsm8k_baseline`` and ``longgenbench_liu/mmlu_baseline`` over the same questions. Running a
-task with its baseline adds the drop (LongGenBench - baseline) to the run's summary.
+``register(registry)`` adds ``longgenbench_liu/gsm8k``, ``longgenbench_liu/mmlu`` and ``longgenbench_liu/csqa``
+(one sample per batch of K questions; the sample's index is its batch index) and the single-question baselines
+``longgenbench_liu/<kind>_baseline`` over the same questions. Running a task with its baseline adds the drop
+(LongGenBench - baseline) to the run's summary.
 
 Prompts (byte-exact data files, see SOURCE.md): system prompt ``gsm8k_system.txt`` / ``mmlu_system.txt``
 (``{}`` = the subject with each word preceded by a space, so the text reads "about  abstract algebra"); user
 message ``Examples: \\n`` + the exemplar block + ``Following Question: \\n`` + the real questions numbered on
 after the exemplars, laid out as each script does. Greedy, max_tokens 4096 (MMLU seed 42).
-CommonsenseQA is not implemented (no upstream prompt or code exists for it).
+CommonsenseQA has no upstream code or prompt: its request is ours, built in the MMLU layout from the 7 CoT
+exemplars of Wei et al. (2022) as shipped by shizhediao/active-prompt (``csqa_cot_prompts.json``, byte-exact)
+and the GSM8K system prompt (the one without a subject); see the README.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from evalsuite.errors import UserError
 from evalsuite.task import BaseTask, Option
 from evalsuite.types import GenParams, Message, MetricResult, Record, Request, Sample, sha256_text
 
-from ._extract import gsm8k_gold_official, official_score, robust_answers, robust_correct, robust_score
+from ._extract import LETTERS, gsm8k_gold_official, official_score, robust_answers, robust_correct, robust_score
 
 HERE = Path(__file__).resolve().parent
 GSM8K_EXEMPLARS = HERE / "gsm8k_LongGenBench_prompt.txt"
 MMLU_EXEMPLARS = HERE / "mmlu_LongGenBench_prompt.json"
 GSM8K_SYSTEM = HERE / "gsm8k_system.txt"
 MMLU_SYSTEM = HERE / "mmlu_system.txt"
+CSQA_EXEMPLARS = HERE / "csqa_cot_prompts.json"
 CHOICES = "ABCD"
 
 MMLU_SUBJECTS = (
@@ -50,9 +53,12 @@ MMLU_SUBJECTS = (
     "sociology us_foreign_policy virology world_religions").split()
 """The repo's subject order (alphabetical), which is also the batch order."""
 
-DEFAULTS = {"gsm8k": (30, 20), "mmlu": (30, 57)}
-"""(K, T): the paper's open-model settings; MMLU T = every subject (the paper's 52-subject list is not
-published), one batch (the first K questions) per subject as the repo does."""
+DEFAULTS = {"gsm8k": (30, 20), "mmlu": (30, 57), "csqa": (40, 20)}
+"""(K, T): the paper's open-model settings (Table 2); MMLU T = every subject (the paper's 52-subject list is
+not published), one batch (the first K questions) per subject as the repo does. CSQA: the first K x T = 800
+of the 1,221 dev questions in file order."""
+
+CSQA_HUB = "tau/commonsense_qa"
 
 
 def _positive(v: str) -> int:
@@ -125,6 +131,50 @@ def _gsm8k_question(i: int, row: Mapping[str, Any]) -> Question:
     return Question(i, str(row["question"]), gsm8k_gold_official(sol), robust)
 
 
+def _csqa_rows(task: str, data_dir: str | None, data_file: str | None) -> tuple[list[dict[str, Any]], dict]:
+    src = resolve(task, data_dir, data_file, CSQA_HUB, ("*.jsonl",))
+    if src.kind == "file":
+        path = src.path
+    elif src.kind == "dir":
+        cands = sorted(src.path.rglob("dev_rand_split.jsonl")) or sorted(src.path.rglob("*.jsonl"))
+        if len(cands) != 1:
+            raise UserError(f"{task}: {src.path} holds {len(cands)} JSONL files; pass "
+                            "-T data_file=<dev_rand_split.jsonl>")
+        path = cands[0]
+    else:
+        try:
+            import datasets
+        except ImportError:
+            raise UserError(f"{task}: pass -T data_file=<CommonsenseQA dev_rand_split.jsonl> (the `datasets` "
+                            "package is not installed)") from None
+        rows = [dict(r) for r in datasets.load_dataset(CSQA_HUB, split="validation")]
+        return rows, {"kind": "hub", "hub_id": CSQA_HUB, "split": "validation"}
+    return list(read_jsonl(path)), {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+
+
+def csqa_question_text(stem: str, choices: Sequence[tuple[str, str]]) -> str:
+    """``<stem> Answer Choices: (A) x (B) y ...``, the layout of the CoT exemplars."""
+    return stem + " Answer Choices: " + " ".join(f"({label}) {text}" for label, text in choices)
+
+
+def _csqa_question(i: int, row: Mapping[str, Any], task: str) -> Question:
+    """A row in the official jsonl schema (``question: {stem, choices: [{label, text}]}``) or the hub's
+    (``question`` a string, ``choices: {label: [...], text: [...]}``)."""
+    try:
+        q = row["question"]
+        if isinstance(q, Mapping):
+            stem, choices = q["stem"], [(c["label"], c["text"]) for c in q["choices"]]
+        else:
+            stem, choices = q, list(zip(row["choices"]["label"], row["choices"]["text"]))
+        gold = str(row["answerKey"]).strip()
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{task}: row {i} is not a CommonsenseQA record (missing {exc})") from None
+    if gold not in tuple(LETTERS["csqa"]):
+        raise UserError(f"{task}: row {i} has answerKey {gold!r}; the dev/validation split with answers A-E "
+                        "is needed (test labels are private)")
+    return Question(i, csqa_question_text(str(stem), [(str(a), str(b)) for a, b in choices]), gold, gold)
+
+
 # -- exemplars -----------------------------------------------------------------------------------------
 
 _EXEMPLAR_HEAD = re.compile(r"(Question|Answer)_(\d+): ?\n")
@@ -147,10 +197,24 @@ def mmlu_exemplar_pairs(prompt: str) -> list[tuple[str, str]]:
     return out
 
 
-def mmlu_exemplar_block(prompt: str) -> str:
-    pairs = mmlu_exemplar_pairs(prompt)
+def csqa_exemplar_pairs(text: str) -> list[tuple[str, str]]:
+    """The 7 exemplars of ``csqa_cot_prompts.json``: question = the ``question`` field without its ``Q: `` and
+    ``\nA:``; answer = ``<rationale> So the answer is (<pred_ans>).`` (Wei et al.'s wording)."""
+    out = []
+    for e in json.loads(text)["prompt"]:
+        q = e["question"].removeprefix("Q: ").removesuffix("\nA:")
+        out.append((q, f"{e['rationale']} So the answer is ({e['pred_ans']})."))
+    return out
+
+
+def exemplar_block(pairs: Sequence[tuple[str, str]]) -> str:
+    """All exemplar questions (``Question_<n>:``), then all answers (``Answer_<n>:``), blank-line separated."""
     return "".join(f"Question_{i + 1}:\n{q}\n\n" for i, (q, _) in enumerate(pairs)) + \
         "".join(f"Answer_{i + 1}:\n{a}\n\n" for i, (_, a) in enumerate(pairs))
+
+
+def mmlu_exemplar_block(prompt: str) -> str:
+    return exemplar_block(mmlu_exemplar_pairs(prompt))
 
 
 # -- tasks -----------------------------------------------------------------------------------------
@@ -170,8 +234,8 @@ class _LiuBase(BaseTask):
 
     @property
     def first(self) -> int:
-        """The number of the first real question (after the exemplars): 9 for GSM8K, 6 for MMLU."""
-        return 9 if self.kind == "gsm8k" else 6
+        """The number of the first real question (after the exemplars): 9 for GSM8K, 6 for MMLU, 8 for CSQA."""
+        return {"gsm8k": 9, "mmlu": 6, "csqa": 8}[self.kind]
 
     def batches(self) -> list[tuple[str | None, list[Question]]]:
         """``[(subject, questions in prompt order)]``, one entry per batch."""
@@ -180,6 +244,10 @@ class _LiuBase(BaseTask):
         if self.kind == "gsm8k":
             rows, self._source = _gsm8k_rows(self.name, self.opts["data_dir"], self.opts["data_file"])
             qs = [_gsm8k_question(i, r) for i, r in enumerate(rows[:k * t])]
+            out = [(None, qs[s:s + k]) for s in range(0, len(qs), k)]
+        elif self.kind == "csqa":
+            rows, self._source = _csqa_rows(self.name, self.opts["data_dir"], self.opts["data_file"])
+            qs = [_csqa_question(i, r, self.name) for i, r in enumerate(rows[:k * t])]
             out = [(None, qs[s:s + k]) for s in range(0, len(qs), k)]
         else:
             if not self.opts["data_dir"]:
@@ -197,13 +265,15 @@ class _LiuBase(BaseTask):
         return out
 
     def system_prompt(self, subject: str | None) -> str:
-        if self.kind == "gsm8k":
+        if self.kind in ("gsm8k", "csqa"):
             return GSM8K_SYSTEM.read_text(encoding="utf-8")
         return MMLU_SYSTEM.read_text(encoding="utf-8").replace("{}", format_subject(subject or ""))
 
     def exemplars(self, subject: str | None) -> list[tuple[str, str]]:
         if self.kind == "gsm8k":
             return gsm8k_exemplar_pairs(GSM8K_EXEMPLARS.read_text(encoding="utf-8"))
+        if self.kind == "csqa":
+            return csqa_exemplar_pairs(CSQA_EXEMPLARS.read_text(encoding="utf-8"))
         return mmlu_exemplar_pairs(json.loads(MMLU_EXEMPLARS.read_text(encoding="utf-8"))[subject])
 
     def describe(self) -> dict[str, Any]:
@@ -211,7 +281,8 @@ class _LiuBase(BaseTask):
         d.update({"benchmark": "LongGenBench (Liu et al., Dominic789654/LongGenBench@9845864)",
                   "data": self._source, "max_tokens": self.opts["max_tokens"],
                   "prompt_files_sha256": {p.name: sha256_text(p.read_text(encoding="utf-8")) for p in
-                                          (GSM8K_EXEMPLARS, MMLU_EXEMPLARS, GSM8K_SYSTEM, MMLU_SYSTEM)}})
+                                          (GSM8K_EXEMPLARS, MMLU_EXEMPLARS, GSM8K_SYSTEM, MMLU_SYSTEM,
+                                           CSQA_EXEMPLARS)}})
         return d
 
     def _params(self) -> GenParams:
@@ -220,10 +291,12 @@ class _LiuBase(BaseTask):
 
 
 COMMON = {
-    "data_file": Option(str, None, "GSM8K: test.jsonl with question/answer fields (HF gsm8k main test)"),
-    "data_dir": Option(str, None, "GSM8K: folder with test.jsonl; MMLU: the MMLU data folder (test/*.csv)"),
-    "k": Option(_positive, None, "questions per batch (paper, open models: GSM8K 30, MMLU 30)"),
-    "batches": Option(_positive, None, "number of batches T (GSM8K 20; MMLU = number of subjects, 57)"),
+    "data_file": Option(str, None, "GSM8K: test.jsonl with question/answer fields (HF gsm8k main test); CSQA: "
+                        "dev_rand_split.jsonl (official CommonsenseQA format, or the hub's fields)"),
+    "data_dir": Option(str, None, "GSM8K: folder with test.jsonl; MMLU: the MMLU data folder (test/*.csv); "
+                       "CSQA: folder with dev_rand_split.jsonl"),
+    "k": Option(_positive, None, "questions per batch (paper, open models: GSM8K 30, MMLU 30, CSQA 40)"),
+    "batches": Option(_positive, None, "number of batches T (GSM8K 20; MMLU = number of subjects, 57; CSQA 20)"),
     "order": Option(_order, "length", "question order inside a batch: length (ascending, as the paper) or "
                     "dataset (as the repo)"),
     "max_tokens": Option(_positive, 4096, "generation budget (4096 in the paper and repo)"),
@@ -250,7 +323,10 @@ class LongGenBenchLiuTask(_LiuBase):
             text = "Examples: \n" + GSM8K_EXEMPLARS.read_text(encoding="utf-8") + "\n\nFollowing Question: \n"
             text += "".join(f"Question_{self.first + i}:\n{q}\n" for i, q in enumerate(qs)) + "\n"
             return text
-        block = mmlu_exemplar_block(json.loads(MMLU_EXEMPLARS.read_text(encoding="utf-8"))[sample.input["subject"]])
+        if self.kind == "csqa":
+            block = exemplar_block(self.exemplars(None))
+        else:
+            block = mmlu_exemplar_block(json.loads(MMLU_EXEMPLARS.read_text(encoding="utf-8"))[sample.input["subject"]])
         return "Examples: \n" + block + "Following Question: \n" + "".join(
             f"Question_{self.first + i}:\n{q}\n\n" for i, q in enumerate(qs))
 
@@ -356,6 +432,9 @@ class BaselineAccuracy:
                             details={"scale": 100.0})
 
 
+KINDS = ("gsm8k", "mmlu", "csqa")
+
+
 def _main_value(scores: Mapping[str, Any], task: str, metric: str) -> float | None:
     s = scores.get(task)
     for m in (s or {}).get("metrics", []):
@@ -367,7 +446,7 @@ def _main_value(scores: Mapping[str, Any], task: str, metric: str) -> float | No
 def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Drop against the baseline when a task and its baseline are both scored."""
     out = []
-    for kind in ("gsm8k", "mmlu"):
+    for kind in KINDS:
         base = _main_value(scores, f"longgenbench_liu/{kind}_baseline", "accuracy")
         if base is None:
             continue
@@ -390,7 +469,7 @@ def _make(kind: str, baseline: bool) -> type:
 
 def register(registry: Any) -> None:
     names = []
-    for kind in ("gsm8k", "mmlu"):
+    for kind in KINDS:
         for baseline in (False, True):
             cls = _make(kind, baseline)
             registry.add_task(cls.name, cls, cls.description)

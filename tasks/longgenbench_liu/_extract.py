@@ -5,13 +5,14 @@ response on ``Answer_`` and re-join with ``\\n``; every match of ``(?<=:\\n)(.*?
 answer, stripped; answers pair with the questions by position. The scored string of answer ``i`` (0-based)
 is ``"A_model:Q_<i>\\n<answer>\\n"`` as the script writes it to its log, so the ``A`` of ``A_model`` and the
 digits of ``Q_<i>`` take part in the matching: GSM8K takes the last ``\\d*\\.?\\d+`` after removing commas and
-compares strings; MMLU takes the last of ``A|B|C|D``. Questions with no answer are not counted (the GSM8K
+compares strings; MMLU takes the last of ``A|B|C|D``, CommonsenseQA (our port, no upstream script) the last of
+``A|B|C|D|E``. Questions with no answer are not counted (the GSM8K
 script's zip; the MMLU script asks again in a new call, which a single-pass protocol cannot do).
 
 Robust [ours]: answers are found by their explicit number (``Answer_<n>:``, first occurrence wins, on the
 same line or the next), so a skipped, extra or preamble answer shifts nothing; a missing answer is wrong;
 the final answer is the one introduced by "The answer is" (else the last number / option letter), compared
-numerically for GSM8K.
+numerically for GSM8K. The option letters are A-D for MMLU and A-E for CommonsenseQA.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import re
 
 _OFFICIAL = re.compile(r"(?<=:\n)(.*?)(?=\n\n|$)", re.DOTALL)
 _GSM_NUM = re.compile(r"\d*\.?\d+")
-_MMLU_LETTER = re.compile(r"A|B|C|D")
+LETTERS = {"mmlu": "ABCD", "csqa": "ABCDE"}
+"""Option letters of the multiple-choice kinds."""
+_OFFICIAL_LETTER = {k: re.compile("|".join(v)) for k, v in LETTERS.items()}
 _TAG = re.compile(r"Answer_(\d+)\s*:")
 _NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _ANSWER_IS_NUM = re.compile(r"answer is\s*:?\s*\**\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?|-?\.\d+)", re.IGNORECASE)
-_ANSWER_IS_LETTER = re.compile(r"answer is\s*:?\s*\**\s*\(?([ABCD])\)?(?![A-Za-z])", re.IGNORECASE)
-_PAREN_LETTER = re.compile(r"\(([ABCD])\)")
-_WORD_LETTER = re.compile(r"\b([ABCD])\b")
+_ROBUST_LETTER = {k: (re.compile(rf"answer is\s*:?\s*\**\s*\(?([{v}])\)?(?![A-Za-z])", re.IGNORECASE),
+                      re.compile(rf"\(([{v}])\)"), re.compile(rf"\b([{v}])\b")) for k, v in LETTERS.items()}
 
 
 def official_answers(text: str) -> list[str]:
@@ -45,7 +47,7 @@ def official_correct(kind: str, position: int, answer: str, gold: str) -> bool:
     if kind == "gsm8k":
         found = _GSM_NUM.findall(scored.replace(",", ""))
         return bool(found) and found[-1] == gold
-    found = _MMLU_LETTER.findall(scored)
+    found = _OFFICIAL_LETTER[kind].findall(scored)
     return bool(found) and found[-1] == gold
 
 
@@ -80,8 +82,9 @@ def gsm8k_pred(answer: str) -> float | None:
     return _to_float(hits[-1]) if hits else None
 
 
-def mmlu_pred(answer: str) -> str | None:
-    for pat in (_ANSWER_IS_LETTER, _PAREN_LETTER, _WORD_LETTER):
+def mmlu_pred(answer: str, kind: str = "mmlu") -> str | None:
+    """The chosen option letter (``kind`` picks the letter set: ``mmlu`` A-D, ``csqa`` A-E)."""
+    for pat in _ROBUST_LETTER[kind]:
         hits = pat.findall(answer)
         if hits:
             return hits[-1].upper()
@@ -94,7 +97,7 @@ def robust_correct(kind: str, answer: str | None, gold: str) -> bool:
     if kind == "gsm8k":
         p, g = gsm8k_pred(answer), _to_float(gold)
         return p is not None and g is not None and abs(p - g) <= 1e-6 * max(1.0, abs(g))
-    return mmlu_pred(answer) == gold
+    return mmlu_pred(answer, kind) == gold
 
 
 def robust_score(kind: str, text: str, golds: list[str], first: int) -> tuple[int, int]:
