@@ -153,3 +153,12 @@ def test_cli_workers_flag_starts_a_local_cluster(cli):
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout)
     assert out["scores"]["toy/addition"]["value"] == 100 and out["n_generated"] == 44
+
+
+def test_chunks_shrink_as_the_queue_drains_but_keep_batches_full():
+    from evalsuite.executors.ray_pool import chunk_size
+
+    assert chunk_size(1000, 4, 256) == 125 and chunk_size(1000, 1, 256) == 256
+    assert chunk_size(10, 2, 8) == 4 and chunk_size(3, 2, 8) == 3 and chunk_size(1, 2, 8) == 1
+    assert chunk_size(40, 1, 8) == 8 and chunk_size(5, 1, 8) == 5
+    assert chunk_size(40, 2, 1) == 1  # a one-at-a-time backend: single requests

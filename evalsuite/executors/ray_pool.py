@@ -7,8 +7,9 @@ are those of a one-process run); underneath:
 * N actors are started once for the run, each building the backend through the registry exactly as
   the runner would (a vLLM engine per GPU or per tensor-parallel group, an HF model, an API client...).
 * The driver keeps the queue of pending requests and hands a free actor the next chunk, sized by
-  guided self-scheduling (``ceil(remaining / 2N)``, at most the backend's ``batch_size``): big chunks
-  while much is left, single requests at the end, so long and short items balance across workers.
+  guided self-scheduling (``ceil(remaining / 2N)``, at most the backend's ``batch_size``, at least
+  ``ceil(batch_size / N)``): big chunks while much is left, small ones at the end, so long and short
+  items balance across workers.
 * Each actor streams every generation back the moment its backend finishes it (a Ray streaming
   generator over the backend's ``generate_iter``); the runner persists it before taking the next.
 * A worker that dies (process killed, node lost) has the requests of its chunk that had not come back
@@ -98,6 +99,15 @@ def _node_ip() -> str | None:
         return ray.util.get_node_ip_address()
     except Exception:
         return None
+
+
+def chunk_size(remaining: int, workers: int, batch_size: int) -> int:
+    """Guided self-scheduling: ``ceil(remaining / 2N)`` requests, at most one batch, and never below
+    ``ceil(batch / N)`` (nor below a whole batch with one worker), so the end of the queue still
+    fills the backend's batches while leaving little for one worker to finish alone."""
+    batch = max(1, batch_size)
+    floor = batch if workers == 1 else math.ceil(batch / workers)
+    return max(1, min(batch, remaining, max(math.ceil(remaining / (2 * workers)), floor)))
 
 
 class _Chunk:
@@ -227,8 +237,7 @@ class RayPool(BaseBackend):
         def assign(slot: int) -> None:
             if not queue:
                 return
-            n_alive = max(1, len(alive()))
-            size = max(1, min(self.batch_size, math.ceil(len(queue) / (2 * n_alive))))
+            size = chunk_size(len(queue), max(1, len(alive())), self.batch_size)
             positions = [queue.popleft() for _ in range(min(size, len(queue)))]
             gen = self.actors[slot].run.options(num_returns="streaming").remote([requests[p] for p in positions])
             inflight[gen] = _Chunk(slot, positions)
