@@ -162,3 +162,33 @@ def test_chunks_shrink_as_the_queue_drains_but_keep_batches_full():
     assert chunk_size(10, 2, 8) == 4 and chunk_size(3, 2, 8) == 3 and chunk_size(1, 2, 8) == 1
     assert chunk_size(40, 1, 8) == 8 and chunk_size(5, 1, 8) == 5
     assert chunk_size(40, 2, 1) == 1  # a one-at-a-time backend: single requests
+
+
+def test_an_idle_survivor_takes_over_a_dead_workers_requests(local_ray, tmp_path):
+    # 40 one-at-a-time requests: worker 0 draws a chunk of 32, worker 1 one of 8 and then has nothing
+    # left to do. Worker 0 is killed with no replacement allowed: worker 1 must finish its requests.
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"task": "toy/addition", "index": i, "output": str(i)}) + "\n"
+                               for i in range(40)))
+    from evalsuite.executors.ray_pool import RayPool
+
+    pool = RayPool("replay", None, {"file": str(answers), "missing": "empty", "delay": "0.1"}, workers=2)
+    pool.max_replacements = 0
+    pid0 = pool.worker_pids()[0]
+
+    def on_generation(item, gen):
+        on_generation.count += 1
+        if on_generation.count == 20:
+            os.kill(pid0, signal.SIGKILL)
+
+    on_generation.count = 0
+    try:
+        out = run(_cfg(tmp_path, "idle", tasks=["toy/addition"], task_options={"n": "40"}, backend="replay"),
+                  backend=pool, on_generation=on_generation)
+        deaths, replaced = list(pool.deaths), pool.replacements
+    finally:
+        pool.close()
+    assert len(deaths) == 1 and deaths[0]["slot"] == 0 and deaths[0]["requeued"] > 0 and replaced == 0
+    rows = _rows(Path(out.run_dir), "toy/addition")
+    assert len({r["key"] for r in rows}) == len(rows) == 40
+    assert {r["index"]: r["generation"]["text"] for r in rows} == {i: str(i) for i in range(40)}

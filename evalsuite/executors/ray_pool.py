@@ -224,12 +224,13 @@ class RayPool(BaseBackend):
         return [g if g is not None else Generation.failed("no output") for g in out]
 
     def generate_iter(self, requests: Sequence[Request]) -> Iterator[tuple[int, Generation]]:
-        from ray.exceptions import RayActorError, RayTaskError
+        from ray.exceptions import RayActorError, RayError, RayTaskError
 
         ray = self.ray
         queue: deque[int] = deque(range(len(requests)))
         inflight: dict[Any, _Chunk] = {}
         done: set[int] = set()
+        unanswered: dict[int, int] = {}  # position -> chunks that ended without its generation
 
         def alive() -> list[int]:
             return [i for i, a in enumerate(self.actors) if a is not None]
@@ -242,9 +243,16 @@ class RayPool(BaseBackend):
             gen = self.actors[slot].run.options(num_returns="streaming").remote([requests[p] for p in positions])
             inflight[gen] = _Chunk(slot, positions)
 
+        def feed() -> None:
+            """Give every live worker without a chunk the next one (replacements and idle survivors)."""
+            busy = {c.slot for c in inflight.values()}
+            for slot in alive():
+                if queue and slot not in busy:
+                    assign(slot)
+
         def lost(gen: Any, chunk: _Chunk, exc: BaseException) -> None:
             del inflight[gen]
-            back = [p for p in chunk.positions if p not in chunk.received]
+            back = [p for p in chunk.positions if p not in chunk.received and p not in done]
             queue.extendleft(reversed(back))
             if self.actors[chunk.slot] is not None:
                 self.deaths.append({"slot": chunk.slot, "requeued": len(back), "error": type(exc).__name__})
@@ -253,13 +261,14 @@ class RayPool(BaseBackend):
                     self.replacements += 1
                     self.actors[chunk.slot] = self._start()
                     if self._bound is not None:
-                        self.ray.get(self.actors[chunk.slot].bind.remote(*self._bound))
-            # chunks of the same dead actor still in flight fail on their own
-            if self.actors[chunk.slot] is not None and not any(c.slot == chunk.slot for c in inflight.values()):
-                assign(chunk.slot)
+                        try:
+                            self.ray.get(self.actors[chunk.slot].bind.remote(*self._bound))
+                        except RayError as exc2:  # the replacement itself did not come up
+                            self.deaths.append({"slot": chunk.slot, "requeued": 0, "error": type(exc2).__name__})
+                            self.actors[chunk.slot] = None
+            feed()  # a worker that had gone idle takes the re-queued requests too
 
-        for slot in alive():
-            assign(slot)
+        feed()
         try:
             while inflight:
                 ready, _ = ray.wait(list(inflight), num_returns=1)
@@ -269,10 +278,17 @@ class RayPool(BaseBackend):
                     ref = next(gen)
                 except StopIteration:
                     del inflight[gen]
-                    back = [p for p in chunk.positions if p not in chunk.received]
-                    queue.extendleft(reversed(back))  # a backend that skipped a request: try it again
-                    if self.actors[chunk.slot] is not None:
-                        assign(chunk.slot)
+                    back = [p for p in chunk.positions if p not in chunk.received and p not in done]
+                    for p in back:
+                        unanswered[p] = unanswered.get(p, 0) + 1
+                    # a skipped request (or a lost result) is tried again, at most three times in all
+                    queue.extendleft(reversed([p for p in back if unanswered[p] < 3]))
+                    for p in back:
+                        if unanswered[p] >= 3:
+                            done.add(p)
+                            yield p, Generation.failed("the backend ended three chunks without answering "
+                                                       "this request")
+                    feed()
                     continue
                 except RayActorError as exc:
                     lost(gen, chunk, exc)
@@ -285,15 +301,17 @@ class RayPool(BaseBackend):
                 except RayTaskError as exc:
                     cause = exc.as_instanceof_cause()
                     raise cause from None
+                except RayError:
+                    # The actor lives but this one result was lost (e.g. ObjectLostError): its position
+                    # is not in chunk.received, so it goes back to the queue when the chunk ends.
+                    continue
                 pos = chunk.positions[local]
                 if pos in done:
                     continue
                 chunk.received.add(pos)
                 done.add(pos)
                 yield pos, Generation.from_dict(gd)
-                for slot in alive():  # a replacement actor with nothing to do
-                    if queue and not any(c.slot == slot for c in inflight.values()):
-                        assign(slot)
+                feed()
         finally:
             for gen in list(inflight):
                 try:
