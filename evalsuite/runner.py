@@ -303,9 +303,17 @@ def _check_resumable(existing: Mapping[str, Any], backend_id: str, entries: Mapp
                             f"this evalsuite has {e['version']}; use a new --run-id")
 
 
+def _sweep_sandbox_scratch() -> None:
+    """Remove code-sandbox scratch folders left by killed evalsuite processes (evalsuite.sandbox)."""
+    from .sandbox import sweep_stale
+
+    sweep_stale()
+
+
 def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         on_generation: Callable[[PlannedItem, Generation], None] | None = None) -> RunOutcome:
     """Run (or resume) an evaluation and score it."""
+    _sweep_sandbox_scratch()
     registry = registry or default_registry()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -646,6 +654,7 @@ def rescore(store: ResultsStore, registry: Registry | None = None,
     when given, else the one the run recorded (its cached verdicts are reused)."""
     from .judge import JudgeConfig, JudgeProvider
 
+    _sweep_sandbox_scratch()
     registry = registry or default_registry()
     manifest = store.read_manifest()
     judge_config = judge_config or JudgeConfig.from_dict(manifest.get("judge"))
