@@ -211,7 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--output", default="results", help="results root folder (default: results)")
     mg.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
 
-    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb, mg):
+    dr = sub.add_parser("doctor", help="check this machine: the code sandbox (bubblewrap), the C++ compiler",
+                        description="Check what evalsuite needs to run model-written code safely: the sandbox "
+                                    "mechanism and its version, the C++ compiler, and an end-to-end probe "
+                                    "program run in the sandbox. Exit 0: all passed; 1: a check failed.")
+    dr.add_argument("--json", action="store_true", help="machine-readable output")
+    dr.add_argument("--cxx", default="g++", help="C++ compiler to check (default g++)")
+
+    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb, mg, dr):
         _add_env_defaults(sp)
     return p
 
@@ -374,9 +381,15 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import main as doctor
+
+    return doctor(as_json=args.json, compiler=args.cxx)
+
+
 COMMANDS = {"run": _cmd_run, "list": _cmd_list, "score": _cmd_score, "score-file": _cmd_score_file,
             "show": _cmd_show, "compare": _cmd_compare, "gate": _cmd_gate, "leaderboard": _cmd_leaderboard,
-            "merge": _cmd_merge}
+            "merge": _cmd_merge, "doctor": _cmd_doctor}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
