@@ -340,7 +340,8 @@ def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathL
         trows = [{"info": infos[t], "cell": cell[(r.key, t)], "scores": r.scores[t],
                   "samples": f"samples/{r.key}/{infos[t].slug}.html"} for t in sorted(r.scores)]
         w.write(f"runs/{r.key}.html", env.get_template("run.html.jinja").render(
-            root="../", run=r, rows=trows, summaries=_summaries(r.scores), manifest_json=json.dumps(r.manifest, indent=2, ensure_ascii=False,
+            root="../", run=r, rows=trows, summaries=_summaries(r.scores), unsafe_code=_unsafe_code_tasks(r.manifest),
+            manifest_json=json.dumps(r.manifest, indent=2, ensure_ascii=False,
                                                                     sort_keys=True, default=str),
             **common))
         for t in sorted(r.scores):
@@ -348,6 +349,16 @@ def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathL
     w.n += _run_deferred(out, deferred, jobs)
     return {"output": str(out), "n_runs": len(runs), "n_tasks": len(infos), "n_files": w.n,
             "seconds": time.perf_counter() - t0}
+
+
+def _unsafe_code_tasks(manifest: Mapping[str, Any]) -> list[str]:
+    """Tasks whose model-written programs ran without the sandbox (``-T unsafe_code=true``; evalsuite.sandbox)."""
+    out = []
+    for name, entry in (manifest.get("tasks") or {}).items():
+        sandbox = (entry.get("describe") or {}).get("sandbox") if isinstance(entry, Mapping) else None
+        if isinstance(sandbox, Mapping) and sandbox.get("mode") == "unsafe":
+            out.append(str(name))
+    return sorted(out)
 
 
 def _summaries(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
