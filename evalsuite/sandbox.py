@@ -83,12 +83,12 @@ class Limits:
     """Wall-clock limit per test case (upstream: 3 s)."""
     memory_mb: int = 2048
     """Address-space limit of each process of the program (RLIMIT_AS)."""
-    output_mb: int = 16
+    output_mb: int = 64
     """Most stdout read from a program (it is killed past it), and the largest file it may write."""
     compile_timeout_s: float = 60.0
     processes: int = 8
     """Processes (threads included) a program may have at once, per sandbox (RLIMIT_NPROC)."""
-    scratch_mb: int = 16
+    scratch_mb: int = 64
     """Size of the program's writable working directory (a tmpfs)."""
 
     def describe(self) -> dict[str, float]:
