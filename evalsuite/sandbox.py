@@ -356,7 +356,11 @@ def sweep_stale(bases: Sequence[Path] | None = None) -> int:
             continue
         for e in entries:
             path = Path(e.path)
-            if str(path) in _live_roots or not e.is_dir(follow_symlinks=False):
+            try:
+                if (str(path) in _live_roots or not e.is_dir(follow_symlinks=False)
+                        or e.stat(follow_symlinks=False).st_uid != os.geteuid()):
+                    continue  # only real folders this user made
+            except OSError:
                 continue
             try:
                 fd = os.open(path / ".lock", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
