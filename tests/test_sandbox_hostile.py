@@ -382,36 +382,46 @@ def test_the_attacks_work_without_a_sandbox(tmp_path, hostile_env):
     assert "tcp" in env["listener"].hits
 
 
-def test_a_killed_run_leaves_no_process_and_its_scratch_goes_with_the_next_run(cli, tmp_path, hostile_env):
-    """SIGKILL of evalsuite while a sandboxed program sleeps: the program dies with it (no orphan); the
-    scratch folder it left is removed by the next `score`."""
-    _needs_sandbox()
-    env = hostile_env
-    replay = tmp_path / "sleep.jsonl"
-    body = "#include <unistd.h>\nint main() { while (true) sleep(1000); }"
-    with replay.open("w") as f:
-        for i in range(2):
-            f.write(json.dumps({"task": TASK, "index": i, "output": _cpp(body, {})}) + "\n")
+def _start_sleeping_run(tmp_path: Path, env: dict, run_id: str, n: int) -> subprocess.Popen:
+    """`evalsuite run` in the background on n programs that sleep forever (60 s per test case); returns
+    once the first program runs in its sandbox."""
     import sys
 
     from conftest import cli_env
 
+    replay = tmp_path / f"{run_id}.jsonl"
+    body = "#include <unistd.h>\nint main() { while (true) sleep(1000); }"
+    with replay.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"task": TASK, "index": i, "output": _cpp(body, {})}) + "\n")
     p = subprocess.Popen([sys.executable, "-m", "evalsuite.cli", "run", "--tasks", TASK, "--backend", "replay",
-                          "-B", f"file={replay}", "-T", f"data_dir={DATA}", "-T", "timeout=60", "--limit", "2",
-                          "--run-id", "killed", "--no-progress"], cwd=tmp_path,
+                          "-B", f"file={replay}", "-T", f"data_dir={DATA}", "-T", "timeout=60", "--limit", str(n),
+                          "--run-id", run_id, "--no-progress"], cwd=tmp_path,
                          env=cli_env({"TMPDIR": str(env["tmpdir"])}), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-    marker = str(env["tmpdir"])
     deadline = time.time() + 120
-    while time.time() < deadline and not any("/prog/main.bin" in x for x in _sandbox_processes(marker)):
+    while time.time() < deadline and not any("/prog/main.bin" in x for x in _sandbox_processes(str(env["tmpdir"]))):
         time.sleep(0.2)
-    assert any("/prog/main.bin" in x for x in _sandbox_processes(marker)), "the program never started"
+    assert any("/prog/main.bin" in x for x in _sandbox_processes(str(env["tmpdir"]))), "the program never started"
+    return p
+
+
+def _no_sandbox_process_within(env: dict, seconds: float) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline and _sandbox_processes(str(env["tmpdir"])):
+        time.sleep(0.2)
+    assert _sandbox_processes(str(env["tmpdir"])) == []
+
+
+def test_a_killed_run_leaves_no_process_and_its_scratch_goes_with_the_next_run(cli, tmp_path, hostile_env):
+    """SIGKILL of evalsuite while a sandboxed program sleeps: the program dies with it (no orphan); the
+    scratch folder it left is removed by the next `run`."""
+    _needs_sandbox()
+    env = hostile_env
+    p = _start_sleeping_run(tmp_path, env, "killed", 2)
     p.kill()
     p.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline and _sandbox_processes(marker):
-        time.sleep(0.2)
-    assert _sandbox_processes(marker) == []
+    _no_sandbox_process_within(env, 10)
     left = list(env["tmpdir"].iterdir())
     assert [x.name for x in left if x.name.startswith("evalsuite-sandbox-")], left  # SIGKILL cannot clean...
     r = cli("run", "--tasks", "longproc/path_traversal_0.5k", "--backend", "gold", "-T", f"data_dir={DATA}",
@@ -420,34 +430,15 @@ def test_a_killed_run_leaves_no_process_and_its_scratch_goes_with_the_next_run(c
     assert list(env["tmpdir"].iterdir()) == []  # ...the next run or score does
 
 
-def test_sigterm_during_scoring_removes_the_scratch_folder(cli, tmp_path, hostile_env):
+def test_sigterm_during_scoring_removes_the_scratch_folder(tmp_path, hostile_env):
+    import signal
+
     _needs_sandbox()
     env = hostile_env
-    replay = tmp_path / "sleep.jsonl"
-    body = "#include <unistd.h>\nint main() { while (true) sleep(1000); }"
-    with replay.open("w") as f:
-        f.write(json.dumps({"task": TASK, "index": 0, "output": _cpp(body, {})}) + "\n")
-    import signal
-    import sys
-
-    from conftest import cli_env
-
-    p = subprocess.Popen([sys.executable, "-m", "evalsuite.cli", "run", "--tasks", TASK, "--backend", "replay",
-                          "-B", f"file={replay}", "-T", f"data_dir={DATA}", "-T", "timeout=60", "--limit", "1",
-                          "--run-id", "termed", "--no-progress"], cwd=tmp_path,
-                         env=cli_env({"TMPDIR": str(env["tmpdir"])}), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    marker = str(env["tmpdir"])
-    deadline = time.time() + 120
-    while time.time() < deadline and not any("/prog/main.bin" in x for x in _sandbox_processes(marker)):
-        time.sleep(0.2)
-    assert any("/prog/main.bin" in x for x in _sandbox_processes(marker)), "the program never started"
+    p = _start_sleeping_run(tmp_path, env, "termed", 1)
     assert any(x.name.startswith("evalsuite-sandbox-") for x in env["tmpdir"].iterdir())
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=30) != 0
-    deadline = time.time() + 10
-    while time.time() < deadline and _sandbox_processes(marker):
-        time.sleep(0.2)
-    assert _sandbox_processes(marker) == []
+    _no_sandbox_process_within(env, 10)
     assert list(env["tmpdir"].iterdir()) == []
     assert stat.S_IMODE(os.stat(env["tmpdir"]).st_mode) == 0o1777
