@@ -563,10 +563,17 @@ def _kill_sandbox(proc: subprocess.Popen, info: bytes) -> None:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    _killpg_unreaped(proc)
+
+
+def _killpg_unreaped(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group ``proc`` leads, then reap it. Only while ``proc`` is not reaped (it may
+    have exited: a zombie still holds its pid, so the group id cannot belong to anyone else)."""
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     proc.wait()
 
 
@@ -683,22 +690,14 @@ def _launch(argv: Sequence[str], stdin: bytes, timeout: float, cap: int, pass_fd
                     info = _read_rest(info_r, info)
                     _kill_sandbox(proc, info)
                 else:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-                    proc.wait()
+                    _killpg_unreaped(proc)
                 rc = None
         finally:
             for p in (proc.stdout, proc.stderr):
                 if p is not None:
                     p.close()
-            if proc.poll() is None:  # an exception on the way: never leave it running
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                proc.wait()
+            if proc.returncode is None:  # an exception on the way: never leave it running
+                _killpg_unreaped(proc)
         elapsed = time.monotonic() - t0
         # bwrap reports its own failures (before the program starts) on stderr with exit status 1
         setup_error = info_r is not None and rc == 1 and err.startswith(b"bwrap: ")
