@@ -285,7 +285,7 @@ def _probe_run(m: Mechanism, root: "_ScratchRoot") -> str:
     launcher = _Bwrap(m, toolchain=())
     d = root.new_dir("probe-")
     try:
-        res = launcher.execute(["/usr/bin/true"], stdin=b"", rw_dir=d, ro_dirs=(), timeout=20, cap=4096,
+        res = launcher.execute(["true"], stdin=b"", rw_dir=d, ro_dirs=(), timeout=20, cap=4096,
                                rlimits=_rlimits(256, 10, 1, 16), tmpfs_mb=1)
     finally:
         shutil.rmtree(d, ignore_errors=True)
