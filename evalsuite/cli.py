@@ -388,7 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"evalsuite: error: {exc}", file=sys.stderr)
+        from .redact import redact_text
+
+        print(f"evalsuite: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("evalsuite: interrupted (completed generations are saved; re-run the same command to resume)",

@@ -11,7 +11,6 @@ import dataclasses
 import datetime as _dt
 import itertools
 import json
-import re
 import sys
 import time
 import uuid
@@ -22,6 +21,7 @@ from . import __version__
 from .errors import UserError
 from .manifest import environment_info
 from .reasoning import split_reasoning
+from .redact import redact_argv, redact_obj, redact_text, register_env_refs
 from .registry import Registry, default_registry
 from .stats import bootstrap_ci, stderr
 from .store import ResultsStore, atomic_write_json
@@ -173,7 +173,8 @@ def _row_for(item: PlannedItem, gen: Generation, backend_id: str, next_key: str 
         "prompt_tokens": gen.prompt_tokens, "truncated": req.truncated,
         "params": req.params.to_dict(), "backend": backend_id,
         "sample": {"target": s.target, "metadata": dict(s.metadata)},
-        "generation": gen.to_dict(), "time": _now(),
+        "generation": {**gen.to_dict(), "error": redact_text(gen.error) if gen.error else gen.error},
+        "time": _now(),
     }
 
 
@@ -283,17 +284,15 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, An
     return tasks, items, entries
 
 
-_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
-
-
 def _redact_options(options: Mapping[str, str]) -> dict[str, str]:
-    """Backend options as recorded: credentials in URLs (``http://user:pw@host``) removed."""
-    return {k: _USERINFO.sub(r"\1***@", v) if isinstance(v, str) else v for k, v in options.items()}
+    """Backend or judge options as recorded (``evalsuite.redact``: URL credentials, credential-named
+    fields and query parameters, known secret values)."""
+    return redact_obj(dict(options))
 
 
 def _check_resumable(existing: Mapping[str, Any], backend_id: str, entries: Mapping[str, Any]) -> None:
     old_backend = existing.get("backend", {}).get("id")
-    if old_backend and old_backend != backend_id:
+    if old_backend and old_backend not in (backend_id, redact_text(backend_id)):  # recorded ids are redacted
         raise UserError(f"run {existing.get('run_id')!r} was made with backend {old_backend!r}, not "
                         f"{backend_id!r}; use a new --run-id")
     for name, e in entries.items():
@@ -312,6 +311,9 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     own_backend = backend is None
     judge_cfg = cfg.judge_config()
     judge = None
+    # secrets the options point at (api_key_env=NAME, env:NAME) are scrubbed from everything recorded
+    register_env_refs(cfg.backend_options)
+    register_env_refs(cfg.judge_options)
     if backend is None:
         backend = build_backend(registry, cfg)
     timings["backend_load_s"] = time.perf_counter() - t0
@@ -349,7 +351,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             manifest["judge"] = {**judge_cfg.to_dict(), "options": _redact_options(judge_cfg.options)}
         if shard is not None:
             manifest["shard"] = shard
-        invocation = {"started": _now(), "command": cfg.command, "status": "running",
+        invocation = {"started": _now(), "command": redact_argv(cfg.command), "status": "running",
                       "limit": cfg.limit, "samples": cfg.samples, "max_tokens_override": cfg.max_tokens}
         manifest.setdefault("invocations", []).append(invocation)
         store.write_manifest(manifest)

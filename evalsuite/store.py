@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import UserError
+from .redact import redact_obj, redact_text
 
 MANIFEST = "manifest.json"
 SAMPLES = "samples.jsonl"
@@ -77,6 +78,61 @@ def _repair_tail(path: Path) -> None:
         f.truncate(0)
 
 
+def valid_text(text: str) -> tuple[str, bool]:
+    """``text`` as valid Unicode (storable as UTF-8): surrogate pairs joined, a lone surrogate (``"\\ud800"``
+    from a replay file or a server's JSON) replaced by U+FFFD. Returns (text, whether it was repaired)."""
+    try:
+        text.encode("utf-8")
+        return text, False
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace"), True
+
+
+def _repair_strings(obj: Any, path: str, repaired: list[str]) -> Any:
+    if isinstance(obj, str):
+        fixed, changed = valid_text(obj)
+        if changed:
+            repaired.append(path or "$")
+        return fixed
+    if isinstance(obj, Mapping):
+        return {(_repair_strings(k, path, repaired) if isinstance(k, str) else k):
+                _repair_strings(v, f"{path}.{k}" if path else str(k), repaired) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_repair_strings(v, f"{path}[{i}]", repaired) for i, v in enumerate(obj)]
+    return obj
+
+
+def encode_row(row: Mapping[str, Any]) -> bytes:
+    """One JSONL line (UTF-8 bytes) for a log row. The error of a ``generation`` is redacted
+    (``evalsuite.redact``); a string that is not valid Unicode is repaired and the row lists where under
+    ``repaired`` (the data is stored rather than crashing every later run)."""
+    gen = row.get("generation")
+    if isinstance(gen, Mapping) and gen.get("error"):
+        row = {**row, "generation": {**gen, "error": redact_text(str(gen["error"]))}}
+    line = json.dumps(row, ensure_ascii=False) + "\n"
+    try:
+        return line.encode("utf-8")
+    except UnicodeEncodeError:
+        repaired: list[str] = list(row.get("repaired") or [])
+        fixed = _repair_strings(dict(row), "", repaired)
+        fixed["repaired"] = repaired
+        return (json.dumps(fixed, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Append rows to a JSONL log and make them durable before returning (a torn tail from an earlier
+    crash is cut first, so the new rows start on a fresh line)."""
+    data = b"".join(encode_row(r) for r in rows)
+    if not data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _repair_tail(path)
+    with open(path, "ab") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def read_jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a JSONL log; an unparseable (torn) line is skipped."""
     if not path.exists():
@@ -125,7 +181,8 @@ class ResultsStore:
             return {}
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        atomic_write_json(self.dir / MANIFEST, dict(manifest))
+        """Write the manifest, with every credential redacted (``evalsuite.redact``) whoever put it there."""
+        atomic_write_json(self.dir / MANIFEST, redact_obj(dict(manifest)))
 
     # -- per task ---------------------------------------------------------------------------------
     def task_dir(self, task: str) -> Path:
@@ -145,17 +202,8 @@ class ResultsStore:
     def append(self, task: str, rows: Iterable[Mapping[str, Any]], prompts: Iterable[Mapping[str, Any]] = ()) -> None:
         """Append rows to the task's log and make them durable before returning."""
         d = self.task_dir(task)
-        d.mkdir(parents=True, exist_ok=True)
         for name, items in ((SAMPLES, rows), (PROMPTS, prompts)):
-            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items)
-            if not data:
-                continue
-            path = d / name
-            _repair_tail(path)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            append_jsonl(d / name, items)
 
     def rows(self, task: str) -> Iterator[dict[str, Any]]:
         return read_jsonl_rows(self.task_dir(task) / SAMPLES)

@@ -25,7 +25,10 @@ check_model       true                                        fail fast when ``/
 ================  ==========================================  ============================================
 
 The API key is read from the environment only; it is never an option (command lines end up in shell
-history and in ``run.json``) and never appears in ``id``, ``describe()``, errors or logs.
+history and in ``run.json``) and never appears in ``id``, ``describe()``, errors or logs: it is registered
+with ``evalsuite.redact``, which also scrubs upper-cased and partial echoes of it from a server's error
+bodies. A query string on ``base_url`` (``?api-version=...``) is sent with every request and recorded
+redacted; userinfo in it is dropped.
 
 Routing: a chat request goes to ``/chat/completions``. A raw-text request (``use_chat_template=False``)
 and a request with ``prompt_ids`` go to ``/completions``, the ids sent as a token-id ``prompt`` so the
@@ -71,6 +74,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import BackendUnavailable, UserError
 from ..options import parse_bool
+from ..redact import redact_obj, redact_text, secret_from_env
 from ..tokenizer import load_tokenizer, request_ids
 from ..types import ContentPart, GenParams, Generation, Message, Request, sha256_text
 from . import BaseBackend, parse_options
@@ -175,7 +179,7 @@ class OpenAIBackend(BaseBackend):
         if not model:
             raise UserError("backend openai needs --model <name the server serves> (see GET <base_url>/models)")
         self.model = str(model)
-        self.base_url = self._check_url(opts["base_url"])
+        self.base_url, self._query = self._check_url(opts["base_url"])
         self.endpoint = opts["endpoint"]
         if self.endpoint not in {"chat", "completions"}:
             raise UserError(f"backend openai: endpoint must be 'chat' or 'completions', got {self.endpoint!r}")
@@ -196,7 +200,7 @@ class OpenAIBackend(BaseBackend):
         self.max_tokens_field = opts["max_tokens_field"]
         self.check_model = opts["check_model"]
         self.api_key_env = opts["api_key_env"]
-        self._key = _Secret(os.environ.get(self.api_key_env, "").strip())
+        self._key = _Secret(secret_from_env(self.api_key_env))
         self.extra_body = self._parse_extra_body(opts["extra_body"])
         self.tokenizer = load_tokenizer(opts["tokenizer"]) if opts["tokenizer"] else None
         self._rng = random.Random()  # jitter only; never affects what is generated
@@ -221,14 +225,20 @@ class OpenAIBackend(BaseBackend):
 
     # -- construction helpers ---------------------------------------------------------------------
     @staticmethod
-    def _check_url(url: str) -> str:
+    def _check_url(url: str) -> tuple[str, str]:
+        """``(base URL without credentials or query, query string)``: the query (a gateway's
+        ``api-version``, or a key some gateways take as ``?api_key=``) is sent with every request and
+        recorded only redacted."""
         parts = urlsplit(url.strip())
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise UserError(f"backend openai: base_url must be an http(s) URL such as "
-                            f"http://127.0.0.1:8000/v1, got {url!r}")
+                            f"http://127.0.0.1:8000/v1, got {redact_text(url)!r}")
         # Credentials in the URL would otherwise leak into id, run.json and error messages.
         netloc = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), parts.query
+
+    def _url(self, path: str) -> str:
+        return self.base_url + path + (f"?{self._query}" if self._query else "")
 
     @staticmethod
     def _parse_extra_body(raw: str | None) -> dict[str, Any]:
@@ -253,15 +263,15 @@ class OpenAIBackend(BaseBackend):
             h["Authorization"] = f"Bearer {self._key.value}"
         return h
 
-    def _redact(self, text: str) -> str:
-        key = self._key.value
-        return text.replace(key, "***") if key else text
+    @staticmethod
+    def _redact(text: str) -> str:
+        return redact_text(text)  # the key was registered when it was read (secret_from_env)
 
     def _preflight(self) -> None:
         """``GET /models`` once: unreachable -> BackendUnavailable; an answer -> remember the model card."""
         import httpx
 
-        url = f"{self.base_url}/models"
+        url = self._url("/models")
         t = min(self.timeout, PREFLIGHT_TIMEOUT_S)
         try:
             with httpx.Client(headers=self._headers(), timeout=httpx.Timeout(t)) as client:
@@ -272,7 +282,7 @@ class OpenAIBackend(BaseBackend):
                 "server running? (set -B base_url=... or OPENAI_BASE_URL)") from None
         except httpx.HTTPError as exc:
             # It accepted the connection: busy or odd, but there. Generation will tell.
-            log.debug("openai: pre-flight GET %s failed (%s); going on without model info", url,
+            log.debug("openai: pre-flight GET %s failed (%s); going on without model info", self.base_url,
                       self._redact(_exc_text(exc)))
             return
         if resp.status_code == 401:
@@ -359,7 +369,7 @@ class OpenAIBackend(BaseBackend):
         import httpx
 
         try:
-            resp = await client.post(self.base_url + path, json=body)
+            resp = await client.post(self._url(path), json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise _Retryable("connection failed", f"cannot connect to {self.base_url}: {_exc_text(exc)}",
                              unreachable=True) from None
@@ -519,10 +529,11 @@ class OpenAIBackend(BaseBackend):
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "id": self.id, "backend": self.kind, "base_url": self.base_url, "model": self.model,
+            "id": self.id, "backend": self.kind,
+            "base_url": redact_text(self.base_url + (f"?{self._query}" if self._query else "")), "model": self.model,
             "endpoint": self.endpoint, "concurrency": self.concurrency, "timeout_s": self.timeout,
             "max_retries": self.max_retries, "backoff_s": self.backoff, "max_tokens_field": self.max_tokens_field,
-            "extra_body": dict(self.extra_body), "max_model_len": self.max_model_len,
+            "extra_body": redact_obj(dict(self.extra_body)), "max_model_len": self.max_model_len,
             "api_key_env": self.api_key_env, "api_key_set": bool(self._key.value),
         }
         if self.server_model is not None:
