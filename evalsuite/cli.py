@@ -175,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     gt = sub.add_parser("gate", help="fail (exit 1) when a candidate run regresses significantly beyond a policy",
                         description="Compare a candidate run with a baseline under a TOML policy (per-task/metric "
                                     "tolerance, direction, minimum sample count, significance level). Exit 0: no "
-                                    "significant regression beyond tolerance; 1: at least one; 2: usage error. "
-                                    "Prints a markdown summary; see docs/gate.md.")
+                                    "significant regression beyond tolerance; 1: at least one, or a NaN/missing "
+                                    "value, or a partial candidate (unless allow_partial); 2: usage error or "
+                                    "nothing was gated. Prints a markdown summary; see docs/gate.md.")
     gt.add_argument("--baseline", required=True, help="baseline run folder or run id")
     gt.add_argument("--candidate", required=True, help="candidate run folder or run id")
     gt.add_argument("--policy", required=True, help="policy file (TOML)")
@@ -348,7 +349,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_gate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .gate import load_policy, run_gate, to_junit, to_markdown
+    from .gate import load_policy, nothing_gated_reason, run_gate, to_junit, to_markdown
 
     res = run_gate(args.baseline, args.candidate, load_policy(args.policy), allow_mismatch=args.allow_mismatch)
     md = to_markdown(res)
@@ -361,6 +362,8 @@ def _cmd_gate(args: argparse.Namespace) -> int:
                                        encoding="utf-8")
     if args.junit:
         Path(args.junit).write_text(to_junit(res), encoding="utf-8")
+    if res.nothing_gated:
+        print(f"evalsuite: error: {nothing_gated_reason(res)}", file=sys.stderr)
     return res.exit_code
 
 
