@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "queue (needs `pip install 'evalsuite[ray]'`; see docs/ray.md)")
     r.add_argument("--ray-address", metavar="ADDR",
                    help="join an existing Ray cluster (e.g. auto or ray://head:10001) instead of a local one")
+    r.add_argument("--wait-lock", action="store_true",
+                   help="when another process is writing this run folder, wait for it instead of exiting 2")
     r.add_argument("--shard", metavar="I/N",
                    help="generate only the I-th of N interleaved slices of every task (0-based); combine "
                         "the N shard runs with `evalsuite merge`")
@@ -139,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("score", help="re-score a run from its logs without generating")
     sc.add_argument("run", help="run folder (results/<run-id>) or run id")
     sc.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sc.add_argument("--wait-lock", action="store_true",
+                    help="when another process is writing this run folder, wait for it instead of exiting 2")
     _add_judge_args(sc)
 
     sf = sub.add_parser("score-file", help="score predictions produced elsewhere",
@@ -211,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--run-id", required=True, help="id of the merged run (a new folder under --output)")
     mg.add_argument("--output", default="results", help="results root folder (default: results)")
     mg.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
+    mg.add_argument("--wait-lock", action="store_true",
+                    help="when another process is writing a shard or the merged run, wait for it instead "
+                         "of exiting 2")
 
     for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb, mg):
         _add_env_defaults(sp)
@@ -232,7 +239,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         judge_backend=args.judge_backend, judge_model=args.judge_model, judge_options=dict(args.judge_args),
         command=["evalsuite", *sys.argv[1:]],
         workers=args.workers, ray_address=args.ray_address,
-        shard=parse_shard(args.shard) if args.shard else None,
+        shard=parse_shard(args.shard) if args.shard else None, wait_lock=args.wait_lock,
     )
     outcome = run(cfg)
     from .report import summaries_for
@@ -256,7 +263,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     from .merge import merge_shards
     from .report import print_scores
 
-    store, scores = merge_shards(args.shards, args.output, args.run_id)
+    store, scores = merge_shards(args.shards, args.output, args.run_id, wait_lock=args.wait_lock)
     if args.json:
         print(json.dumps({"run_id": store.run_id, "run_dir": str(store.dir), "scores": scores}, indent=2))
     else:
@@ -308,7 +315,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     judge = RunConfig(tasks=[], judge_backend=args.judge_backend, judge_model=args.judge_model,
                       judge_options=dict(args.judge_args)).judge_config()
-    scores = rescore(store, judge_config=judge)
+    scores = rescore(store, judge_config=judge, wait_lock=args.wait_lock)
     summaries = summaries_for(scores)
     if args.json:
         print(json.dumps({"scores": scores, "summaries": summaries}, indent=2))

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import __version__
 from .errors import UserError
+from .lock import RunLock
 from .manifest import environment_info
 from .reasoning import split_reasoning
 from .redact import redact_argv, redact_obj, redact_text, register_env_refs
@@ -62,6 +63,8 @@ class RunConfig:
     shard: tuple[int, int] | None = None
     """``(i, n)``: plan everything, generate only the i-th of n interleaved slices of each task's samples
     (``evalsuite merge`` combines the n shard runs into one)."""
+    wait_lock: bool = False
+    """Wait for another process that holds the run folder instead of failing at once (``evalsuite.lock``)."""
 
     def judge_config(self) -> Any:
         from .judge import JudgeConfig
@@ -314,8 +317,16 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     # secrets the options point at (api_key_env=NAME, env:NAME) are scrubbed from everything recorded
     register_env_refs(cfg.backend_options)
     register_env_refs(cfg.judge_options)
-    if backend is None:
-        backend = build_backend(registry, cfg)
+    run_id = cfg.run_id or default_run_id()
+    store = ResultsStore(cfg.output, run_id)
+    # one writer per run folder, taken before minutes are spent loading a model
+    lock = RunLock(store.dir, "run", wait=cfg.wait_lock, command=cfg.command).acquire()
+    try:
+        if backend is None:
+            backend = build_backend(registry, cfg)
+    except BaseException:
+        lock.release()
+        raise
     timings["backend_load_s"] = time.perf_counter() - t0
     try:
         t1 = time.perf_counter()
@@ -326,8 +337,6 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         if cfg.shard is not None:
             items = shard_items(items, *cfg.shard)
 
-        run_id = cfg.run_id or default_run_id()
-        store = ResultsStore(cfg.output, run_id)
         existing = store.read_manifest()
         _check_resumable(existing, backend.id, entries)
         shard = {"index": cfg.shard[0], "count": cfg.shard[1]} if cfg.shard is not None else None
@@ -389,10 +398,13 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         store.write_manifest(manifest)
         return RunOutcome(str(store.dir), run_id, scores, n_generated, n_reused, timings)
     finally:
-        if own_backend:
-            backend.close()
-        if judge is not None:
-            judge.close()
+        try:
+            if own_backend:
+                backend.close()
+            if judge is not None:
+                judge.close()
+        finally:
+            lock.release()
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -643,9 +655,15 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
 
 
 def rescore(store: ResultsStore, registry: Registry | None = None,
-            judge_config: Any = None) -> dict[str, dict[str, Any]]:
+            judge_config: Any = None, wait_lock: bool = False) -> dict[str, dict[str, Any]]:
     """Re-score every task of a run from its logs, without generating. The judge is ``judge_config``
-    when given, else the one the run recorded (its cached verdicts are reused)."""
+    when given, else the one the run recorded (its cached verdicts are reused). Holds the run folder's
+    lock (``evalsuite.lock``) while it writes."""
+    with RunLock(store.dir, "score", wait=wait_lock):
+        return _rescore(store, registry, judge_config)
+
+
+def _rescore(store: ResultsStore, registry: Registry | None, judge_config: Any) -> dict[str, dict[str, Any]]:
     from .judge import JudgeConfig, JudgeProvider
 
     registry = registry or default_registry()

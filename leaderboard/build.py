@@ -70,7 +70,8 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[ResultsStore]:
         if (p / MANIFEST).is_file():
             cands = [p]
         elif p.is_dir():
-            cands = sorted(c for c in p.iterdir() if (c / MANIFEST).is_file())
+            # hidden folders are work in progress (a merge being built), not runs
+            cands = sorted(c for c in p.iterdir() if not c.name.startswith(".") and (c / MANIFEST).is_file())
             if not cands:
                 raise UserError(f"{raw}: no run folders (folders with {MANIFEST}) here")
         else:
