@@ -84,7 +84,7 @@ def load_task(store: ResultsStore, name: str, manifest: Mapping[str, Any] | None
     per_sample = {str(r["sample_id"]): r for r in store.read_per_sample(name)}
     prompts: dict[str, str] = {}
     for row in store.rows(name):
-        if row.get("stage") in (0, None) and row.get("prompt_sha256"):
+        if row.get("stage") in (0, None) and row.get("prompt_sha256") and row.get("sample_id") is not None:
             prompts[str(row["sample_id"])] = row["prompt_sha256"]
     return TaskRun(name=name, scores=scores, manifest_entry=dict(manifest.get("tasks", {}).get(name, {})),
                    per_sample=per_sample, prompt_hashes=prompts)

@@ -34,7 +34,7 @@ from .errors import UserError
 from .options import parse_bool
 from .reasoning import split_reasoning
 from .redact import redact_obj
-from .store import append_jsonl, read_jsonl_rows
+from .store import append_jsonl, is_judge_row, read_jsonl_rows
 from .types import GenParams, Generation, Message, Request, canonical_json, sha256_text
 
 JUDGE_LOG = "judge.jsonl"
@@ -115,7 +115,7 @@ class Judge:
                    f"|seed:{self.seed}" + (f"|max:{self.max_tokens_override}" if self.max_tokens_override else ""))
         self._cache: dict[str, dict[str, Any]] = {}
         self._memo: dict[tuple[Any, ...], Generation] = {}
-        for row in read_jsonl_rows(self.cache_path):
+        for row in read_jsonl_rows(self.cache_path, is_judge_row):
             if row.get("generation", {}).get("finish_reason") != "error":
                 self._cache[row["key"]] = row
         self.n_calls = 0

@@ -19,9 +19,10 @@ from typing import Any, Sequence
 
 from .errors import UserError
 from .lock import LOCK_FILE, RunLock
-from .store import PROMPTS, SAMPLES, ResultsStore, atomic_write_json
+from .store import PROMPTS, SAMPLES, ResultsStore, atomic_write_json, is_judge_row, is_log_row, read_jsonl_rows
 
 _LOGS = (SAMPLES, PROMPTS, "judge.jsonl")
+_VALIDATORS = {SAMPLES: is_log_row, "judge.jsonl": is_judge_row}
 _MUST_AGREE = ("version", "options", "prompts_sha256", "n_planned", "generation_params")
 
 
@@ -138,11 +139,10 @@ def _write_merged(out: ResultsStore, shards: Sequence[ResultsStore], manifests: 
                 continue
             with open(d / log, "wb") as dst:
                 for part in parts:
-                    data = part.read_bytes()
-                    # a torn last line (crash mid-write) is dropped, as when the log is read
-                    if data and not data.endswith(b"\n"):
-                        data = data[:data.rfind(b"\n") + 1]
-                    dst.write(data)
+                    # only rows: a torn last line (crash mid-write) and lines that are not rows are left
+                    # behind (and counted on stderr), as when the log is read
+                    for row in read_jsonl_rows(part, _VALIDATORS.get(log)):
+                        dst.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
                 dst.flush()
                 os.fsync(dst.fileno())
         atomic_write_json(d / "plan.json", {"task": name, "keys": full})

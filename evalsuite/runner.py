@@ -25,7 +25,7 @@ from .reasoning import split_reasoning
 from .redact import redact_argv, redact_obj, redact_text, register_env_refs
 from .registry import Registry, default_registry
 from .stats import bootstrap_ci, stderr
-from .store import ResultsStore, atomic_write_json
+from .store import SAMPLES, ResultsStore, atomic_write_json, is_scorable_row, skipped_lines, valid_text
 from .task import TaskContext
 from .types import Generation, Record, Request, Sample, canonical_json, sha256_text
 
@@ -166,9 +166,28 @@ def build_backend(registry: Registry, cfg: RunConfig) -> Any:
     return construct_backend(registry.backend(name), name, cfg.model, cfg.backend_options)
 
 
-def _row_for(item: PlannedItem, gen: Generation, backend_id: str, next_key: str | None) -> dict[str, Any]:
+def _checked_generation(gen: Any) -> tuple[Generation, list[str]]:
+    """A backend's answer made safe to store and reuse: a text that is not a string (a replay file's
+    ``123``, a plugin's ``None``) becomes a per-request error, and a text that is not valid Unicode (a
+    lone surrogate from a replay file or a server's JSON) is repaired. Returns (generation, repaired
+    fields)."""
+    if not isinstance(gen, Generation):
+        return Generation.failed(f"backend returned {type(gen).__name__}, not a Generation"), []
+    if not isinstance(gen.text, str):
+        kind = "null" if gen.text is None else type(gen.text).__name__
+        return replace(gen, text="", finish_reason="error",
+                       error=f"backend returned a text that is {kind}, not text"), []
+    text, repaired = valid_text(gen.text)
+    if not repaired:
+        return gen, []
+    return replace(gen, text=text), ["generation.text"]
+
+
+def _row_for(item: PlannedItem, gen: Generation, backend_id: str, next_key: str | None,
+             repaired: Sequence[str] = ()) -> dict[str, Any]:
     req = item.request
     s = item.sample
+    extra = {"repaired": list(repaired)} if repaired else {}
     return {
         "key": item.key, "task": item.task, "sample_id": s.id, "index": s.index,
         "stage": item.stage, "parent": item.parent, "next": next_key,
@@ -177,7 +196,7 @@ def _row_for(item: PlannedItem, gen: Generation, backend_id: str, next_key: str 
         "params": req.params.to_dict(), "backend": backend_id,
         "sample": {"target": s.target, "metadata": dict(s.metadata)},
         "generation": {**gen.to_dict(), "error": redact_text(gen.error) if gen.error else gen.error},
-        "time": _now(),
+        "time": _now(), **extra,
     }
 
 
@@ -333,6 +352,13 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         tasks, items, entries = plan(registry, cfg, backend)
         timings["plan_s"] = time.perf_counter() - t1
 
+        # before anything is written: a backend that checks its inputs against the plan (replay) fails here
+        bind = getattr(backend, "bind", None)
+        if hasattr(backend, "partial_selection"):
+            backend.partial_selection = bool(cfg.limit is not None or cfg.samples)
+        if callable(bind):
+            bind(tasks, {(it.task, it.sample.id): it.sample for it in items})
+
         all_keys = {name: [it.key for it in items if it.task == name] for name in tasks}
         if cfg.shard is not None:
             items = shard_items(items, *cfg.shard)
@@ -369,10 +395,6 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             if shard is not None:
                 plan_doc.update({"shard": shard, "all_keys": all_keys[name]})
             atomic_write_json(store.task_dir(name) / "plan.json", plan_doc)
-
-        bind = getattr(backend, "bind", None)
-        if callable(bind):
-            bind(tasks, {(it.task, it.sample.id): it.sample for it in items})
 
         t2 = time.perf_counter()
         n_generated, n_reused = _generate(store, backend, tasks, items, cfg, on_generation)
@@ -467,7 +489,8 @@ def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items
             follow: list[PlannedItem] = []
             for it in frontier:
                 row = latest[it.task].get(it.key)
-                if row is not None and row["generation"]["finish_reason"] != "error":
+                if row is not None and row["generation"]["finish_reason"] != "error" \
+                        and "text" in row["generation"]:
                     n_reused += 1
                     nxt = _follow_up(tasks[it.task], it, Generation.from_dict(row["generation"]), backend.id,
                                      cfg.max_tokens)
@@ -480,8 +503,9 @@ def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items
                                               else it.request.prompt_chars()))
             progress.grow(len(pending))
             for item, gen in _run_backend(backend, pending):
+                gen, repaired = _checked_generation(gen)
                 nxt = _follow_up(tasks[item.task], item, gen, backend.id, cfg.max_tokens)
-                row = _row_for(item, gen, backend.id, nxt.key if nxt is not None else None)
+                row = _row_for(item, gen, backend.id, nxt.key if nxt is not None else None, repaired)
                 prompts = []
                 if cfg.log_prompts:
                     prompts.append({"key": item.key, "sample_id": item.sample.id, "stage": item.stage,
@@ -544,6 +568,8 @@ def records_from_rows(task: Any, rows: Sequence[Mapping[str, Any]]) -> tuple[lis
             flags.append("reasoning_removed" if not unterminated else "reasoning_unterminated")
         if row.get("truncated"):
             flags.append("truncated")
+        if row.get("repaired"):
+            flags.append("repaired")
         records.append(Record(sample=s, prediction=prediction, generation=gen, flags=tuple(flags)))
         extra.append({"key": row["key"]})
     return records, extra
@@ -569,7 +595,8 @@ def _rows_in_plan(store: ResultsStore, name: str) -> list[dict[str, Any]]:
         keys = json.loads(plan_path.read_text())["keys"]
     else:
         keys = [k for k, r in latest.items() if not r.get("stage")]
-    rows = [r for r in (_final_row(latest, k) for k in keys) if r is not None]
+    # a final row scoring cannot read (hand-edited, another version's) counts as missing
+    rows = [r for r in (_final_row(latest, k) for k in keys) if r is not None and is_scorable_row(r)]
     rows.sort(key=lambda r: r["index"])
     return rows
 
@@ -632,6 +659,7 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
         "n_errors": n_errors,
         "n_truncated": sum("truncated" in r.flags for r in records),
         "n_unterminated_think": sum("unterminated_think" in r.flags for r in records),
+        "n_skipped_log_lines": skipped_lines(store.task_dir(name) / SAMPLES),
         "scored_at": _now(),
     }
     if plan_doc.get("shard"):

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .errors import UserError
 from .redact import redact_obj, redact_text
@@ -133,18 +134,82 @@ def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         os.fsync(f.fileno())
 
 
-def read_jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL log; an unparseable (torn) line is skipped."""
+_GENERATION_FIELDS = frozenset({"text", "finish_reason", "prompt_tokens", "completion_tokens", "error", "latency_s"})
+
+
+def _is_generation(g: Any) -> bool:
+    return (isinstance(g, dict) and set(g) <= _GENERATION_FIELDS
+            and g.get("finish_reason") in ("stop", "length", "error")
+            and isinstance(g.get("text", ""), str) and (g.get("error") is None or isinstance(g.get("error"), str)))
+
+
+def _optional(row: Mapping[str, Any], key: str, *types: type) -> bool:
+    v = row.get(key)
+    return v is None or (isinstance(v, types) and not isinstance(v, bool))
+
+
+def is_log_row(row: Any) -> bool:
+    """Whether a ``samples.jsonl`` line is a row: a ``key``, a ``generation``, and the other fields of the
+    right type where present (what resuming needs; scoring also needs :func:`is_scorable_row`)."""
+    return (isinstance(row, dict) and isinstance(row.get("key"), str) and _is_generation(row.get("generation"))
+            and _optional(row, "next", str) and _optional(row, "parent", str) and _optional(row, "stage", int)
+            and _optional(row, "index", int) and _optional(row, "sample_id", str, int)
+            and _optional(row, "sample", dict) and _optional(row, "task", str))
+
+
+def is_scorable_row(row: Any) -> bool:
+    """A log row with everything scoring reads (sample id, index, target, the generation's text)."""
+    return (is_log_row(row) and isinstance(row.get("index"), int) and row.get("sample_id") is not None
+            and isinstance(row.get("sample"), dict) and "target" in row["sample"]
+            and isinstance(row["sample"].get("metadata", {}), dict) and "text" in row["generation"])
+
+
+def is_judge_row(row: Any) -> bool:
+    return isinstance(row, dict) and isinstance(row.get("key"), str) and _is_generation(row.get("generation"))
+
+
+def is_per_sample_row(row: Any) -> bool:
+    """Whether a ``per_sample.jsonl`` line is usable by show/compare/leaderboard."""
+    return (isinstance(row, dict) and isinstance(row.get("sample_id"), (str, int))
+            and isinstance(row.get("index"), int) and not isinstance(row.get("index"), bool)
+            and isinstance(row.get("metrics", {}), dict) and isinstance(row.get("flags", []), list)
+            and all(v is None or isinstance(v, (int, float)) for v in row.get("metrics", {}).values()))
+
+
+_SKIPPED: dict[str, int] = {}
+_REPORTED: set[tuple[str, int]] = set()
+
+
+def skipped_lines(path: Path) -> int:
+    """How many lines of ``path`` the last complete read skipped (not JSON, not UTF-8, not a row)."""
+    return _SKIPPED.get(str(path), 0)
+
+
+def read_jsonl_rows(path: Path, validate: Callable[[Any], bool] | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL log. A torn last line (a crash mid-write) is dropped; any other line that is not a
+    row (invalid UTF-8 or JSON, JSON that is not an object, an object ``validate`` rejects) is skipped
+    and counted, and the count is reported once per process on stderr (``skipped_lines``)."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
+    bad = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
                 break  # torn tail
             try:
-                yield json.loads(line)
-            except ValueError:
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                bad += 1
                 continue
+            if not isinstance(row, dict) or (validate is not None and not validate(row)):
+                bad += 1
+                continue
+            yield row
+    _SKIPPED[str(path)] = bad
+    if bad and (str(path), bad) not in _REPORTED:
+        _REPORTED.add((str(path), bad))
+        print(f"evalsuite: warning: {path}: skipped {bad} line{'s' if bad != 1 else ''} that are not valid rows",
+              file=sys.stderr)
 
 
 class ResultsStore:
@@ -206,7 +271,8 @@ class ResultsStore:
             append_jsonl(d / name, items)
 
     def rows(self, task: str) -> Iterator[dict[str, Any]]:
-        return read_jsonl_rows(self.task_dir(task) / SAMPLES)
+        """The task's log rows; lines that are not rows are skipped and counted (``skipped_lines``)."""
+        return read_jsonl_rows(self.task_dir(task) / SAMPLES, is_log_row)
 
     def latest_rows(self, task: str) -> dict[str, dict[str, Any]]:
         """The last row per request key (a retried error is superseded by its later answer)."""
@@ -241,4 +307,4 @@ class ResultsStore:
             return None
 
     def read_per_sample(self, task: str) -> list[dict[str, Any]]:
-        return list(read_jsonl_rows(self.task_dir(task) / PER_SAMPLE))
+        return list(read_jsonl_rows(self.task_dir(task) / PER_SAMPLE, is_per_sample_row))

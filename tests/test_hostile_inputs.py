@@ -52,3 +52,190 @@ def test_a_merge_killed_mid_copy_does_not_block_its_rerun(cli, tmp_path):
     (tmp_path / "results" / ".other.merging" / "manifest.json").write_text("{}")
     lb = cli("leaderboard", "build", "results", "-o", "site")
     assert lb.returncode == 0, lb.stderr
+
+
+# -- generation texts that are not valid Unicode -------------------------------------------------------
+
+def _replay_file(path: Path, outputs: dict[int, object], n: int = 6, raw: bool = False) -> Path:
+    lines = []
+    for i in range(n):
+        out = outputs.get(i, "42")
+        lines.append(json.dumps({"task": "toy/addition", "index": i, "output": out}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("with_tokenizer", [False, True])
+def test_a_lone_surrogate_from_a_replay_file_is_repaired_and_recorded(cli, tmp_path, with_tokenizer,
+                                                                       word_tokenizer_dir):
+    f = _replay_file(tmp_path / "out.jsonl", {1: "\ud800abc", 2: "ok \udfff\ud83d\ude00 end"})
+    assert "\\ud800abc" in f.read_text()  # the JSON escape of a lone surrogate, as a server or a file has it
+    model = ["--model", str(word_tokenizer_dir)] if with_tokenizer else []
+    args = ["run", *TOY, "-T", "n=6", "--backend", "replay", "-B", f"file={f}", *model, "--run-id", "s"]
+    for attempt in range(2):  # the run, then its re-run: both finish
+        r = cli(*args)
+        assert r.returncode == 0, r.stderr[-3000:]
+        _no_traceback(r)
+    rows = {x["index"]: x for x in _rows(tmp_path / "results" / "s")}
+    assert len(rows) == 6
+    assert rows[1]["generation"]["text"] == "\ufffdabc" and rows[1]["repaired"] == ["generation.text"]
+    assert rows[2]["generation"]["text"] == "ok \ufffd\U0001F600 end"
+    assert "repaired" not in rows[0]
+    r = cli("score", "results/s")
+    assert r.returncode == 0, r.stderr
+    per = {x["index"]: x for x in map(json.loads, (tmp_path / "results/s/toy/addition/per_sample.jsonl")
+                                      .read_text().splitlines())}
+    assert "repaired" in per[1]["flags"] and "repaired" not in per[0]["flags"]
+
+
+def test_a_lone_surrogate_from_an_openai_server_is_repaired(cli, tmp_path, fake_openai):
+    from openai_fake import FakeReply
+
+    def responder(call):
+        if call.method == "POST":
+            return FakeReply(body={"choices": [{"index": 0, "finish_reason": "stop",
+                                                "message": {"role": "assistant", "content": "x\ud800y"}}]})
+        return None
+
+    server = fake_openai(responder)
+    r = cli("run", *TOY, "-T", "n=3", "--backend", "openai", "--model", "test-model", "-B", f"base_url={server.url}",
+            "--run-id", "o")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = _rows(tmp_path / "results" / "o")
+    assert [x["generation"]["text"] for x in rows] == ["x\ufffdy"] * 3
+    assert all(x["repaired"] == ["generation.text"] for x in rows)
+
+
+# -- replay files ---------------------------------------------------------------------------------------
+
+def test_replay_outputs_that_are_not_text_are_per_request_errors(cli, tmp_path):
+    f = _replay_file(tmp_path / "out.jsonl", {0: 123, 1: None, 2: [1, 2], 3: {"text": "7"}, 4: True})
+    args = ["run", *TOY, "-T", "n=6", "--backend", "replay", "-B", f"file={f}", "--run-id", "r"]
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = {x["index"]: x for x in _rows(tmp_path / "results" / "r")}
+    for i, kind in ((0, "int"), (1, "null"), (2, "list"), (3, "object"), (4, "bool")):
+        g = rows[i]["generation"]
+        assert g["finish_reason"] == "error" and g["text"] == "" and f"is {kind}, not text" in g["error"], g
+    assert rows[5]["generation"]["text"] == "42"
+    for again in (args, ["score", "results/r"]):
+        r = cli(*again)
+        assert r.returncode == 0, r.stderr[-3000:]
+        _no_traceback(r)
+    s = json.loads((tmp_path / "results/r/toy/addition/scores.json").read_text())
+    assert s["n_errors"] == 5 and s["n"] == 6
+
+
+def test_any_backend_returning_a_non_string_is_a_per_request_error(tmp_path):
+    from evalsuite.backends import BaseBackend
+    from evalsuite.registry import default_registry
+    from evalsuite.runner import RunConfig, run
+    from evalsuite.types import Generation
+
+    class Bad(BaseBackend):
+        id = "bad"
+
+        def generate(self, requests):
+            return [Generation(text=123 if r.index % 2 else "5", finish_reason="stop") for r in requests]
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "plugin_pkg"))
+    out = run(RunConfig(tasks=["toy/addition"], task_options={"n": "4"}, output=str(tmp_path), run_id="b",
+                        progress=False), registry=default_registry(), backend=Bad())
+    assert out.scores["toy/addition"]["n_errors"] == 2
+    rows = _rows(tmp_path / "b")
+    assert all(isinstance(x["generation"]["text"], str) for x in rows)
+    assert sum("not text" in (x["generation"]["error"] or "") for x in rows) == 2
+
+
+@pytest.mark.parametrize("line, msg", [
+    ('{"task": "toy/addition", "index": "zero", "output": "1"}', "index must be a whole number"),
+    ('{"task": "toy/addition", "index": 1e400, "output": "1"}', "index must be a whole number"),
+    ('{"task": "toy/addition", "index": 1.5, "output": "1"}', "index must be a whole number"),
+    ('{"task": "toy/addition", "index": true, "output": "1"}', "index must be a whole number"),
+    ('{"task": ["toy/addition"], "index": 0, "output": "1"}', "task must be a string"),
+    ('{"task": "toy/addition", "sample_id": ["add-0"], "output": "1"}', "sample_id must be a string"),
+    ('{"task": "toy/addition", "sample_id": {"a": 1}, "output": "1"}', "sample_id must be a string"),
+    ('[1, 2, 3]', "expected a JSON object"),
+    ('"just a string"', "expected a JSON object"),
+    ('{"output": "1"}', "needs 'sample_id' or 'task' + 'index'"),
+    ('{"task": "toy/addition", "index": 0}', "expected a JSON object with 'output'"),
+    ('{"task": "toy/addition", "index": 0, "output": "1"', "not valid JSON"),
+    ("[" * 100000, "not valid JSON"),
+])
+def test_bad_replay_lines_are_one_line_and_exit_2(cli, tmp_path, line, msg):
+    f = tmp_path / "out.jsonl"
+    f.write_text('{"task": "toy/addition", "index": 1, "output": "1"}\n' + line + "\n")
+    r = cli("run", *TOY, "-T", "n=3", "--backend", "replay", "-B", f"file={f}", "--run-id", "x")
+    assert r.returncode == 2, r.stderr[-2000:]
+    _no_traceback(r)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{f}:2" in lines[0] and msg in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("data, msg", [(b'{"task": "toy/addition", "index": 0, "output": "caf\xe9"}\n', "not UTF-8"),
+                                       ("\ufeff".encode("utf-16") + b"{}", "not UTF-8")])
+def test_a_replay_file_that_is_not_utf8_is_one_line(cli, tmp_path, data, msg):
+    f = tmp_path / "out.jsonl"
+    f.write_bytes(data)
+    r = cli("run", *TOY, "-T", "n=3", "--backend", "replay", "-B", f"file={f}", "--run-id", "x")
+    assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    _no_traceback(r)
+
+
+def test_replay_lines_for_samples_the_run_does_not_have(cli, tmp_path):
+    f = _replay_file(tmp_path / "out.jsonl", {}, n=5)
+    with open(f, "a") as fh:
+        fh.write(json.dumps({"task": "toy/addition", "sample_id": "add-typo", "output": "1"}) + "\n")
+        fh.write(json.dumps({"task": "toy/addition", "index": 99, "output": "1"}) + "\n")
+        fh.write(json.dumps({"task": "other/task", "index": 0, "output": "1"}) + "\n")  # another task: not ours
+    base = ["run", *TOY, "-T", "n=5", "--backend", "replay", "-B", f"file={f}"]
+    r = cli(*base, "--run-id", "a")
+    assert r.returncode == 2, r.stderr
+    _no_traceback(r)
+    assert "2 lines name samples this run does not have" in r.stderr and "add-typo" in r.stderr
+    assert "-B missing=ignore" in r.stderr and not (tmp_path / "results" / "a").exists()
+    r = cli(*base, "-B", "missing=ignore", "--run-id", "b")
+    assert r.returncode == 0, r.stderr
+    # a selection (--limit / --samples) leaves lines out by design: not an error
+    r = cli(*base, "--limit", "2", "--run-id", "c")
+    assert r.returncode == 0, r.stderr
+
+
+# -- logs with lines that are not rows ------------------------------------------------------------------
+
+JUNK = [b"[1, 2, 3]\n", b'{"foo": 1}\n', b"\xff\xfe not utf-8 \xc3\n", b'{"key": 5}\n', b'"a string"\n',
+        b'{"key": "k", "generation": {"text": 123, "finish_reason": "stop"}, "sample_id": "x", "index": 0, '
+        b'"sample": {"target": "1"}}\n', b"null\n"]
+
+
+def test_log_lines_that_are_not_rows_are_skipped_and_counted_everywhere(cli, tmp_path):
+    for i in range(2):
+        r = cli("run", *TOY, "-T", "n=6", "--backend", "gold", "--run-id", f"s{i}", "--shard", f"{i}/2")
+        assert r.returncode == 0, r.stderr
+    r = cli("run", *TOY, "-T", "n=6", "--backend", "gold", "--run-id", "full")
+    assert r.returncode == 0, r.stderr
+    for run in ("s0", "s1", "full"):
+        with open(tmp_path / "results" / run / "toy/addition/samples.jsonl", "ab") as fh:
+            fh.write(b"".join(JUNK))
+    want = f"skipped {len(JUNK)} lines that are not valid rows"
+    checks = [("score", "results/full"), ("run", *TOY, "-T", "n=6", "--backend", "gold", "--run-id", "full"),
+              ("merge", "results/s0", "results/s1", "--run-id", "m"), ("compare", "results/full", "results/m"),
+              ("show", "results/full"), ("show", "results/full", "--samples")]
+    for args in checks:
+        r = cli(*args)
+        assert r.returncode == 0, (args, r.stderr[-3000:])
+        _no_traceback(r)
+        if args[0] in ("score", "run", "merge", "compare"):
+            assert want in r.stderr, (args, r.stderr)
+    # per_sample.jsonl (rewritten by every scoring) with lines that are not rows: show and compare read it
+    with open(tmp_path / "results/full/toy/addition/per_sample.jsonl", "ab") as fh:
+        fh.write(b"".join(JUNK[:5]) + b'{"sample_id": "x", "index": 0, "metrics": {"toy_exact": "high"}}\n')
+    for args in (("show", "results/full", "--samples"), ("compare", "results/full", "results/m")):
+        r = cli(*args)
+        assert r.returncode == 0, r.stderr[-3000:]
+        _no_traceback(r)
+        assert "skipped 6 lines that are not valid rows" in r.stderr and "per_sample.jsonl" in r.stderr
+    s = json.loads((tmp_path / "results/full/toy/addition/scores.json").read_text())
+    assert s["n"] == 6 and s["value"] == 100.0 and s["n_skipped_log_lines"] == len(JUNK)
+    s = json.loads((tmp_path / "results/m/toy/addition/scores.json").read_text())
+    assert s["n"] == 6 and s["value"] == 100.0
