@@ -239,3 +239,144 @@ def test_log_lines_that_are_not_rows_are_skipped_and_counted_everywhere(cli, tmp
     assert s["n"] == 6 and s["value"] == 100.0 and s["n_skipped_log_lines"] == len(JUNK)
     s = json.loads((tmp_path / "results/m/toy/addition/scores.json").read_text())
     assert s["n"] == 6 and s["value"] == 100.0
+
+
+# -- hostile OpenAI-compatible servers --------------------------------------------------------------------
+
+class _RawServer:
+    """An HTTP server on 127.0.0.1 that lists one model and answers every POST with ``body(wfile, stop)``:
+    an endless 200 body, a trickle, or silence (what the shared fake server cannot do)."""
+
+    def __init__(self, body):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.stop = threading.Event()
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                data = json.dumps({"data": [{"id": "m"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body(self, outer.stop)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self):
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def raw_server(monkeypatch):
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    servers = []
+
+    def start(body):
+        servers.append(_RawServer(body))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def _chat():
+    from evalsuite.types import GenParams, Request
+
+    return Request(task="t", sample_id="s0", index=0, prompt="hi", params=GenParams(max_tokens=4))
+
+
+def _endless(h, stop):
+    h.send_response(200)
+    h.send_header("Content-Type", "application/json")  # no length: read until the server stops
+    h.end_headers()
+    h.wfile.write(b'{"choices": [{"message": {"content": "')
+    chunk = b"x" * 65536
+    while not stop.is_set():
+        h.wfile.write(chunk)
+
+
+def test_an_endless_200_body_is_a_failed_attempt_and_costs_no_memory(raw_server):
+    import resource
+
+    from evalsuite.backends.openai import OpenAIBackend
+
+    server = raw_server(_endless)
+    b = OpenAIBackend(model="m", base_url=server.url, max_retries="1", backoff="0", timeout="60",
+                      max_response_bytes=str(4 * 1024 * 1024))
+    assert b.describe()["max_response_bytes"] == 4 * 1024 * 1024
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    (g,) = b.generate([_chat()])
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+    assert g.finish_reason == "error" and "over max_response_bytes=4194304" in g.error, g.error
+    assert "response too large x2" in g.error
+    assert grown_mb < 100, grown_mb
+
+
+def test_a_declared_oversized_body_is_refused_before_reading(raw_server):
+    from evalsuite.backends.openai import OpenAIBackend
+
+    def huge(h, stop):
+        h.send_response(200)
+        h.send_header("Content-Length", str(10 ** 12))
+        h.end_headers()
+        h.wfile.write(b"{")
+        stop.wait(30)
+
+    server = raw_server(huge)
+    b = OpenAIBackend(model="m", base_url=server.url, max_retries="0", max_response_bytes="100000")
+    (g,) = b.generate([_chat()])
+    assert "response of 1000000000000 bytes is over max_response_bytes=100000" in g.error
+
+
+def test_idle_and_overall_timeouts(raw_server):
+    import time
+
+    from evalsuite.backends.openai import OpenAIBackend
+
+    def trickle(h, stop):
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.end_headers()
+        while not stop.wait(0.1):
+            h.wfile.write(b" ")
+            h.wfile.flush()
+
+    def silent(h, stop):
+        stop.wait(30)
+
+    # a trickle never goes idle: the overall cap stops it
+    b = OpenAIBackend(model="m", base_url=raw_server(trickle).url, max_retries="0", timeout="1.5",
+                      idle_timeout="1")
+    t0 = time.perf_counter()
+    (g,) = b.generate([_chat()])
+    assert "no answer within 1.5 s" in g.error and time.perf_counter() - t0 < 10
+    d = b.describe()
+    assert d["timeout_s"] == 1.5 and d["idle_timeout_s"] == 1.0
+    # silence: the idle timeout stops it long before the overall cap
+    b = OpenAIBackend(model="m", base_url=raw_server(silent).url, max_retries="0", timeout="60",
+                      idle_timeout="0.5")
+    t0 = time.perf_counter()
+    (g,) = b.generate([_chat()])
+    assert "no data for 0.5 s (idle_timeout)" in g.error and time.perf_counter() - t0 < 10

@@ -11,7 +11,14 @@ base_url          ``$OPENAI_BASE_URL`` or                     the API root, up t
 endpoint          ``chat``                                    ``chat`` or ``completions`` (see routing)
 api_key_env       ``OPENAI_API_KEY``                          name of the environment variable with the key
 concurrency       8                                           requests in flight at once
-timeout           600                                         seconds per attempt (the whole answer)
+timeout           600                                         overall cap on one attempt, in seconds (the
+                                                              whole answer, however slowly it trickles)
+idle_timeout      ``timeout``                                 seconds without a byte from the server (a
+                                                              non-streamed answer sends nothing until it
+                                                              is done, so keep it above generation time)
+max_response_bytes 67108864 (64 MiB)                          larger bodies (decoded) fail the attempt;
+                                                              the body is read in chunks and reading stops
+                                                              at the cap, so an endless body costs no memory
 max_retries       6                                           retries after the first attempt
 backoff           1.0                                         base seconds of the exponential backoff
 tokenizer         none                                        local HF tokenizer folder (RULER fits prompts
@@ -94,6 +101,8 @@ RESERVED_BODY_KEYS = frozenset({
 })
 """Fields the backend sets itself: GenParams own them, and one request must give one non-streamed answer."""
 EXCERPT_CHARS = 300
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""A completion of 128k tokens is under 2 MB of JSON; 64 MiB leaves room for logprobs and odd servers."""
 
 
 class _Secret:
@@ -167,6 +176,8 @@ class OpenAIBackend(BaseBackend):
             "api_key_env": (str, "OPENAI_API_KEY"),
             "concurrency": (int, 8),
             "timeout": (float, 600.0),
+            "idle_timeout": (float, None),
+            "max_response_bytes": (int, DEFAULT_MAX_RESPONSE_BYTES),
             "max_retries": (int, 6),
             "backoff": (float, 1.0),
             "tokenizer": (str, None),
@@ -187,6 +198,10 @@ class OpenAIBackend(BaseBackend):
             raise UserError("backend openai: concurrency must be >= 1")
         if opts["timeout"] <= 0:
             raise UserError("backend openai: timeout must be > 0 seconds")
+        if opts["idle_timeout"] is not None and opts["idle_timeout"] <= 0:
+            raise UserError("backend openai: idle_timeout must be > 0 seconds")
+        if opts["max_response_bytes"] < 1024:
+            raise UserError("backend openai: max_response_bytes must be at least 1024")
         if opts["max_retries"] < 0:
             raise UserError("backend openai: max_retries must be >= 0")
         if opts["backoff"] < 0:
@@ -195,6 +210,8 @@ class OpenAIBackend(BaseBackend):
             raise UserError("backend openai: max_tokens_field must be 'max_tokens' or 'max_completion_tokens'")
         self.concurrency = opts["concurrency"]
         self.timeout = opts["timeout"]
+        self.idle_timeout = min(opts["idle_timeout"] or self.timeout, self.timeout)
+        self.max_response_bytes = opts["max_response_bytes"]
         self.max_retries = opts["max_retries"]
         self.backoff = opts["backoff"]
         self.max_tokens_field = opts["max_tokens_field"]
@@ -275,7 +292,16 @@ class OpenAIBackend(BaseBackend):
         t = min(self.timeout, PREFLIGHT_TIMEOUT_S)
         try:
             with httpx.Client(headers=self._headers(), timeout=httpx.Timeout(t)) as client:
-                resp = client.get(url)
+                with client.stream("GET", url) as stream:
+                    deadline = time.monotonic() + t
+                    data = bytearray()
+                    for chunk in stream.iter_bytes():
+                        data += chunk
+                        if len(data) > self.max_response_bytes or time.monotonic() > deadline:
+                            log.debug("openai: pre-flight GET %s answered too much or too slowly; going on "
+                                      "without model info", self.base_url)
+                            return
+                    resp = _buffered(stream, data)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise BackendUnavailable(
                 f"backend openai: cannot connect to {self.base_url} ({self._redact(_exc_text(exc))}); is the "
@@ -369,11 +395,14 @@ class OpenAIBackend(BaseBackend):
         import httpx
 
         try:
-            resp = await client.post(self._url(path), json=body)
+            async with client.stream("POST", self._url(path), json=body) as stream:
+                resp = await self._read_capped(stream)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise _Retryable("connection failed", f"cannot connect to {self.base_url}: {_exc_text(exc)}",
                              unreachable=True) from None
         except httpx.TimeoutException:
+            if self.idle_timeout < self.timeout:
+                raise _Retryable("timeout", f"no data for {self.idle_timeout:g} s (idle_timeout)") from None
             raise _Retryable("timeout", f"no answer within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise _Retryable("connection error", f"connection error: {_exc_text(exc)}") from None
@@ -384,6 +413,22 @@ class OpenAIBackend(BaseBackend):
         if not 200 <= status < 300:
             raise _RequestError(f"HTTP {status} from {path}: {_excerpt(resp)}")
         return _parse_answer(resp, chat=path == "/chat/completions")
+
+    async def _read_capped(self, stream: Any) -> Any:
+        """The streamed response read into memory, at most ``max_response_bytes`` (after decoding);
+        a larger body fails the attempt as soon as the cap is passed, without reading the rest."""
+        cap = self.max_response_bytes
+        declared = stream.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap and "content-encoding" not in stream.headers:
+            raise _Retryable("response too large", f"response of {int(declared)} bytes is over "
+                                                   f"max_response_bytes={cap}")
+        data = bytearray()
+        async for chunk in stream.aiter_bytes():
+            data += chunk
+            if len(data) > cap:
+                raise _Retryable("response too large", f"response body over max_response_bytes={cap} "
+                                                       "(stopped reading)")
+        return _buffered(stream, data)
 
     async def _send(self, client: Any, req: Request) -> tuple[Generation, bool]:
         """One request with its retries. Returns the generation and whether the server was unreachable
@@ -431,7 +476,8 @@ class OpenAIBackend(BaseBackend):
         threshold = min(self.concurrency, len(requests))
         unreachable_in_a_row = 0
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, PREFLIGHT_TIMEOUT_S))
+        # per read (idle) from httpx; the whole attempt is bounded by wait_for in _send
+        timeout = httpx.Timeout(self.idle_timeout, connect=min(self.timeout, PREFLIGHT_TIMEOUT_S))
 
         async with httpx.AsyncClient(headers=self._headers(), timeout=timeout, limits=limits) as client:
             async def one(pos: int, req: Request) -> None:
@@ -532,6 +578,7 @@ class OpenAIBackend(BaseBackend):
             "id": self.id, "backend": self.kind,
             "base_url": redact_text(self.base_url + (f"?{self._query}" if self._query else "")), "model": self.model,
             "endpoint": self.endpoint, "concurrency": self.concurrency, "timeout_s": self.timeout,
+            "idle_timeout_s": self.idle_timeout, "max_response_bytes": self.max_response_bytes,
             "max_retries": self.max_retries, "backoff_s": self.backoff, "max_tokens_field": self.max_tokens_field,
             "extra_body": redact_obj(dict(self.extra_body)), "max_model_len": self.max_model_len,
             "api_key_env": self.api_key_env, "api_key_set": bool(self._key.value),
@@ -548,6 +595,15 @@ class OpenAIBackend(BaseBackend):
 def _exc_text(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _buffered(stream: Any, data: bytes | bytearray) -> Any:
+    """A complete ``httpx.Response`` from a streamed one and its decoded body."""
+    import httpx
+
+    headers = [(k, v) for k, v in stream.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(stream.status_code, headers=headers, content=bytes(data), request=stream.request)
 
 
 def _summary(failures: Sequence[_Retryable]) -> str:
