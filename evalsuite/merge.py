@@ -19,7 +19,8 @@ from typing import Any, Sequence
 
 from .errors import UserError
 from .lock import LOCK_FILE, RunLock
-from .store import PROMPTS, SAMPLES, ResultsStore, atomic_write_json, is_judge_row, is_log_row, read_jsonl_rows
+from .store import (PROMPTS, SAMPLES, ResultsStore, atomic_write_json, check_output_root, is_judge_row,
+                    is_log_row, read_jsonl_rows, write_error)
 
 _LOGS = (SAMPLES, PROMPTS, "judge.jsonl")
 _VALIDATORS = {SAMPLES: is_log_row, "judge.jsonl": is_judge_row}
@@ -81,6 +82,7 @@ def merge_shards(paths: Sequence[str], output: str, run_id: str,
         raise UserError("merge: give the shard runs")
     shards = [ResultsStore.open_existing(p) for p in paths]
     out = ResultsStore(output, run_id)
+    check_output_root(output)
     if out.exists or out.dir.exists():
         raise UserError(f"{out.dir} exists; merge writes a new run (choose another --run-id)")
     work = ResultsStore(output, run_id)
@@ -100,6 +102,9 @@ def merge_shards(paths: Sequence[str], output: str, run_id: str,
             if out.dir.exists():
                 raise UserError(f"{out.dir} appeared while merging; choose another --run-id")
             os.rename(work.dir, out.dir)
+        except OSError as exc:
+            _clear(work.dir)
+            raise write_error(work.dir, exc) from None
         except BaseException:
             _clear(work.dir)
             raise

@@ -25,7 +25,8 @@ from .reasoning import split_reasoning
 from .redact import redact_argv, redact_obj, redact_text, register_env_refs
 from .registry import Registry, default_registry
 from .stats import bootstrap_ci, stderr
-from .store import SAMPLES, ResultsStore, atomic_write_json, is_scorable_row, skipped_lines, valid_text
+from .store import (SAMPLES, ResultsStore, atomic_write_json, check_output_root, is_scorable_row, skipped_lines,
+                    valid_text)
 from .task import TaskContext
 from .types import Generation, Record, Request, Sample, canonical_json, sha256_text
 
@@ -338,6 +339,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     register_env_refs(cfg.judge_options)
     run_id = cfg.run_id or default_run_id()
     store = ResultsStore(cfg.output, run_id)
+    check_output_root(cfg.output)  # a file, /proc, read-only, full: one line before anything is loaded
     # one writer per run folder, taken before minutes are spent loading a model
     lock = RunLock(store.dir, "run", wait=cfg.wait_lock, command=cfg.command).acquire()
     try:
@@ -687,6 +689,7 @@ def rescore(store: ResultsStore, registry: Registry | None = None,
     """Re-score every task of a run from its logs, without generating. The judge is ``judge_config``
     when given, else the one the run recorded (its cached verdicts are reused). Holds the run folder's
     lock (``evalsuite.lock``) while it writes."""
+    check_output_root(store.dir, "run folder")
     with RunLock(store.dir, "score", wait=wait_lock):
         return _rescore(store, registry, judge_config)
 

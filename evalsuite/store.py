@@ -35,22 +35,86 @@ SCORES = "scores.json"
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class StoreWriteError(UserError):
+    """The results folder cannot be written (disk full, quota, read-only, I/O error): one line, exit 2."""
+
+
+def write_error(path: Path | str, exc: OSError) -> StoreWriteError:
+    """The one-line error for a failed write; what was durable before it stays (logs are append-only and
+    every other file is replaced atomically)."""
+    return StoreWriteError(f"cannot write {path}: {exc.strerror or exc}; nothing finished is lost: free space "
+                           "(or fix the folder) and re-run the same command to resume")
+
+
+def _json_bytes(obj: Any, indent: int | None = None) -> bytes:
+    """JSON as UTF-8; strings that are not valid Unicode (lone surrogates) are repaired, not fatal."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False)
-            f.write("\n")
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(_repair_strings(obj, "", []), indent=indent, ensure_ascii=False).encode("utf-8")
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename); the temporary file is
+    removed on any failure, and a failed write is a :class:`StoreWriteError`."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        tmp = None
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    _write_new(path, _json_bytes(obj, indent=2) + b"\n")
+
+
+def check_output_root(root: str | os.PathLike[str], what: str = "--output") -> Path:
+    """Fail fast, with one line, when results cannot go to ``root``: a file, a kernel filesystem
+    (``/proc``, ``/sys``, ``/dev`` except ``/dev/shm``), a folder that cannot be created, or one that
+    cannot be written (read-only, no space, no permission). Creates the folder. Call it before anything
+    is loaded."""
+    p = Path(root)
+    real = os.path.realpath(p)
+    for kernel in ("/proc", "/sys", "/dev"):
+        if (real == kernel or real.startswith(kernel + "/")) and not real.startswith("/dev/shm"):
+            raise UserError(f"{what} {root} is under {kernel}, a kernel filesystem, not a place for results")
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{what} {root} is a file, not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {what} {root}: {exc.strerror or exc}") from None
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=p, prefix=".evalsuite-write-test.", suffix=".tmp")
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            os.write(fd, b"ok\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise UserError(f"cannot write to {what} {root}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return p
 
 
 def _repair_tail(path: Path) -> None:
@@ -126,12 +190,27 @@ def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     data = b"".join(encode_row(r) for r in rows)
     if not data:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _repair_tail(path)
-    with open(path, "ab") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _repair_tail(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:  # unbuffered: a failed write leaves nothing in a buffer to flush later
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                try:
+                    os.ftruncate(fd, start)  # no half-written row left behind (shrinking always fits)
+                except OSError:
+                    pass
+                raise
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
 
 
 _GENERATION_FIELDS = frozenset({"text", "finish_reason", "prompt_tokens", "completion_tokens", "error", "latency_s"})
@@ -292,12 +371,7 @@ class ResultsStore:
 
     def write_scores(self, task: str, scores: Mapping[str, Any], per_sample: Iterable[Mapping[str, Any]]) -> None:
         d = self.task_dir(task)
-        d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{PER_SAMPLE}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in per_sample:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, d / PER_SAMPLE)
+        _write_new(d / PER_SAMPLE, b"".join(_json_bytes(r) + b"\n" for r in per_sample))
         atomic_write_json(d / SCORES, dict(scores))
 
     def read_scores(self, task: str) -> dict[str, Any] | None:

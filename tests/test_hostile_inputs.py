@@ -380,3 +380,110 @@ def test_idle_and_overall_timeouts(raw_server):
     t0 = time.perf_counter()
     (g,) = b.generate([_chat()])
     assert "no data for 0.5 s (idle_timeout)" in g.error and time.perf_counter() - t0 < 10
+
+
+# -- where results go: bad output locations and a full disk ------------------------------------------------
+
+ENOSPC = Path(__file__).resolve().parent / "enospc.py"
+
+
+def _full_disk_cli(cwd: Path, match: str, after: int, *args: str):
+    return subprocess.run([sys.executable, str(ENOSPC), match, str(after), *args], cwd=cwd, env=cli_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def _leftovers(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name.endswith(".tmp")
+                  or ".evalsuite-write-test" in p.name)
+
+
+def _one_line_exit_2(r, *needles: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    _no_traceback(r)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and all(n in lines[0] for n in needles), r.stderr
+
+
+def test_a_full_disk_during_generation_loses_nothing(cli, tmp_path):
+    args = ["run", *TOY, "-T", "n=8", "--backend", "gold", "--run-id", "f"]
+    r = _full_disk_cli(tmp_path, "samples.jsonl", 3, *args)
+    _one_line_exit_2(r, "No space left on device", "samples.jsonl", "re-run the same command")
+    log = tmp_path / "results/f/toy/addition/samples.jsonl"
+    data = log.read_bytes()
+    assert data.endswith(b"\n") and len(_rows(tmp_path / "results/f")) == 3  # the failed row left no half line
+    assert _leftovers(tmp_path) == []
+    r = cli(*args)
+    assert r.returncode == 0 and "generated 5, resumed 3" in r.stdout, r.stderr
+    r = cli("run", *TOY, "-T", "n=8", "--backend", "gold", "--run-id", "clean")
+    s = [json.loads((tmp_path / f"results/{x}/toy/addition/scores.json").read_text()) for x in ("f", "clean")]
+    assert (s[0]["value"], s[0]["n"]) == (s[1]["value"], s[1]["n"]) == (100.0, 8)
+
+
+@pytest.mark.parametrize("match", ["per_sample", "scores.json"])
+def test_a_full_disk_during_scoring_is_one_line(cli, tmp_path, match):
+    r = cli("run", *TOY, "-T", "n=6", "--backend", "gold", "--run-id", "g")
+    assert r.returncode == 0, r.stderr
+    r = _full_disk_cli(tmp_path, match, 0, "score", "results/g")
+    _one_line_exit_2(r, "No space left on device")
+    assert _leftovers(tmp_path) == []
+    assert len(_rows(tmp_path / "results/g")) == 6
+    json.loads((tmp_path / "results/g/manifest.json").read_text())  # the old file is intact
+    r = cli("score", "results/g")
+    assert r.returncode == 0, r.stderr
+
+
+def _mount_tmpfs(path: Path, opts: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_really_full_tmpfs_during_generation(cli, tmp_path):
+    """The same on a real 96 KiB filesystem (root only: mounting needs privileges)."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "size=96k"):
+        pytest.skip("cannot mount a tmpfs here (needs root and mount privileges)")
+    try:
+        args = ["run", *TOY, "-T", "n=400", "--backend", "gold", "--run-id", "t"]
+        r = cli(*args, "--output", str(disk))
+        _one_line_exit_2(r, "No space left on device")
+        rows = _rows(disk / "t")
+        assert 0 < len(rows) < 400 and (disk / "t/toy/addition/samples.jsonl").read_bytes().endswith(b"\n")
+        assert _leftovers(disk) == []
+        import shutil
+
+        shutil.copytree(disk / "t", tmp_path / "bigger" / "t")
+    finally:
+        _umount(disk)
+    r = cli(*args, "--output", str(tmp_path / "bigger"))
+    assert r.returncode == 0 and f"generated {400 - len(rows)}, resumed {len(rows)}" in r.stdout, r.stderr
+
+
+def test_bad_output_locations_fail_before_anything_loads(cli, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    # an unreachable server would be the error if the backend were built first
+    slow = ["run", *TOY, "-T", "n=2", "--backend", "openai", "--model", "m", "-B", "base_url=http://127.0.0.1:9/v1"]
+    _one_line_exit_2(cli(*slow, "--output", "afile"), "--output afile is a file, not a folder")
+    _one_line_exit_2(cli(*slow, "--output", "afile/sub"), "cannot create --output afile/sub")
+    _one_line_exit_2(cli(*slow, "--output", "/proc/evalsuite-results"), "under /proc")
+    _one_line_exit_2(cli(*slow, "--output", "/sys/kernel"), "under /sys")
+    r = cli("run", *TOY, "-T", "n=2", "--backend", "gold", "--run-id", "s0", "--shard", "0/2")
+    r = cli("run", *TOY, "-T", "n=2", "--backend", "gold", "--run-id", "s1", "--shard", "1/2")
+    _one_line_exit_2(cli("merge", "results/s0", "results/s1", "--run-id", "m", "--output", "afile"), "is a file")
+    ro = tmp_path / "ro"
+    if _mount_tmpfs(ro, "ro,size=64k"):
+        try:
+            _one_line_exit_2(cli(*slow, "--output", str(ro)), f"cannot write to --output {ro}",
+                             "Read-only file system")
+        finally:
+            _umount(ro)
+    elif os.geteuid() != 0:
+        ro.mkdir()
+        ro.chmod(0o555)
+        _one_line_exit_2(cli(*slow, "--output", str(ro)), f"cannot write to --output {ro}")
+    assert _leftovers(tmp_path) == []
