@@ -487,3 +487,53 @@ def test_bad_output_locations_fail_before_anything_loads(cli, tmp_path):
         ro.chmod(0o555)
         _one_line_exit_2(cli(*slow, "--output", str(ro)), f"cannot write to --output {ro}")
     assert _leftovers(tmp_path) == []
+
+
+# -- terminal output ------------------------------------------------------------------------------------
+
+HOSTILE_OUTPUTS = {
+    0: "\x1b[2J\x1b[H\x1b[31mred alert",                       # clear screen, home, colour (CSI)
+    1: "\x1b]8;;http://evil.example/\x07click me\x1b]8;;\x07",  # OSC 8 hyperlink, BEL-terminated
+    2: "nul\x00byte and bell\x07 and \rcarriage",
+    3: "c1 csi \x9b31m and del \x7f",
+    4: "[/bold] [link=http://x]markup[/link] \u202eevil bidi",
+    5: "two\nlines",
+}
+
+
+def test_show_samples_renders_control_characters_visibly(cli, tmp_path):
+    f = _replay_file(tmp_path / "out.jsonl", HOSTILE_OUTPUTS)
+    r = cli("run", *TOY, "-T", "n=6", "--backend", "replay", "-B", f"file={f}", "--run-id", "esc")
+    assert r.returncode == 0, r.stderr
+    r = cli("show", "results/esc", "--samples", env={"COLUMNS": "400"})
+    assert r.returncode == 0, r.stderr
+    _no_traceback(r)
+    out = r.stdout
+    for bad in ("\x1b", "\x00", "\x07", "\r", "\x9b", "\x7f", "\u202e"):
+        assert bad not in out, repr(bad)
+    for shown in ("\\x1b[2J", "\\x1b]8;;http://evil.example/\\x07click me", "nul\\x00byte", "bell\\x07",
+                  "\\rcarriage", "\\x9b31m", "\\x7f", "[/bold] [link=http://x]markup[/link]", "\\u202eevil",
+                  "two⏎lines"):
+        assert shown in out, (shown, out)
+    r = cli("show", "results/esc", "--samples", "--failed", env={"COLUMNS": "400"})
+    assert r.returncode == 0 and "\x1b" not in r.stdout
+
+
+# -- leaderboard charts -----------------------------------------------------------------------------------
+
+def test_chart_text_is_literal_not_mathtext(cli, tmp_path):
+    pytest.importorskip("matplotlib")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from leaderboard_synth import write_run
+
+    labels = ["m$\\evil{$", "$x^{2}$ and $", "a_b$\\frac{1}{0}$"]
+    for i, label in enumerate(labels):
+        d = write_run(tmp_path / "results", f"r{i}", ["synth_ruler/a", "synth_lb/b"], 40, 0.5 + 0.1 * i, i)
+        man = json.loads((d / "manifest.json").read_text())
+        man["backend"]["model"] = label
+        (d / "manifest.json").write_text(json.dumps(man))
+    r = cli("leaderboard", "build", "results", "-o", "site")
+    assert r.returncode == 0, r.stderr[-3000:]
+    _no_traceback(r)
+    svgs = "".join(p.read_text() for p in (tmp_path / "site").rglob("*.svg"))
+    assert svgs and all(label in svgs for label in labels)  # drawn as written, not typeset
