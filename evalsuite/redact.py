@@ -240,9 +240,6 @@ def redact_text(text: str) -> str:
     """``text`` with every credential replaced by ``***`` (see the module docstring)."""
     if not isinstance(text, str) or not text:
         return text
-    secrets = tuple(known_secrets())
-    if secrets:
-        text = _matcher(secrets).sub(text)
     text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
     text = _AUTH_SCHEME.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
     text = _KEY_SHAPES.sub(REDACTED, text)
@@ -250,6 +247,11 @@ def redact_text(text: str) -> str:
     text = _QUOTED_NUM.sub(lambda m: _sub_named(m, 2, 4), text)
     text = _sub_values(_PAIR, _PAIR_VALUE, text)
     text = _sub_values(_HEADER, _HEADER_VALUE, text)
+    # known values last: the patterns above replace whole tokens, and any 8 characters of a secret they
+    # left (a value cut at a comma, a key inside a longer word) are caught here
+    secrets = tuple(known_secrets())
+    if secrets:
+        text = _matcher(secrets).sub(text)
     return text
 
 

@@ -356,8 +356,9 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
 
         # before anything is written: a backend that checks its inputs against the plan (replay) fails here
         bind = getattr(backend, "bind", None)
-        if hasattr(backend, "partial_selection"):
-            backend.partial_selection = bool(cfg.limit is not None or cfg.samples)
+        if hasattr(backend, "partial_selection"):  # tasks that may run a subset of their samples
+            backend.partial_selection = frozenset(
+                name for name in tasks if cfg.limit is not None or cfg.samples or entries[name]["options"])
         if callable(bind):
             bind(tasks, {(it.task, it.sample.id): it.sample for it in items})
 

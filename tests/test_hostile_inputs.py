@@ -183,12 +183,12 @@ def test_a_replay_file_that_is_not_utf8_is_one_line(cli, tmp_path, data, msg):
 
 
 def test_replay_lines_for_samples_the_run_does_not_have(cli, tmp_path):
-    f = _replay_file(tmp_path / "out.jsonl", {}, n=5)
+    f = _replay_file(tmp_path / "out.jsonl", {}, n=40)  # the toy task has 40 samples by default
     with open(f, "a") as fh:
         fh.write(json.dumps({"task": "toy/addition", "sample_id": "add-typo", "output": "1"}) + "\n")
         fh.write(json.dumps({"task": "toy/addition", "index": 99, "output": "1"}) + "\n")
         fh.write(json.dumps({"task": "other/task", "index": 0, "output": "1"}) + "\n")  # another task: not ours
-    base = ["run", *TOY, "-T", "n=5", "--backend", "replay", "-B", f"file={f}"]
+    base = ["run", *TOY, "--backend", "replay", "-B", f"file={f}"]
     r = cli(*base, "--run-id", "a")
     assert r.returncode == 2, r.stderr
     _no_traceback(r)
@@ -196,9 +196,10 @@ def test_replay_lines_for_samples_the_run_does_not_have(cli, tmp_path):
     assert "-B missing=ignore" in r.stderr and not (tmp_path / "results" / "a").exists()
     r = cli(*base, "-B", "missing=ignore", "--run-id", "b")
     assert r.returncode == 0, r.stderr
-    # a selection (--limit / --samples) leaves lines out by design: not an error
-    r = cli(*base, "--limit", "2", "--run-id", "c")
-    assert r.returncode == 0, r.stderr
+    # a selection (--limit, --samples, task options) leaves samples out by design: not checked
+    for sel in (["--limit", "2"], ["--samples", "toy/addition:3"], ["-T", "n=5"]):
+        r = cli(*base, *sel, "--run-id", f"c{len(sel[1])}")
+        assert r.returncode == 0, (sel, r.stderr)
 
 
 # -- logs with lines that are not rows ------------------------------------------------------------------

@@ -21,6 +21,12 @@ from evalsuite.redact import is_secret_name, redact_argv, redact_obj, redact_tex
 from openai_fake import FakeReply
 
 
+@pytest.fixture(autouse=True)
+def _own_secret_registry(monkeypatch):
+    """Secrets registered by earlier tests in this process (lm-eval, openai) must not decide these."""
+    monkeypatch.setattr(redact, "_REGISTERED", {})
+
+
 def _hits(root: Path, needles: dict[str, str]) -> list[str]:
     found = []
     for f in sorted(root.rglob("*")):

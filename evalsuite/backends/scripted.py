@@ -8,9 +8,10 @@
   a file that is not UTF-8) stops the run with one line naming the file and line. An ``output`` that is
   not a string (``123``, ``null``, a list) answers that request with an error. ``-B missing=`` says what
   a request without a line gets (``error``: a failed request, the default; ``empty``: an empty answer)
-  and, with ``ignore``, lets lines name samples this run does not have; by default such lines (for the
-  run's tasks, when no ``--limit``/``--samples`` selection leaves samples out) are an error: a typo in an
-  id or the wrong file would otherwise go unnoticed.
+  and, with ``ignore``, lets lines name samples this run does not have; by default such lines are an
+  error (a typo in an id or the wrong file would otherwise go unnoticed) for the run's tasks that run
+  whole: with ``--limit``, ``--samples`` or task options (``-T tags=...``, ``-T n=...``) a task may run a
+  subset, and lines outside it are not checked.
 * ``gold``: answers every request with the task's reference answer, so a task's extraction and metrics
   are proven end to end (gold must reach each task's maximum).
 
@@ -123,8 +124,9 @@ class ReplayBackend(_Scripted):
 
     kind = "replay"
     extra_options = {"file": (str, None), "missing": (str, "error")}
-    partial_selection = False
-    """Set by the runner when --limit/--samples leave samples out: lines for them are then expected."""
+    partial_selection: frozenset[str] = frozenset()
+    """Set by the runner: the run's tasks whose samples may be a subset of the task's (``--limit``,
+    ``--samples``, or task options such as ``tags=`` or ``n=``); lines for other samples are expected there."""
 
     def __init__(self, model: str | None = None, **options: Any):
         super().__init__(model, **options)
@@ -185,9 +187,9 @@ class ReplayBackend(_Scripted):
 
     def bind(self, tasks: Mapping[str, Any], samples: Mapping[tuple[str, str], Sample]) -> None:
         """Check the file against the run: a line for one of the run's tasks (or without a task) that
-        names no sample of the run is an error, unless ``-B missing=ignore`` or a selection
-        (``--limit``/``--samples``) leaves samples out on purpose."""
-        if self.opts["missing"] == "ignore" or self.partial_selection:
+        names no sample of the run is an error, unless ``-B missing=ignore`` or a selection (``--limit``,
+        ``--samples``, task options) may leave that task's samples out on purpose."""
+        if self.opts["missing"] == "ignore":
             return
         ids = {sid for _, sid in samples}
         pairs = set(samples)
@@ -196,6 +198,8 @@ class ReplayBackend(_Scripted):
         for n, task, sid, idx in self._lines:
             if task is not None and task not in tasks:
                 continue  # another task's answers (one file for several runs)
+            if (task in self.partial_selection) or (task is None and self.partial_selection):
+                continue  # a selection leaves samples out: an unmatched line may be one of them
             if sid is not None:
                 ok = (task, sid) in pairs if task is not None else sid in ids
             else:
