@@ -58,6 +58,8 @@ _NOT_SECRET_WORDS = frozenset({
     "bos", "eos", "pad", "unk", "sep", "cls", "mask", "end", "start", "special", "stop", "prefix", "think",
     "max", "min", "num", "n", "sort", "cache", "resume", "primary", "foreign", "partition", "dict",
 })
+# run-together names: "authtoken", "accesstoken", "secretkey", "xapikey"
+_SECRET_SUFFIXES = ("token", "secret", "password", "passwd", "apikey", "accesskey", "secretkey", "privatekey")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
@@ -69,7 +71,7 @@ def is_secret_name(name: str) -> bool:
     ``Authorization``, ``client_secret``, ``headers`` are; ``api_key_env`` (names a variable),
     ``max_tokens``, ``tokenizer``, ``add_bos_token``, ``stop_token_ids``, ``keys`` are not."""
     words = [w.lower() for w in _WORD.findall(str(name))]
-    if not words or not any(w in _SECRET_WORDS for w in words):
+    if not words or not any(w in _SECRET_WORDS or w.endswith(_SECRET_SUFFIXES) for w in words):
         return False
     if words[-1] in _META_LAST or any(w in _NOT_SECRET_WORDS for w in words):
         return False

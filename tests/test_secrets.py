@@ -109,7 +109,8 @@ def test_a_secret_in_a_bad_option_is_not_echoed_by_the_one_line_error(cli, tmp_p
 
 def test_names_that_hold_credentials():
     for name in ("api_key", "apiKey", "x-api-key", "auth_token", "OPENAI_API_KEY", "HF_TOKEN", "password",
-                 "Authorization", "client_secret", "headers", "key", "AWS_SECRET_ACCESS_KEY", "access_token"):
+                 "Authorization", "client_secret", "headers", "key", "AWS_SECRET_ACCESS_KEY", "access_token",
+                 "authtoken", "xapikey", "SECRETKEY", "oauth_token"):
         assert is_secret_name(name), name
     for name in ("api_key_env", "max_tokens", "tokenizer", "add_bos_token", "stop_token_ids", "keys", "PWD",
                  "SSH_AUTH_SOCK", "api_key_set", "author", "signature", "base_url", "prompt_tokens",
