@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "queue (needs `pip install 'evalsuite[ray]'`; see docs/ray.md)")
     r.add_argument("--ray-address", metavar="ADDR",
                    help="join an existing Ray cluster (e.g. auto or ray://head:10001) instead of a local one")
+    r.add_argument("--wait-lock", action="store_true",
+                   help="when another process is writing this run folder, wait for it instead of exiting 2")
     r.add_argument("--shard", metavar="I/N",
                    help="generate only the I-th of N interleaved slices of every task (0-based); combine "
                         "the N shard runs with `evalsuite merge`")
@@ -139,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("score", help="re-score a run from its logs without generating")
     sc.add_argument("run", help="run folder (results/<run-id>) or run id")
     sc.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sc.add_argument("--wait-lock", action="store_true",
+                    help="when another process is writing this run folder, wait for it instead of exiting 2")
     _add_judge_args(sc)
 
     sf = sub.add_parser("score-file", help="score predictions produced elsewhere",
@@ -175,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     gt = sub.add_parser("gate", help="fail (exit 1) when a candidate run regresses significantly beyond a policy",
                         description="Compare a candidate run with a baseline under a TOML policy (per-task/metric "
                                     "tolerance, direction, minimum sample count, significance level). Exit 0: no "
-                                    "significant regression beyond tolerance; 1: at least one; 2: usage error. "
-                                    "Prints a markdown summary; see docs/gate.md.")
+                                    "significant regression beyond tolerance; 1: at least one, or a NaN/missing "
+                                    "value, or a partial candidate (unless allow_partial); 2: usage error or "
+                                    "nothing was gated. Prints a markdown summary; see docs/gate.md.")
     gt.add_argument("--baseline", required=True, help="baseline run folder or run id")
     gt.add_argument("--candidate", required=True, help="candidate run folder or run id")
     gt.add_argument("--policy", required=True, help="policy file (TOML)")
@@ -210,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--run-id", required=True, help="id of the merged run (a new folder under --output)")
     mg.add_argument("--output", default="results", help="results root folder (default: results)")
     mg.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
+    mg.add_argument("--wait-lock", action="store_true",
+                    help="when another process is writing a shard or the merged run, wait for it instead "
+                         "of exiting 2")
 
     dr = sub.add_parser("doctor", help="check this machine: the code sandbox (bubblewrap), the C++ compiler",
                         description="Check what evalsuite needs to run model-written code safely: the sandbox "
@@ -238,7 +246,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         judge_backend=args.judge_backend, judge_model=args.judge_model, judge_options=dict(args.judge_args),
         command=["evalsuite", *sys.argv[1:]],
         workers=args.workers, ray_address=args.ray_address,
-        shard=parse_shard(args.shard) if args.shard else None,
+        shard=parse_shard(args.shard) if args.shard else None, wait_lock=args.wait_lock,
     )
     outcome = run(cfg)
     from .report import summaries_for
@@ -262,7 +270,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     from .merge import merge_shards
     from .report import print_scores
 
-    store, scores = merge_shards(args.shards, args.output, args.run_id)
+    store, scores = merge_shards(args.shards, args.output, args.run_id, wait_lock=args.wait_lock)
     if args.json:
         print(json.dumps({"run_id": store.run_id, "run_dir": str(store.dir), "scores": scores}, indent=2))
     else:
@@ -314,7 +322,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     judge = RunConfig(tasks=[], judge_backend=args.judge_backend, judge_model=args.judge_model,
                       judge_options=dict(args.judge_args)).judge_config()
-    scores = rescore(store, judge_config=judge)
+    scores = rescore(store, judge_config=judge, wait_lock=args.wait_lock)
     summaries = summaries_for(scores)
     if args.json:
         print(json.dumps({"scores": scores, "summaries": summaries}, indent=2))
@@ -355,7 +363,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_gate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .gate import load_policy, run_gate, to_junit, to_markdown
+    from .gate import load_policy, nothing_gated_reason, run_gate, to_junit, to_markdown
 
     res = run_gate(args.baseline, args.candidate, load_policy(args.policy), allow_mismatch=args.allow_mismatch)
     md = to_markdown(res)
@@ -368,6 +376,8 @@ def _cmd_gate(args: argparse.Namespace) -> int:
                                        encoding="utf-8")
     if args.junit:
         Path(args.junit).write_text(to_junit(res), encoding="utf-8")
+    if res.nothing_gated:
+        print(f"evalsuite: error: {nothing_gated_reason(res)}", file=sys.stderr)
     return res.exit_code
 
 
@@ -401,7 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"evalsuite: error: {exc}", file=sys.stderr)
+        from .redact import redact_text
+
+        print(f"evalsuite: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("evalsuite: interrupted (completed generations are saved; re-run the same command to resume)",

@@ -84,7 +84,7 @@ def load_task(store: ResultsStore, name: str, manifest: Mapping[str, Any] | None
     per_sample = {str(r["sample_id"]): r for r in store.read_per_sample(name)}
     prompts: dict[str, str] = {}
     for row in store.rows(name):
-        if row.get("stage") in (0, None) and row.get("prompt_sha256"):
+        if row.get("stage") in (0, None) and row.get("prompt_sha256") and row.get("sample_id") is not None:
             prompts[str(row["sample_id"])] = row["prompt_sha256"]
     return TaskRun(name=name, scores=scores, manifest_entry=dict(manifest.get("tasks", {}).get(name, {})),
                    per_sample=per_sample, prompt_hashes=prompts)
@@ -135,6 +135,10 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     missing_in_candidate: list[str] = field(default_factory=list)
     missing_in_baseline: list[str] = field(default_factory=list)
+    shared_tasks: list[str] = field(default_factory=list)
+    """Tasks both runs scored (compared, whether or not a metric was shared)."""
+    metrics: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    """Per shared task: the metric names of (baseline, candidate)."""
 
     def to_dict(self) -> dict[str, Any]:
         o = self.options
@@ -246,6 +250,8 @@ def compare_runs(baseline: str, candidate: str, opts: CompareOptions = CompareOp
         assert ta is not None and tb is not None
         problems.extend(f"{t}: {p}" for p in check_comparable(ta, tb))
         pairs.append((ta, tb))
+        cmp.shared_tasks.append(t)
+        cmp.metrics[t] = (list(ta.metric_entries()), list(tb.metric_entries()))
     if problems:
         if not opts.allow_mismatch:
             raise Incomparable("refusing to compare runs that differ in what moves a number:\n  "

@@ -15,6 +15,7 @@ Policy file::
     tolerance = 2.0
     direction = "higher"   # "higher" | "lower"; default: the metric's own higher_is_better
     skip = false
+    allow_partial = false  # also in [defaults]; matched by task only
 
     [tasks]                # optional: gate only these tasks (default: every task the baseline scored)
     include = ["ruler/*"]
@@ -24,7 +25,15 @@ estimate of the paired difference) **and** the paired test rejects "no differenc
 (exact McNemar for 0/1 scores, paired bootstrap otherwise, paired corpus bootstrap for corpus metrics).
 A drop beyond tolerance that cannot be tested (a corpus metric without per-segment statistics) fails
 too. A task the baseline scored but the candidate did not, or fewer than ``min_samples`` shared samples,
-fails. Exit codes: 0 pass, 1 a check failed, 2 usage error (bad policy, missing run, incomparable runs).
+fails. A value that is NaN or missing on either side fails (with the side and the reason), and so does a
+task both runs have but with no metric in common. A **partial** candidate task (planned samples without
+an answer, or failed requests: ``n_missing``/``n_errors`` in ``scores.json`` or the plan against the log)
+fails unless the policy sets ``allow_partial = true``; a partial baseline is a warning.
+
+Nothing passes by accident: a gate that evaluated zero checks (every rule skips, ``include`` matches no
+task, the baseline scored nothing) exits 2 ("nothing was gated"), and an ``include`` pattern or a rule that
+matches nothing is reported. Exit codes: 0 pass, 1 a check failed, 2 usage error (bad policy, missing run,
+incomparable runs, nothing gated).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 from xml.etree import ElementTree as ET
@@ -40,8 +49,9 @@ from xml.etree import ElementTree as ET
 from .compare import CompareOptions, Comparison, compare_runs, format_p
 from .errors import UserError
 
-DEFAULTS = {"tolerance": 1.0, "alpha": 0.05, "min_samples": 50, "iterations": 2000, "seed": 0}
-RULE_KEYS = {"task", "metric", "tolerance", "alpha", "min_samples", "direction", "skip"}
+DEFAULTS = {"tolerance": 1.0, "alpha": 0.05, "min_samples": 50, "iterations": 2000, "seed": 0,
+            "allow_partial": False}
+RULE_KEYS = {"task", "metric", "tolerance", "alpha", "min_samples", "direction", "skip", "allow_partial"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,14 @@ class Policy:
     def gates_task(self, task: str) -> bool:
         return self.include is None or any(fnmatch.fnmatchcase(task, p) for p in self.include)
 
+    def allows_partial(self, task: str) -> bool:
+        """``allow_partial`` from [defaults], overridden by the last rule whose ``task`` glob matches."""
+        allowed = bool(self.defaults.get("allow_partial", False))
+        for r in self.rules:
+            if "allow_partial" in r and fnmatch.fnmatchcase(task, r.get("task", "*")):
+                allowed = bool(r["allow_partial"])
+        return allowed
+
 
 def _number(where: str, key: str, v: Any, lo: float, hi: float, integer: bool = False) -> Any:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
@@ -84,7 +102,9 @@ def _number(where: str, key: str, v: Any, lo: float, hi: float, integer: bool = 
     return int(v) if integer else float(v)
 
 
-def _validate(where: str, d: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
+def _validate(where: str, d: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise UserError(f"policy {where} must be a table, got {_toml_type(d)}")
     unknown = sorted(set(d) - allowed)
     if unknown:
         raise UserError(f"policy {where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
@@ -101,12 +121,18 @@ def _validate(where: str, d: Mapping[str, Any], allowed: set[str]) -> dict[str, 
         out["seed"] = _number(where, "seed", d["seed"], 0, 2 ** 63, integer=True)
     if "direction" in d and d["direction"] not in {"higher", "lower"}:
         raise UserError(f"policy {where}: direction must be 'higher' or 'lower', got {d['direction']!r}")
-    if "skip" in d and not isinstance(d["skip"], bool):
-        raise UserError(f"policy {where}: skip must be true or false")
+    for k in ("skip", "allow_partial"):
+        if k in d and not isinstance(d[k], bool):
+            raise UserError(f"policy {where}: {k} must be true or false, got {d[k]!r}")
     for k in ("task", "metric"):
         if k in d and not isinstance(d[k], str):
             raise UserError(f"policy {where}: {k} must be a glob string")
     return out
+
+
+def _toml_type(v: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array",
+            dict: "a table"}.get(type(v), type(v).__name__)
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -119,9 +145,16 @@ def load_policy(path: str | Path) -> Policy:
             raise UserError("reading a TOML policy on Python 3.10 needs `pip install tomli`") from None
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = p.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read policy {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"policy {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") \
+            from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"policy {path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - {"defaults", "rule", "tasks"})
@@ -131,14 +164,16 @@ def load_policy(path: str | Path) -> Policy:
                                         set(DEFAULTS) | {"direction"})}
     rules = data.get("rule", [])
     if not isinstance(rules, list):
-        raise UserError(f"policy {path}: rules are written [[rule]]")
+        raise UserError(f"policy [[rule]]: rules are written [[rule]] tables, got {_toml_type(rules)}")
     rules = tuple(_validate(f"[[rule]] #{i + 1}", r, RULE_KEYS) for i, r in enumerate(rules))
     include = None
     if "tasks" in data:
+        if not isinstance(data["tasks"], dict):
+            raise UserError(f"policy [tasks] must be a table, got {_toml_type(data['tasks'])}")
         _validate("[tasks]", {k: v for k, v in data["tasks"].items() if k != "include"}, set())
         inc = data["tasks"].get("include")
         if not isinstance(inc, list) or not all(isinstance(x, str) for x in inc):
-            raise UserError(f"policy {path}: [tasks] include must be a list of globs")
+            raise UserError(f"policy [tasks]: include must be a list of globs, got {inc!r}")
         include = tuple(inc)
     return Policy(defaults=defaults, rules=rules, include=include, source=str(p))
 
@@ -150,30 +185,133 @@ class GateResult:
     comparison: Comparison
     checks: list[dict[str, Any]]
     policy: Policy
+    warnings: list[str] = field(default_factory=list)
+    """Policy lines that matched nothing, partial baselines, allowed partial candidates, ..."""
 
     @property
     def failed(self) -> list[dict[str, Any]]:
         return [c for c in self.checks if c["status"] == "fail"]
 
     @property
+    def nothing_gated(self) -> bool:
+        return not self.checks
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 2 if self.nothing_gated else 1 if self.failed else 0
+
+    @property
+    def status(self) -> str:
+        return "error" if self.nothing_gated else "fail" if self.failed else "pass"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": "fail" if self.failed else "pass", "exit_code": self.exit_code,
+        return {"status": self.status, "exit_code": self.exit_code,
                 "policy": {"source": self.policy.source, "defaults": dict(self.policy.defaults),
                            "rules": [dict(r) for r in self.policy.rules],
                            "include": list(self.policy.include) if self.policy.include is not None else None},
                 "n_checks": len(self.checks), "n_failed": len(self.failed), "checks": self.checks,
-                "comparison": self.comparison.to_dict()}
+                "warnings": list(self.warnings), "comparison": self.comparison.to_dict()}
 
 
-def evaluate(cmp: Comparison, policy: Policy) -> list[dict[str, Any]]:
+def _is_nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _value_problem(r: Mapping[str, Any]) -> str | None:
+    """Why a comparison row has no usable numbers (NaN or missing on either side), or None."""
+    m = r["metric"]
+    for side in ("baseline", "candidate"):
+        corpus = r.get(f"{side}_value")
+        if _is_nan(corpus) or _is_nan(r.get(side)):
+            return f"the {side}'s {m} is NaN (a failed scorer or every sample errored)"
+        if not isinstance(corpus, (int, float)) or isinstance(corpus, bool):
+            return f"the {side} has no value for {m}"
+    if r.get("delta") is None:
+        return None  # no shared samples: the min_samples check says so
+    if _is_nan(r["delta"]):
+        return f"the difference in {m} is NaN"
+    return None
+
+
+def _completeness(run: str, task: str) -> tuple[int, int, int]:
+    """``(n_planned, n_missing, n_errors)`` of a run's task: the larger of what ``scores.json`` says and
+    what the plan and the log say now (a sample planned but without an answer, or answered with an error)."""
+    from .runner import _rows_in_plan
+    from .store import ResultsStore
+
+    store = ResultsStore.open_existing(run)
+    scores = store.read_scores(task) or {}
+    planned, missing, errors = (int(scores.get(k) or 0) for k in ("n_planned", "n_missing", "n_errors"))
+    plan_path = store.task_dir(task) / "plan.json"
+    if plan_path.is_file():
+        try:
+            keys = json.loads(plan_path.read_text(encoding="utf-8"))["keys"]
+            rows = _rows_in_plan(store, task)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return planned, max(missing, 1), errors  # an unreadable plan is not a complete run
+        planned = max(planned, len(keys))
+        missing = max(missing, len(keys) - len(rows))
+        errors = max(errors, sum(1 for r in rows if r["generation"].get("finish_reason") == "error"))
+    return planned, missing, errors
+
+
+def _partial_text(side: str, task: str, planned: int, missing: int, errors: int) -> str:
+    parts = []
+    if missing:
+        parts.append(f"{missing} of {planned} planned samples have no answer")
+    if errors:
+        parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+    return f"the {side} is partial for {task}: {', '.join(parts)}"
+
+
+def evaluate(cmp: Comparison, policy: Policy, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """The checks of a comparison under a policy; policy lines that match nothing, partial baselines and
+    allowed partial candidates are added to ``warnings``."""
+    warnings = warnings if warnings is not None else []
     checks = []
+    tasks_a = {r["task"] for r in cmp.rows} | set(cmp.missing_in_candidate) | set(cmp.shared_tasks)
+    tasks_b = {r["task"] for r in cmp.rows} | set(cmp.missing_in_baseline) | set(cmp.shared_tasks)
+    every = tasks_a | tasks_b
+    if policy.include is not None:
+        for pat in policy.include:
+            if not any(fnmatch.fnmatchcase(t, pat) for t in every):
+                warnings.append(f"[tasks] include pattern {pat!r} matches no task of either run")
+    pairs = {(r["task"], r["metric"]) for r in cmp.rows} | {(t, "*") for t in every}
+    for i, rule in enumerate(policy.rules):
+        t, m = rule.get("task", "*"), rule.get("metric", "*")
+        if not any(fnmatch.fnmatchcase(pt, t) and fnmatch.fnmatchcase(pm, m) for pt, pm in pairs):
+            warnings.append(f"[[rule]] #{i + 1} (task {t!r}, metric {m!r}) matches no task and metric")
     for task in cmp.missing_in_candidate:
         if policy.gates_task(task):
             checks.append({"task": task, "metric": "*", "status": "fail",
                            "reason": "scored in the baseline but missing from the candidate"})
+    for task in cmp.missing_in_baseline:
+        if policy.gates_task(task):
+            warnings.append(f"{task} is scored in the candidate only: not gated")
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    for r in cmp.rows:
+        by_task.setdefault(r["task"], []).append(r)
+    for task in cmp.shared_tasks:
+        if not policy.gates_task(task):
+            continue
+        for side, run in (("baseline", cmp.baseline), ("candidate", cmp.candidate)):
+            planned, missing, errors = _completeness(run, task)
+            if not (missing or errors):
+                continue
+            text = _partial_text(side, task, planned, missing, errors)
+            if side == "baseline":
+                warnings.append(text)
+            elif policy.allows_partial(task):
+                warnings.append(text + " (allowed by the policy: allow_partial)")
+            else:
+                checks.append({"task": task, "metric": "*", "status": "fail", "n_planned": planned,
+                               "n_missing": missing, "n_errors": errors,
+                               "reason": text + " (set allow_partial = true to gate partial runs)"})
+        if not by_task.get(task) and not policy.check_for(task, "*").skip:
+            ma, mb = cmp.metrics.get(task, ([], []))
+            checks.append({"task": task, "metric": "*", "status": "fail",
+                           "reason": f"no metric scored by both runs (baseline: {', '.join(ma) or 'none'}; "
+                                     f"candidate: {', '.join(mb) or 'none'})"})
     for r in cmp.rows:
         if not policy.gates_task(r["task"]):
             continue
@@ -186,16 +324,20 @@ def evaluate(cmp: Comparison, policy: Policy) -> list[dict[str, Any]]:
                  "baseline": r["baseline"], "candidate": r["candidate"], "delta": r["delta"],
                  "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p_value": r["p_value"], "test": r["test"],
                  "n_shared": r["n_shared"]}
-        if r["delta"] is None or r["n_shared"] < c.min_samples:
+        problem = _value_problem(r)
+        if problem is not None:
+            check.update(status="fail", reason=problem)
+        elif r["delta"] is None or r["n_shared"] < c.min_samples:
             check.update(status="fail", reason=f"{r['n_shared']} shared samples, fewer than min_samples "
                                                f"{c.min_samples}")
         else:
             drop = -r["delta"] if higher else r["delta"]
             check["drop"] = drop
             beyond = drop > c.tolerance
-            significant = r["p_value"] is None or r["p_value"] < c.alpha
+            significant = r["p_value"] is None or _is_nan(r["p_value"]) or r["p_value"] < c.alpha
             if beyond and significant:
-                why = (f"p={format_p(r['p_value'])} < {c.alpha:g} ({r['test']})" if r["p_value"] is not None
+                why = (f"p={format_p(r['p_value'])} < {c.alpha:g} ({r['test']})"
+                       if r["p_value"] is not None and not _is_nan(r["p_value"])
                        else "no significance test is possible for this metric")
                 check.update(status="fail", reason=f"worse by {drop:.2f} (tolerance {c.tolerance:g}); {why}")
             elif beyond:
@@ -212,7 +354,21 @@ def run_gate(baseline: str, candidate: str, policy: Policy, allow_mismatch: bool
     opts = CompareOptions(iterations=int(d["iterations"]), seed=int(d["seed"]), alpha=float(d["alpha"]),
                           allow_mismatch=allow_mismatch)
     cmp = compare_runs(baseline, candidate, opts)
-    return GateResult(comparison=cmp, checks=evaluate(cmp, policy), policy=policy)
+    warnings: list[str] = []
+    checks = evaluate(cmp, policy, warnings)
+    return GateResult(comparison=cmp, checks=checks, policy=policy, warnings=warnings)
+
+
+def nothing_gated_reason(res: GateResult) -> str:
+    """One line for a gate that evaluated no check."""
+    cmp = res.comparison
+    if not cmp.shared_tasks and not cmp.missing_in_candidate:
+        why = "the baseline has no scored task" if not cmp.missing_in_baseline else \
+            "no task is scored in both runs"
+    else:
+        why = "every task and metric is excluded by the policy ([tasks] include, skip = true)"
+    extra = f"; {'; '.join(res.warnings)}" if res.warnings else ""
+    return f"nothing was gated: {why}{extra}"
 
 
 # -- outputs -----------------------------------------------------------------------------------------
@@ -231,7 +387,7 @@ def _md_cell(text: str) -> str:
 
 def to_markdown(res: GateResult) -> str:
     cmp = res.comparison
-    status = "FAILED" if res.failed else "passed"
+    status = "NOTHING GATED" if res.nothing_gated else "FAILED" if res.failed else "passed"
     lines = [f"## evalsuite gate: {status}", "",
              f"candidate `{_md_cell(cmp.candidate)}` vs baseline `{_md_cell(cmp.baseline)}`: "
              f"{len(res.checks)} checks, {len(res.failed)} failed", ""]
@@ -244,7 +400,7 @@ def to_markdown(res: GateResult) -> str:
                 "❌ fail" if c["status"] == "fail" else "✅ pass", c["task"], c["metric"], _num(c.get("baseline")),
                 _num(c.get("candidate")), _num(c.get("delta"), True), ci, format_p(c.get("p_value")),
                 str(c.get("n_shared", "–")), c["reason"])) + " |")
-    for w in cmp.warnings:
+    for w in list(cmp.warnings) + list(res.warnings):
         lines += ["", f"> warning: {_md_cell(w)}"]
     return "\n".join(lines) + "\n"
 

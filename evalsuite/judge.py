@@ -25,8 +25,6 @@ API (small on purpose)::
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +33,8 @@ from typing import Any, Mapping, Sequence
 from .errors import UserError
 from .options import parse_bool
 from .reasoning import split_reasoning
-from .store import _repair_tail, read_jsonl_rows
+from .redact import redact_obj
+from .store import append_jsonl, is_judge_row, read_jsonl_rows
 from .types import GenParams, Generation, Message, Request, canonical_json, sha256_text
 
 JUDGE_LOG = "judge.jsonl"
@@ -116,7 +115,7 @@ class Judge:
                    f"|seed:{self.seed}" + (f"|max:{self.max_tokens_override}" if self.max_tokens_override else ""))
         self._cache: dict[str, dict[str, Any]] = {}
         self._memo: dict[tuple[Any, ...], Generation] = {}
-        for row in read_jsonl_rows(self.cache_path):
+        for row in read_jsonl_rows(self.cache_path, is_judge_row):
             if row.get("generation", {}).get("finish_reason") != "error":
                 self._cache[row["key"]] = row
         self.n_calls = 0
@@ -194,8 +193,8 @@ class Judge:
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, **self.config.to_dict(), "calls": self.n_calls, "cached": self.n_cached,
-                "errors": self.n_errors, "log": JUDGE_LOG}
+        return {"id": self.id, **redact_obj(self.config.to_dict()), "calls": self.n_calls,
+                "cached": self.n_cached, "errors": self.n_errors, "log": JUDGE_LOG}
 
 
 def _iterate(backend: Any, reqs: Sequence[Request]):
@@ -213,12 +212,7 @@ def _iterate(backend: Any, reqs: Sequence[Request]):
 
 
 def _append(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _repair_tail(path)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        f.flush()
-        os.fsync(f.fileno())
+    append_jsonl(path, rows)
 
 
 class JudgeProvider:

@@ -11,14 +11,19 @@ equal those of the same evaluation run unsharded.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import UserError
-from .store import PROMPTS, SAMPLES, ResultsStore, atomic_write_json
+from .lock import LOCK_FILE, RunLock
+from .store import (PROMPTS, SAMPLES, ResultsStore, atomic_write_json, check_output_root, is_judge_row,
+                    is_log_row, read_jsonl_rows, write_error)
 
 _LOGS = (SAMPLES, PROMPTS, "judge.jsonl")
+_VALIDATORS = {SAMPLES: is_log_row, "judge.jsonl": is_judge_row}
 _MUST_AGREE = ("version", "options", "prompts_sha256", "n_planned", "generation_params")
 
 
@@ -63,62 +68,95 @@ def _check(shards: Sequence[ResultsStore]) -> tuple[list[dict[str, Any]], int]:
     return manifests, n
 
 
-def merge_shards(paths: Sequence[str], output: str, run_id: str) -> tuple[ResultsStore, dict[str, Any]]:
-    """Merge shard runs into ``<output>/<run_id>`` and score it. Returns (store, scores by task)."""
-    from .runner import rescore
+def merge_shards(paths: Sequence[str], output: str, run_id: str,
+                 wait_lock: bool = False) -> tuple[ResultsStore, dict[str, Any]]:
+    """Merge shard runs into ``<output>/<run_id>`` and score it. Returns (store, scores by task).
+
+    Atomic: the merged run is built and scored in ``<output>/.<run_id>.merging`` and renamed into place
+    at the end, so a merge killed half-way leaves no half-merged run; the next merge into the same id
+    takes over the leftover folder. Each shard is locked while it is read (a shard still being written is
+    refused), and so is the folder being built."""
+    from .runner import _rescore
 
     if len(paths) < 1:
         raise UserError("merge: give the shard runs")
     shards = [ResultsStore.open_existing(p) for p in paths]
-    manifests, n = _check(shards)
-    order = sorted(range(len(shards)), key=lambda k: manifests[k]["shard"]["index"])
-    shards = [shards[k] for k in order]
-    manifests = [manifests[k] for k in order]
-
     out = ResultsStore(output, run_id)
-    if out.exists:
+    check_output_root(output)
+    if out.exists or out.dir.exists():
         raise UserError(f"{out.dir} exists; merge writes a new run (choose another --run-id)")
-    out.dir.mkdir(parents=True, exist_ok=False)
-    try:
-        for name in manifests[0]["tasks"]:
-            plans = []
-            for s in shards:
-                plan_path = s.task_dir(name) / "plan.json"
-                if not plan_path.exists():
-                    raise UserError(f"{s.dir}: no plan for {name} (the shard never started generating)")
-                plans.append(json.loads(plan_path.read_text()))
-            full = plans[0].get("all_keys")
-            if any(p.get("all_keys") != full for p in plans):
-                raise UserError(f"{name}: shards planned different requests (data or prompts changed "
-                                f"between shards)")
-            union = [k for p in plans for k in p["keys"]]
-            if sorted(union) != sorted(full) or len(set(union)) != len(union):
-                raise UserError(f"{name}: shard plans do not partition the full plan")
-            d = out.task_dir(name)
-            d.mkdir(parents=True, exist_ok=True)
-            for log in _LOGS:
-                parts = [s.task_dir(name) / log for s in shards if (s.task_dir(name) / log).exists()]
-                if not parts:
-                    continue
-                with open(d / log, "wb") as dst:
-                    for part in parts:
-                        data = part.read_bytes()
-                        # a torn last line (crash mid-write) is dropped, as when the log is read
-                        if data and not data.endswith(b"\n"):
-                            data = data[:data.rfind(b"\n") + 1]
-                        dst.write(data)
-            atomic_write_json(d / "plan.json", {"task": name, "keys": full})
-
-        manifest = {k: v for k, v in manifests[0].items() if k not in {"shard", "invocations", "run_id"}}
-        manifest.update({
-            "run_id": run_id, "created": _now(), "updated": _now(),
-            "merged_from": [{"run_id": m.get("run_id"), "dir": str(s.dir), "shard": m["shard"],
-                             "invocations": m.get("invocations", [])} for s, m in zip(shards, manifests)],
-            "invocations": [{"started": _now(), "command": "merge", "status": "complete", "shards": n}],
-        })
-        out.write_manifest(manifest)
-        scores = rescore(out)
-    except BaseException:
-        shutil.rmtree(out.dir, ignore_errors=True)
-        raise
+    work = ResultsStore(output, run_id)
+    work.dir = Path(output) / f".{run_id}.merging"
+    with ExitStack() as locks:
+        for s in shards:
+            locks.enter_context(RunLock(s.dir, "merge (reading this shard)", wait=wait_lock))
+        locks.enter_context(RunLock(work.dir, "merge", wait=wait_lock))
+        _clear(work.dir)  # what a merge killed earlier left behind (its lock died with it)
+        try:
+            manifests, n = _check(shards)
+            order = sorted(range(len(shards)), key=lambda k: manifests[k]["shard"]["index"])
+            shards = [shards[k] for k in order]
+            manifests = [manifests[k] for k in order]
+            _write_merged(work, shards, manifests, n, run_id)
+            scores = _rescore(work, None, None)
+            if out.dir.exists():
+                raise UserError(f"{out.dir} appeared while merging; choose another --run-id")
+            os.rename(work.dir, out.dir)
+        except OSError as exc:
+            _clear(work.dir)
+            raise write_error(work.dir, exc) from None
+        except BaseException:
+            _clear(work.dir)
+            raise
     return out, scores
+
+
+def _clear(folder: Path) -> None:
+    """Remove everything in a folder being built except its lock file."""
+    if not folder.is_dir():
+        return
+    for leftover in folder.iterdir():
+        if leftover.name != LOCK_FILE:
+            shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
+
+
+def _write_merged(out: ResultsStore, shards: Sequence[ResultsStore], manifests: Sequence[dict[str, Any]],
+                  n: int, run_id: str) -> None:
+    for name in manifests[0]["tasks"]:
+        plans = []
+        for s in shards:
+            plan_path = s.task_dir(name) / "plan.json"
+            if not plan_path.exists():
+                raise UserError(f"{s.dir}: no plan for {name} (the shard never started generating)")
+            plans.append(json.loads(plan_path.read_text()))
+        full = plans[0].get("all_keys")
+        if any(p.get("all_keys") != full for p in plans):
+            raise UserError(f"{name}: shards planned different requests (data or prompts changed "
+                            f"between shards)")
+        union = [k for p in plans for k in p["keys"]]
+        if sorted(union) != sorted(full) or len(set(union)) != len(union):
+            raise UserError(f"{name}: shard plans do not partition the full plan")
+        d = out.task_dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        for log in _LOGS:
+            parts = [s.task_dir(name) / log for s in shards if (s.task_dir(name) / log).exists()]
+            if not parts:
+                continue
+            with open(d / log, "wb") as dst:
+                for part in parts:
+                    # only rows: a torn last line (crash mid-write) and lines that are not rows are left
+                    # behind (and counted on stderr), as when the log is read
+                    for row in read_jsonl_rows(part, _VALIDATORS.get(log)):
+                        dst.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+                dst.flush()
+                os.fsync(dst.fileno())
+        atomic_write_json(d / "plan.json", {"task": name, "keys": full})
+
+    manifest = {k: v for k, v in manifests[0].items() if k not in {"shard", "invocations", "run_id"}}
+    manifest.update({
+        "run_id": run_id, "created": _now(), "updated": _now(),
+        "merged_from": [{"run_id": m.get("run_id"), "dir": str(s.dir), "shard": m["shard"],
+                         "invocations": m.get("invocations", [])} for s, m in zip(shards, manifests)],
+        "invocations": [{"started": _now(), "command": "merge", "status": "complete", "shards": n}],
+    })
+    out.write_manifest(manifest)

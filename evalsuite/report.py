@@ -9,6 +9,32 @@ from typing import Any, Mapping
 from .store import ResultsStore
 
 
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(text: Any) -> str:
+    """Text safe to print on a terminal: newlines become ``⏎``, and every other control character (C0,
+    DEL, C1 such as the 8-bit CSI, bidirectional overrides) is written as its escape (``\\x1b``,
+    ``\\x00``, ``\\r``, ``\\u202e``), so model output can neither move the cursor, clear the screen, set
+    colours, open OSC 8 hyperlinks, ring bells nor reorder what is shown."""
+    out = []
+    for ch in str(text):
+        o = ord(ch)
+        if ch == "\n":
+            out.append("⏎")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif o < 0x20 or 0x7f <= o < 0xa0:
+            out.append(f"\\x{o:02x}")
+        elif ch in _BIDI:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _fmt(v: Any, digits: int = 2) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
@@ -108,16 +134,19 @@ def show(run: str, as_json: bool = False, samples: bool = False, failed: bool = 
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=f"run {store.run_id}: {'failed ' if failed else ''}samples")
+    t = Table(title=Text(visible(f"run {store.run_id}: {'failed ' if failed else ''}samples")))
     for col in ("task", "index", "sample_id", "metrics", "flags", "prediction"):
         t.add_column(col)
     for r in rows:
         pred = r.get("prediction") or (f"[error] {r['error']}" if r.get("error") else "")
-        pred = pred.replace("\n", "⏎")
-        t.add_row(r["task"], str(r["index"]), str(r["sample_id"]),
-                  " ".join(f"{k}={_fmt(v, 3)}" for k, v in r.get("metrics", {}).items()),
-                  ",".join(r.get("flags", [])), pred[:80] + ("…" if len(pred) > 80 else ""))
+        pred = visible(pred)
+        # Text cells: what a model wrote is never read as rich markup ("[/bold]", "[link=...]")
+        t.add_row(*(Text(visible(c)) for c in (
+            r["task"], str(r["index"]), str(r["sample_id"]),
+            " ".join(f"{k}={_fmt(v, 3)}" for k, v in r.get("metrics", {}).items()),
+            ",".join(str(f) for f in r.get("flags", [])))), Text(pred[:80] + ("…" if len(pred) > 80 else "")))
     _console().print(t)
     if failed and rows:
         sel = ",".join(f"{r['task']}:{r['index']}" for r in rows)

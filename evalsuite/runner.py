@@ -11,7 +11,6 @@ import dataclasses
 import datetime as _dt
 import itertools
 import json
-import re
 import sys
 import time
 import uuid
@@ -20,11 +19,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import __version__
 from .errors import UserError
+from .lock import RunLock
 from .manifest import environment_info
 from .reasoning import split_reasoning
+from .redact import redact_argv, redact_obj, redact_text, register_env_refs
 from .registry import Registry, default_registry
 from .stats import bootstrap_ci, stderr
-from .store import ResultsStore, atomic_write_json
+from .store import (SAMPLES, ResultsStore, atomic_write_json, check_output_root, is_scorable_row, skipped_lines,
+                    valid_text)
 from .task import TaskContext
 from .types import Generation, Record, Request, Sample, canonical_json, sha256_text
 
@@ -62,6 +64,8 @@ class RunConfig:
     shard: tuple[int, int] | None = None
     """``(i, n)``: plan everything, generate only the i-th of n interleaved slices of each task's samples
     (``evalsuite merge`` combines the n shard runs into one)."""
+    wait_lock: bool = False
+    """Wait for another process that holds the run folder instead of failing at once (``evalsuite.lock``)."""
 
     def judge_config(self) -> Any:
         from .judge import JudgeConfig
@@ -163,9 +167,28 @@ def build_backend(registry: Registry, cfg: RunConfig) -> Any:
     return construct_backend(registry.backend(name), name, cfg.model, cfg.backend_options)
 
 
-def _row_for(item: PlannedItem, gen: Generation, backend_id: str, next_key: str | None) -> dict[str, Any]:
+def _checked_generation(gen: Any) -> tuple[Generation, list[str]]:
+    """A backend's answer made safe to store and reuse: a text that is not a string (a replay file's
+    ``123``, a plugin's ``None``) becomes a per-request error, and a text that is not valid Unicode (a
+    lone surrogate from a replay file or a server's JSON) is repaired. Returns (generation, repaired
+    fields)."""
+    if not isinstance(gen, Generation):
+        return Generation.failed(f"backend returned {type(gen).__name__}, not a Generation"), []
+    if not isinstance(gen.text, str):
+        kind = "null" if gen.text is None else type(gen.text).__name__
+        return replace(gen, text="", finish_reason="error",
+                       error=f"backend returned a text that is {kind}, not text"), []
+    text, repaired = valid_text(gen.text)
+    if not repaired:
+        return gen, []
+    return replace(gen, text=text), ["generation.text"]
+
+
+def _row_for(item: PlannedItem, gen: Generation, backend_id: str, next_key: str | None,
+             repaired: Sequence[str] = ()) -> dict[str, Any]:
     req = item.request
     s = item.sample
+    extra = {"repaired": list(repaired)} if repaired else {}
     return {
         "key": item.key, "task": item.task, "sample_id": s.id, "index": s.index,
         "stage": item.stage, "parent": item.parent, "next": next_key,
@@ -173,7 +196,8 @@ def _row_for(item: PlannedItem, gen: Generation, backend_id: str, next_key: str 
         "prompt_tokens": gen.prompt_tokens, "truncated": req.truncated,
         "params": req.params.to_dict(), "backend": backend_id,
         "sample": {"target": s.target, "metadata": dict(s.metadata)},
-        "generation": gen.to_dict(), "time": _now(),
+        "generation": {**gen.to_dict(), "error": redact_text(gen.error) if gen.error else gen.error},
+        "time": _now(), **extra,
     }
 
 
@@ -283,17 +307,15 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, An
     return tasks, items, entries
 
 
-_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
-
-
 def _redact_options(options: Mapping[str, str]) -> dict[str, str]:
-    """Backend options as recorded: credentials in URLs (``http://user:pw@host``) removed."""
-    return {k: _USERINFO.sub(r"\1***@", v) if isinstance(v, str) else v for k, v in options.items()}
+    """Backend or judge options as recorded (``evalsuite.redact``: URL credentials, credential-named
+    fields and query parameters, known secret values)."""
+    return redact_obj(dict(options))
 
 
 def _check_resumable(existing: Mapping[str, Any], backend_id: str, entries: Mapping[str, Any]) -> None:
     old_backend = existing.get("backend", {}).get("id")
-    if old_backend and old_backend != backend_id:
+    if old_backend and old_backend not in (backend_id, redact_text(backend_id)):  # recorded ids are redacted
         raise UserError(f"run {existing.get('run_id')!r} was made with backend {old_backend!r}, not "
                         f"{backend_id!r}; use a new --run-id")
     for name, e in entries.items():
@@ -320,20 +342,38 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     own_backend = backend is None
     judge_cfg = cfg.judge_config()
     judge = None
-    if backend is None:
-        backend = build_backend(registry, cfg)
+    # secrets the options point at (api_key_env=NAME, env:NAME) are scrubbed from everything recorded
+    register_env_refs(cfg.backend_options)
+    register_env_refs(cfg.judge_options)
+    run_id = cfg.run_id or default_run_id()
+    store = ResultsStore(cfg.output, run_id)
+    check_output_root(cfg.output)  # a file, /proc, read-only, full: one line before anything is loaded
+    # one writer per run folder, taken before minutes are spent loading a model
+    lock = RunLock(store.dir, "run", wait=cfg.wait_lock, command=cfg.command).acquire()
+    try:
+        if backend is None:
+            backend = build_backend(registry, cfg)
+    except BaseException:
+        lock.release()
+        raise
     timings["backend_load_s"] = time.perf_counter() - t0
     try:
         t1 = time.perf_counter()
         tasks, items, entries = plan(registry, cfg, backend)
         timings["plan_s"] = time.perf_counter() - t1
 
+        # before anything is written: a backend that checks its inputs against the plan (replay) fails here
+        bind = getattr(backend, "bind", None)
+        if hasattr(backend, "partial_selection"):  # tasks that may run a subset of their samples
+            backend.partial_selection = frozenset(
+                name for name in tasks if cfg.limit is not None or cfg.samples or entries[name]["options"])
+        if callable(bind):
+            bind(tasks, {(it.task, it.sample.id): it.sample for it in items})
+
         all_keys = {name: [it.key for it in items if it.task == name] for name in tasks}
         if cfg.shard is not None:
             items = shard_items(items, *cfg.shard)
 
-        run_id = cfg.run_id or default_run_id()
-        store = ResultsStore(cfg.output, run_id)
         existing = store.read_manifest()
         _check_resumable(existing, backend.id, entries)
         shard = {"index": cfg.shard[0], "count": cfg.shard[1]} if cfg.shard is not None else None
@@ -357,7 +397,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             manifest["judge"] = {**judge_cfg.to_dict(), "options": _redact_options(judge_cfg.options)}
         if shard is not None:
             manifest["shard"] = shard
-        invocation = {"started": _now(), "command": cfg.command, "status": "running",
+        invocation = {"started": _now(), "command": redact_argv(cfg.command), "status": "running",
                       "limit": cfg.limit, "samples": cfg.samples, "max_tokens_override": cfg.max_tokens}
         manifest.setdefault("invocations", []).append(invocation)
         store.write_manifest(manifest)
@@ -366,10 +406,6 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             if shard is not None:
                 plan_doc.update({"shard": shard, "all_keys": all_keys[name]})
             atomic_write_json(store.task_dir(name) / "plan.json", plan_doc)
-
-        bind = getattr(backend, "bind", None)
-        if callable(bind):
-            bind(tasks, {(it.task, it.sample.id): it.sample for it in items})
 
         t2 = time.perf_counter()
         n_generated, n_reused = _generate(store, backend, tasks, items, cfg, on_generation)
@@ -395,10 +431,13 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         store.write_manifest(manifest)
         return RunOutcome(str(store.dir), run_id, scores, n_generated, n_reused, timings)
     finally:
-        if own_backend:
-            backend.close()
-        if judge is not None:
-            judge.close()
+        try:
+            if own_backend:
+                backend.close()
+            if judge is not None:
+                judge.close()
+        finally:
+            lock.release()
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -461,7 +500,8 @@ def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items
             follow: list[PlannedItem] = []
             for it in frontier:
                 row = latest[it.task].get(it.key)
-                if row is not None and row["generation"]["finish_reason"] != "error":
+                if row is not None and row["generation"]["finish_reason"] != "error" \
+                        and "text" in row["generation"]:
                     n_reused += 1
                     nxt = _follow_up(tasks[it.task], it, Generation.from_dict(row["generation"]), backend.id,
                                      cfg.max_tokens)
@@ -474,8 +514,9 @@ def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items
                                               else it.request.prompt_chars()))
             progress.grow(len(pending))
             for item, gen in _run_backend(backend, pending):
+                gen, repaired = _checked_generation(gen)
                 nxt = _follow_up(tasks[item.task], item, gen, backend.id, cfg.max_tokens)
-                row = _row_for(item, gen, backend.id, nxt.key if nxt is not None else None)
+                row = _row_for(item, gen, backend.id, nxt.key if nxt is not None else None, repaired)
                 prompts = []
                 if cfg.log_prompts:
                     prompts.append({"key": item.key, "sample_id": item.sample.id, "stage": item.stage,
@@ -538,6 +579,8 @@ def records_from_rows(task: Any, rows: Sequence[Mapping[str, Any]]) -> tuple[lis
             flags.append("reasoning_removed" if not unterminated else "reasoning_unterminated")
         if row.get("truncated"):
             flags.append("truncated")
+        if row.get("repaired"):
+            flags.append("repaired")
         records.append(Record(sample=s, prediction=prediction, generation=gen, flags=tuple(flags)))
         extra.append({"key": row["key"]})
     return records, extra
@@ -563,7 +606,8 @@ def _rows_in_plan(store: ResultsStore, name: str) -> list[dict[str, Any]]:
         keys = json.loads(plan_path.read_text())["keys"]
     else:
         keys = [k for k, r in latest.items() if not r.get("stage")]
-    rows = [r for r in (_final_row(latest, k) for k in keys) if r is not None]
+    # a final row scoring cannot read (hand-edited, another version's) counts as missing
+    rows = [r for r in (_final_row(latest, k) for k in keys) if r is not None and is_scorable_row(r)]
     rows.sort(key=lambda r: r["index"])
     return rows
 
@@ -626,6 +670,7 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
         "n_errors": n_errors,
         "n_truncated": sum("truncated" in r.flags for r in records),
         "n_unterminated_think": sum("unterminated_think" in r.flags for r in records),
+        "n_skipped_log_lines": skipped_lines(store.task_dir(name) / SAMPLES),
         "scored_at": _now(),
     }
     if plan_doc.get("shard"):
@@ -649,9 +694,16 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
 
 
 def rescore(store: ResultsStore, registry: Registry | None = None,
-            judge_config: Any = None) -> dict[str, dict[str, Any]]:
+            judge_config: Any = None, wait_lock: bool = False) -> dict[str, dict[str, Any]]:
     """Re-score every task of a run from its logs, without generating. The judge is ``judge_config``
-    when given, else the one the run recorded (its cached verdicts are reused)."""
+    when given, else the one the run recorded (its cached verdicts are reused). Holds the run folder's
+    lock (``evalsuite.lock``) while it writes."""
+    check_output_root(store.dir, "run folder")
+    with RunLock(store.dir, "score", wait=wait_lock):
+        return _rescore(store, registry, judge_config)
+
+
+def _rescore(store: ResultsStore, registry: Registry | None, judge_config: Any) -> dict[str, dict[str, Any]]:
     from .judge import JudgeConfig, JudgeProvider
 
     _sweep_sandbox_scratch()

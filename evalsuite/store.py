@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .errors import UserError
+from .redact import redact_obj, redact_text
 
 MANIFEST = "manifest.json"
 SAMPLES = "samples.jsonl"
@@ -33,22 +35,86 @@ SCORES = "scores.json"
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class StoreWriteError(UserError):
+    """The results folder cannot be written (disk full, quota, read-only, I/O error): one line, exit 2."""
+
+
+def write_error(path: Path | str, exc: OSError) -> StoreWriteError:
+    """The one-line error for a failed write; what was durable before it stays (logs are append-only and
+    every other file is replaced atomically)."""
+    return StoreWriteError(f"cannot write {path}: {exc.strerror or exc}; nothing finished is lost: free space "
+                           "(or fix the folder) and re-run the same command to resume")
+
+
+def _json_bytes(obj: Any, indent: int | None = None) -> bytes:
+    """JSON as UTF-8; strings that are not valid Unicode (lone surrogates) are repaired, not fatal."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False)
-            f.write("\n")
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(_repair_strings(obj, "", []), indent=indent, ensure_ascii=False).encode("utf-8")
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename); the temporary file is
+    removed on any failure, and a failed write is a :class:`StoreWriteError`."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        tmp = None
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    _write_new(path, _json_bytes(obj, indent=2) + b"\n")
+
+
+def check_output_root(root: str | os.PathLike[str], what: str = "--output") -> Path:
+    """Fail fast, with one line, when results cannot go to ``root``: a file, a kernel filesystem
+    (``/proc``, ``/sys``, ``/dev`` except ``/dev/shm``), a folder that cannot be created, or one that
+    cannot be written (read-only, no space, no permission). Creates the folder. Call it before anything
+    is loaded."""
+    p = Path(root)
+    real = os.path.realpath(p)
+    for kernel in ("/proc", "/sys", "/dev"):
+        if (real == kernel or real.startswith(kernel + "/")) and not real.startswith("/dev/shm"):
+            raise UserError(f"{what} {root} is under {kernel}, a kernel filesystem, not a place for results")
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{what} {root} is a file, not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {what} {root}: {exc.strerror or exc}") from None
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=p, prefix=".evalsuite-write-test.", suffix=".tmp")
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            os.write(fd, b"ok\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise UserError(f"cannot write to {what} {root}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return p
 
 
 def _repair_tail(path: Path) -> None:
@@ -77,18 +143,152 @@ def _repair_tail(path: Path) -> None:
         f.truncate(0)
 
 
-def read_jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL log; an unparseable (torn) line is skipped."""
+def valid_text(text: str) -> tuple[str, bool]:
+    """``text`` as valid Unicode (storable as UTF-8): surrogate pairs joined, a lone surrogate (``"\\ud800"``
+    from a replay file or a server's JSON) replaced by U+FFFD. Returns (text, whether it was repaired)."""
+    try:
+        text.encode("utf-8")
+        return text, False
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace"), True
+
+
+def _repair_strings(obj: Any, path: str, repaired: list[str]) -> Any:
+    if isinstance(obj, str):
+        fixed, changed = valid_text(obj)
+        if changed:
+            repaired.append(path or "$")
+        return fixed
+    if isinstance(obj, Mapping):
+        return {(_repair_strings(k, path, repaired) if isinstance(k, str) else k):
+                _repair_strings(v, f"{path}.{k}" if path else str(k), repaired) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_repair_strings(v, f"{path}[{i}]", repaired) for i, v in enumerate(obj)]
+    return obj
+
+
+def encode_row(row: Mapping[str, Any]) -> bytes:
+    """One JSONL line (UTF-8 bytes) for a log row. The error of a ``generation`` is redacted
+    (``evalsuite.redact``); a string that is not valid Unicode is repaired and the row lists where under
+    ``repaired`` (the data is stored rather than crashing every later run)."""
+    gen = row.get("generation")
+    if isinstance(gen, Mapping) and gen.get("error"):
+        row = {**row, "generation": {**gen, "error": redact_text(str(gen["error"]))}}
+    line = json.dumps(row, ensure_ascii=False) + "\n"
+    try:
+        return line.encode("utf-8")
+    except UnicodeEncodeError:
+        repaired: list[str] = list(row.get("repaired") or [])
+        fixed = _repair_strings(dict(row), "", repaired)
+        fixed["repaired"] = repaired
+        return (json.dumps(fixed, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Append rows to a JSONL log and make them durable before returning (a torn tail from an earlier
+    crash is cut first, so the new rows start on a fresh line)."""
+    data = b"".join(encode_row(r) for r in rows)
+    if not data:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _repair_tail(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:  # unbuffered: a failed write leaves nothing in a buffer to flush later
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                try:
+                    os.ftruncate(fd, start)  # no half-written row left behind (shrinking always fits)
+                except OSError:
+                    pass
+                raise
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
+_GENERATION_FIELDS = frozenset({"text", "finish_reason", "prompt_tokens", "completion_tokens", "error", "latency_s"})
+
+
+def _is_generation(g: Any) -> bool:
+    return (isinstance(g, dict) and set(g) <= _GENERATION_FIELDS
+            and g.get("finish_reason") in ("stop", "length", "error")
+            and isinstance(g.get("text", ""), str) and (g.get("error") is None or isinstance(g.get("error"), str)))
+
+
+def _optional(row: Mapping[str, Any], key: str, *types: type) -> bool:
+    v = row.get(key)
+    return v is None or (isinstance(v, types) and not isinstance(v, bool))
+
+
+def is_log_row(row: Any) -> bool:
+    """Whether a ``samples.jsonl`` line is a row: a ``key``, a ``generation``, and the other fields of the
+    right type where present (what resuming needs; scoring also needs :func:`is_scorable_row`)."""
+    return (isinstance(row, dict) and isinstance(row.get("key"), str) and _is_generation(row.get("generation"))
+            and _optional(row, "next", str) and _optional(row, "parent", str) and _optional(row, "stage", int)
+            and _optional(row, "index", int) and _optional(row, "sample_id", str, int)
+            and _optional(row, "sample", dict) and _optional(row, "task", str))
+
+
+def is_scorable_row(row: Any) -> bool:
+    """A log row with everything scoring reads (sample id, index, target, the generation's text)."""
+    return (is_log_row(row) and isinstance(row.get("index"), int) and row.get("sample_id") is not None
+            and isinstance(row.get("sample"), dict) and "target" in row["sample"]
+            and isinstance(row["sample"].get("metadata", {}), dict) and "text" in row["generation"])
+
+
+def is_judge_row(row: Any) -> bool:
+    return isinstance(row, dict) and isinstance(row.get("key"), str) and _is_generation(row.get("generation"))
+
+
+def is_per_sample_row(row: Any) -> bool:
+    """Whether a ``per_sample.jsonl`` line is usable by show/compare/leaderboard."""
+    return (isinstance(row, dict) and isinstance(row.get("sample_id"), (str, int))
+            and isinstance(row.get("index"), int) and not isinstance(row.get("index"), bool)
+            and isinstance(row.get("metrics", {}), dict) and isinstance(row.get("flags", []), list)
+            and all(v is None or isinstance(v, (int, float)) for v in row.get("metrics", {}).values()))
+
+
+_SKIPPED: dict[str, int] = {}
+_REPORTED: set[tuple[str, int]] = set()
+
+
+def skipped_lines(path: Path) -> int:
+    """How many lines of ``path`` the last complete read skipped (not JSON, not UTF-8, not a row)."""
+    return _SKIPPED.get(str(path), 0)
+
+
+def read_jsonl_rows(path: Path, validate: Callable[[Any], bool] | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL log. A torn last line (a crash mid-write) is dropped; any other line that is not a
+    row (invalid UTF-8 or JSON, JSON that is not an object, an object ``validate`` rejects) is skipped
+    and counted, and the count is reported once per process on stderr (``skipped_lines``)."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
+    bad = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
                 break  # torn tail
             try:
-                yield json.loads(line)
-            except ValueError:
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                bad += 1
                 continue
+            if not isinstance(row, dict) or (validate is not None and not validate(row)):
+                bad += 1
+                continue
+            yield row
+    _SKIPPED[str(path)] = bad
+    if bad and (str(path), bad) not in _REPORTED:
+        _REPORTED.add((str(path), bad))
+        print(f"evalsuite: warning: {path}: skipped {bad} line{'s' if bad != 1 else ''} that are not valid rows",
+              file=sys.stderr)
 
 
 class ResultsStore:
@@ -125,7 +325,8 @@ class ResultsStore:
             return {}
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        atomic_write_json(self.dir / MANIFEST, dict(manifest))
+        """Write the manifest, with every credential redacted (``evalsuite.redact``) whoever put it there."""
+        atomic_write_json(self.dir / MANIFEST, redact_obj(dict(manifest)))
 
     # -- per task ---------------------------------------------------------------------------------
     def task_dir(self, task: str) -> Path:
@@ -145,20 +346,12 @@ class ResultsStore:
     def append(self, task: str, rows: Iterable[Mapping[str, Any]], prompts: Iterable[Mapping[str, Any]] = ()) -> None:
         """Append rows to the task's log and make them durable before returning."""
         d = self.task_dir(task)
-        d.mkdir(parents=True, exist_ok=True)
         for name, items in ((SAMPLES, rows), (PROMPTS, prompts)):
-            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items)
-            if not data:
-                continue
-            path = d / name
-            _repair_tail(path)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            append_jsonl(d / name, items)
 
     def rows(self, task: str) -> Iterator[dict[str, Any]]:
-        return read_jsonl_rows(self.task_dir(task) / SAMPLES)
+        """The task's log rows; lines that are not rows are skipped and counted (``skipped_lines``)."""
+        return read_jsonl_rows(self.task_dir(task) / SAMPLES, is_log_row)
 
     def latest_rows(self, task: str) -> dict[str, dict[str, Any]]:
         """The last row per request key (a retried error is superseded by its later answer)."""
@@ -178,12 +371,7 @@ class ResultsStore:
 
     def write_scores(self, task: str, scores: Mapping[str, Any], per_sample: Iterable[Mapping[str, Any]]) -> None:
         d = self.task_dir(task)
-        d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{PER_SAMPLE}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in per_sample:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, d / PER_SAMPLE)
+        _write_new(d / PER_SAMPLE, b"".join(_json_bytes(r) + b"\n" for r in per_sample))
         atomic_write_json(d / SCORES, dict(scores))
 
     def read_scores(self, task: str) -> dict[str, Any] | None:
@@ -193,4 +381,4 @@ class ResultsStore:
             return None
 
     def read_per_sample(self, task: str) -> list[dict[str, Any]]:
-        return list(read_jsonl_rows(self.task_dir(task) / PER_SAMPLE))
+        return list(read_jsonl_rows(self.task_dir(task) / PER_SAMPLE, is_per_sample_row))

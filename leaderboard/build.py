@@ -32,6 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from evalsuite.errors import UserError
 from evalsuite.reasoning import split_reasoning
+from evalsuite.redact import redact_obj, redact_text
 from evalsuite.store import MANIFEST, PROMPTS, ResultsStore, read_jsonl_rows
 
 MARKER = ".evalsuite-site"
@@ -69,7 +70,8 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[ResultsStore]:
         if (p / MANIFEST).is_file():
             cands = [p]
         elif p.is_dir():
-            cands = sorted(c for c in p.iterdir() if (c / MANIFEST).is_file())
+            # hidden folders are work in progress (a merge being built), not runs
+            cands = sorted(c for c in p.iterdir() if not c.name.startswith(".") and (c / MANIFEST).is_file())
             if not cands:
                 raise UserError(f"{raw}: no run folders (folders with {MANIFEST}) here")
         else:
@@ -97,7 +99,7 @@ def load_runs(stores: Sequence[ResultsStore]) -> list[Run]:
     runs = []
     used: set[str] = set()
     for st in stores:
-        manifest = st.read_manifest()
+        manifest = redact_obj(st.read_manifest())  # runs recorded by older versions are published redacted too
         scores = {}
         for t in st.tasks():
             s = st.read_scores(t)
@@ -446,7 +448,8 @@ def _sample_pages(w: _Writer, env: Any, run: Run, info: TaskInfo, prompt_preview
         failed = bool(ps.get("error")) or any(v is not None and v < 1.0 for v in (ps.get("metrics") or {}).values())
         items.append({
             "index": ps.get("index"), "sample_id": ps.get("sample_id"), "metrics": ps.get("metrics") or {},
-            "flags": ps.get("flags") or [], "error": ps.get("error"), "prediction": ps.get("prediction") or "",
+            "flags": ps.get("flags") or [], "error": redact_text(ps["error"]) if ps.get("error") else None,
+            "prediction": ps.get("prediction") or "",
             "references": _references((row.get("sample") or {}).get("target")),
             "think": think, "prompt_sha256": ph, "prompt_chars": first.get("prompt_chars"),
             "prompt_tokens": first.get("prompt_tokens"), "preview": prompts.get(ph) if ph else None,

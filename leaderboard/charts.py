@@ -32,6 +32,9 @@ def _pyplot() -> Any:
         "svg.hashsalt": "evalsuite-leaderboard", "svg.fonttype": "none", "font.size": 9,
         "font.family": "DejaVu Sans", "axes.spines.top": False, "axes.spines.right": False,
         "figure.dpi": 100, "path.simplify": False,
+        # model labels, task names and titles come from run folders: drawn as written, never typeset
+        # ("m$\\evil{$" would otherwise crash mathtext; usetex would run LaTeX on it)
+        "text.parse_math": False, "text.usetex": False,
     })
     return _plt
 

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..data import offline
+from .. import redact
 from ..errors import BackendUnavailable, UserError
 from ..types import Generation, Message, Request, canonical_json, sha256_text
 from . import BaseBackend, parse_options
@@ -80,24 +81,15 @@ LMEVAL_OPTIONS: dict[str, tuple[Callable[[str], Any], Any]] = {
 
 SEED_MODES = ("auto", "kwarg", "global")
 
-# A model argument is treated as a secret when its name contains one of these words...
-_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential", "auth", "header")
-# ...unless it is one of lm-eval's ordinary arguments that merely contain "token" or "key".
-_NOT_SECRET = re.compile(
-    r"^(tokenizer\w*|use_fast_tokenizer|tokenized_requests|max_\w*toks?|\w*(bos|eos|pad|unk|sep|end|"
-    r"prefix|special|think_end|stop)_tokens?(_ids?)?|author\w*)$", re.I)
-# Values that look like credentials whatever their key is called.
-_SECRET_VALUE = re.compile(r"^(sk-|hf_|ghp_|xox[bp]-|Bearer\s)", re.I)
 _ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
-REDACTED = "***"
+REDACTED = redact.REDACTED
 # model arguments that change how requests are scheduled, not what is answered: left out of the id
 _NOT_IDENTITY = frozenset({"batch_size", "max_batch_size", "num_concurrent", "max_retries", "timeout"})
 
 
 def is_secret_key(key: str) -> bool:
-    """Whether a model argument's name marks its value as a credential."""
-    k = key.strip().lower()
-    return any(w in k for w in _SECRET_WORDS) and not _NOT_SECRET.match(k)
+    """Whether a model argument's name marks its value as a credential (``evalsuite.redact``'s rule)."""
+    return redact.is_secret_name(key.strip())
 
 
 def split_model_args(model_args: str) -> list[tuple[str, str]]:
@@ -128,7 +120,7 @@ def redact_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     for k, v in pairs:
         if _ENV_REF.match(v.strip()):
             out.append((k, v))
-        elif is_secret_key(k) or _SECRET_VALUE.match(v.strip()):
+        elif is_secret_key(k) or redact.looks_like_key(v):
             out.append((k, REDACTED))
         else:
             out.append((k, v))
@@ -153,13 +145,14 @@ def resolve_secrets(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         if m:
             name = m.group(1)
             value = os.environ.get(name)
+            redact.register_secret(value, name)
             if value is None:
                 raise UserError(f"backend lmeval: model_args {k.strip()}=env:{name} but ${name} is not set")
             if "," in value:
                 raise UserError(f"backend lmeval: ${name} contains a comma, which lm-eval's argument "
                                 "string cannot carry")
             out.append((k, value))
-        elif (is_secret_key(k) or _SECRET_VALUE.match(v.strip())) and v.strip() not in ("", "None", "none"):
+        elif (is_secret_key(k) or redact.looks_like_key(v)) and v.strip() not in ("", "None", "none"):
             raise UserError(
                 f"backend lmeval: model_args {k.strip()}=... looks like a credential; the command line and "
                 f"-B options are written to the run's manifest, so pass it from the environment: "
@@ -380,9 +373,7 @@ class LMEvalBackend(BaseBackend):
             raise UserError(f"backend lmeval: lm-eval model {self.lm_name!r} needs "
                             f"{getattr(exc, 'name', None) or exc}, which is not installed") from None
         except Exception as exc:
-            msg = f"{type(exc).__name__}: {exc}"
-            for k, v in resolve_secrets_values(self.pairs):
-                msg = msg.replace(v, REDACTED)
+            msg = self._redact_text(f"{type(exc).__name__}: {exc}")
             raise UserError(f"backend lmeval: cannot build lm-eval model {self.lm_name!r} with model_args "
                             f"{self.model_args_redacted!r}: {msg}") from None
 
@@ -547,9 +538,9 @@ class LMEvalBackend(BaseBackend):
             sys.modules["torch"].manual_seed(seed)
 
     def _redact_text(self, text: str) -> str:
-        for _, v in resolve_secrets_values(self.pairs):
-            text = text.replace(v, REDACTED)
-        return text
+        for name, v in resolve_secrets_values(self.pairs):
+            redact.register_secret(v, name)
+        return redact.redact_text(text)
 
     # -- reporting ------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -11,7 +11,14 @@ base_url          ``$OPENAI_BASE_URL`` or                     the API root, up t
 endpoint          ``chat``                                    ``chat`` or ``completions`` (see routing)
 api_key_env       ``OPENAI_API_KEY``                          name of the environment variable with the key
 concurrency       8                                           requests in flight at once
-timeout           600                                         seconds per attempt (the whole answer)
+timeout           600                                         overall cap on one attempt, in seconds (the
+                                                              whole answer, however slowly it trickles)
+idle_timeout      ``timeout``                                 seconds without a byte from the server (a
+                                                              non-streamed answer sends nothing until it
+                                                              is done, so keep it above generation time)
+max_response_bytes 67108864 (64 MiB)                          larger bodies (decoded) fail the attempt;
+                                                              the body is read in chunks and reading stops
+                                                              at the cap, so an endless body costs no memory
 max_retries       6                                           retries after the first attempt
 backoff           1.0                                         base seconds of the exponential backoff
 tokenizer         none                                        local HF tokenizer folder (RULER fits prompts
@@ -25,7 +32,10 @@ check_model       true                                        fail fast when ``/
 ================  ==========================================  ============================================
 
 The API key is read from the environment only; it is never an option (command lines end up in shell
-history and in ``run.json``) and never appears in ``id``, ``describe()``, errors or logs.
+history and in ``run.json``) and never appears in ``id``, ``describe()``, errors or logs: it is registered
+with ``evalsuite.redact``, which also scrubs upper-cased and partial echoes of it from a server's error
+bodies. A query string on ``base_url`` (``?api-version=...``) is sent with every request and recorded
+redacted; userinfo in it is dropped.
 
 Routing: a chat request goes to ``/chat/completions``. A raw-text request (``use_chat_template=False``)
 and a request with ``prompt_ids`` go to ``/completions``, the ids sent as a token-id ``prompt`` so the
@@ -71,6 +81,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import BackendUnavailable, UserError
 from ..options import parse_bool
+from ..redact import redact_obj, redact_text, secret_from_env
 from ..tokenizer import load_tokenizer, request_ids
 from ..types import ContentPart, GenParams, Generation, Message, Request, sha256_text
 from . import BaseBackend, parse_options
@@ -90,6 +101,8 @@ RESERVED_BODY_KEYS = frozenset({
 })
 """Fields the backend sets itself: GenParams own them, and one request must give one non-streamed answer."""
 EXCERPT_CHARS = 300
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""A completion of 128k tokens is under 2 MB of JSON; 64 MiB leaves room for logprobs and odd servers."""
 
 
 class _Secret:
@@ -163,6 +176,8 @@ class OpenAIBackend(BaseBackend):
             "api_key_env": (str, "OPENAI_API_KEY"),
             "concurrency": (int, 8),
             "timeout": (float, 600.0),
+            "idle_timeout": (float, None),
+            "max_response_bytes": (int, DEFAULT_MAX_RESPONSE_BYTES),
             "max_retries": (int, 6),
             "backoff": (float, 1.0),
             "tokenizer": (str, None),
@@ -175,7 +190,7 @@ class OpenAIBackend(BaseBackend):
         if not model:
             raise UserError("backend openai needs --model <name the server serves> (see GET <base_url>/models)")
         self.model = str(model)
-        self.base_url = self._check_url(opts["base_url"])
+        self.base_url, self._query = self._check_url(opts["base_url"])
         self.endpoint = opts["endpoint"]
         if self.endpoint not in {"chat", "completions"}:
             raise UserError(f"backend openai: endpoint must be 'chat' or 'completions', got {self.endpoint!r}")
@@ -183,6 +198,10 @@ class OpenAIBackend(BaseBackend):
             raise UserError("backend openai: concurrency must be >= 1")
         if opts["timeout"] <= 0:
             raise UserError("backend openai: timeout must be > 0 seconds")
+        if opts["idle_timeout"] is not None and opts["idle_timeout"] <= 0:
+            raise UserError("backend openai: idle_timeout must be > 0 seconds")
+        if opts["max_response_bytes"] < 1024:
+            raise UserError("backend openai: max_response_bytes must be at least 1024")
         if opts["max_retries"] < 0:
             raise UserError("backend openai: max_retries must be >= 0")
         if opts["backoff"] < 0:
@@ -191,12 +210,14 @@ class OpenAIBackend(BaseBackend):
             raise UserError("backend openai: max_tokens_field must be 'max_tokens' or 'max_completion_tokens'")
         self.concurrency = opts["concurrency"]
         self.timeout = opts["timeout"]
+        self.idle_timeout = min(opts["idle_timeout"] or self.timeout, self.timeout)
+        self.max_response_bytes = opts["max_response_bytes"]
         self.max_retries = opts["max_retries"]
         self.backoff = opts["backoff"]
         self.max_tokens_field = opts["max_tokens_field"]
         self.check_model = opts["check_model"]
         self.api_key_env = opts["api_key_env"]
-        self._key = _Secret(os.environ.get(self.api_key_env, "").strip())
+        self._key = _Secret(secret_from_env(self.api_key_env))
         self.extra_body = self._parse_extra_body(opts["extra_body"])
         self.tokenizer = load_tokenizer(opts["tokenizer"]) if opts["tokenizer"] else None
         self._rng = random.Random()  # jitter only; never affects what is generated
@@ -221,14 +242,20 @@ class OpenAIBackend(BaseBackend):
 
     # -- construction helpers ---------------------------------------------------------------------
     @staticmethod
-    def _check_url(url: str) -> str:
+    def _check_url(url: str) -> tuple[str, str]:
+        """``(base URL without credentials or query, query string)``: the query (a gateway's
+        ``api-version``, or a key some gateways take as ``?api_key=``) is sent with every request and
+        recorded only redacted."""
         parts = urlsplit(url.strip())
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise UserError(f"backend openai: base_url must be an http(s) URL such as "
-                            f"http://127.0.0.1:8000/v1, got {url!r}")
+                            f"http://127.0.0.1:8000/v1, got {redact_text(url)!r}")
         # Credentials in the URL would otherwise leak into id, run.json and error messages.
         netloc = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), parts.query
+
+    def _url(self, path: str) -> str:
+        return self.base_url + path + (f"?{self._query}" if self._query else "")
 
     @staticmethod
     def _parse_extra_body(raw: str | None) -> dict[str, Any]:
@@ -253,26 +280,35 @@ class OpenAIBackend(BaseBackend):
             h["Authorization"] = f"Bearer {self._key.value}"
         return h
 
-    def _redact(self, text: str) -> str:
-        key = self._key.value
-        return text.replace(key, "***") if key else text
+    @staticmethod
+    def _redact(text: str) -> str:
+        return redact_text(text)  # the key was registered when it was read (secret_from_env)
 
     def _preflight(self) -> None:
         """``GET /models`` once: unreachable -> BackendUnavailable; an answer -> remember the model card."""
         import httpx
 
-        url = f"{self.base_url}/models"
+        url = self._url("/models")
         t = min(self.timeout, PREFLIGHT_TIMEOUT_S)
         try:
             with httpx.Client(headers=self._headers(), timeout=httpx.Timeout(t)) as client:
-                resp = client.get(url)
+                with client.stream("GET", url) as stream:
+                    deadline = time.monotonic() + t
+                    data = bytearray()
+                    for chunk in stream.iter_bytes():
+                        data += chunk
+                        if len(data) > self.max_response_bytes or time.monotonic() > deadline:
+                            log.debug("openai: pre-flight GET %s answered too much or too slowly; going on "
+                                      "without model info", self.base_url)
+                            return
+                    resp = _buffered(stream, data)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise BackendUnavailable(
                 f"backend openai: cannot connect to {self.base_url} ({self._redact(_exc_text(exc))}); is the "
                 "server running? (set -B base_url=... or OPENAI_BASE_URL)") from None
         except httpx.HTTPError as exc:
             # It accepted the connection: busy or odd, but there. Generation will tell.
-            log.debug("openai: pre-flight GET %s failed (%s); going on without model info", url,
+            log.debug("openai: pre-flight GET %s failed (%s); going on without model info", self.base_url,
                       self._redact(_exc_text(exc)))
             return
         if resp.status_code == 401:
@@ -359,11 +395,14 @@ class OpenAIBackend(BaseBackend):
         import httpx
 
         try:
-            resp = await client.post(self.base_url + path, json=body)
+            async with client.stream("POST", self._url(path), json=body) as stream:
+                resp = await self._read_capped(stream)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise _Retryable("connection failed", f"cannot connect to {self.base_url}: {_exc_text(exc)}",
                              unreachable=True) from None
         except httpx.TimeoutException:
+            if self.idle_timeout < self.timeout:
+                raise _Retryable("timeout", f"no data for {self.idle_timeout:g} s (idle_timeout)") from None
             raise _Retryable("timeout", f"no answer within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise _Retryable("connection error", f"connection error: {_exc_text(exc)}") from None
@@ -374,6 +413,22 @@ class OpenAIBackend(BaseBackend):
         if not 200 <= status < 300:
             raise _RequestError(f"HTTP {status} from {path}: {_excerpt(resp)}")
         return _parse_answer(resp, chat=path == "/chat/completions")
+
+    async def _read_capped(self, stream: Any) -> Any:
+        """The streamed response read into memory, at most ``max_response_bytes`` (after decoding);
+        a larger body fails the attempt as soon as the cap is passed, without reading the rest."""
+        cap = self.max_response_bytes
+        declared = stream.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap and "content-encoding" not in stream.headers:
+            raise _Retryable("response too large", f"response of {int(declared)} bytes is over "
+                                                   f"max_response_bytes={cap}")
+        data = bytearray()
+        async for chunk in stream.aiter_bytes():
+            data += chunk
+            if len(data) > cap:
+                raise _Retryable("response too large", f"response body over max_response_bytes={cap} "
+                                                       "(stopped reading)")
+        return _buffered(stream, data)
 
     async def _send(self, client: Any, req: Request) -> tuple[Generation, bool]:
         """One request with its retries. Returns the generation and whether the server was unreachable
@@ -421,7 +476,8 @@ class OpenAIBackend(BaseBackend):
         threshold = min(self.concurrency, len(requests))
         unreachable_in_a_row = 0
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, PREFLIGHT_TIMEOUT_S))
+        # per read (idle) from httpx; the whole attempt is bounded by wait_for in _send
+        timeout = httpx.Timeout(self.idle_timeout, connect=min(self.timeout, PREFLIGHT_TIMEOUT_S))
 
         async with httpx.AsyncClient(headers=self._headers(), timeout=timeout, limits=limits) as client:
             async def one(pos: int, req: Request) -> None:
@@ -519,10 +575,12 @@ class OpenAIBackend(BaseBackend):
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "id": self.id, "backend": self.kind, "base_url": self.base_url, "model": self.model,
+            "id": self.id, "backend": self.kind,
+            "base_url": redact_text(self.base_url + (f"?{self._query}" if self._query else "")), "model": self.model,
             "endpoint": self.endpoint, "concurrency": self.concurrency, "timeout_s": self.timeout,
+            "idle_timeout_s": self.idle_timeout, "max_response_bytes": self.max_response_bytes,
             "max_retries": self.max_retries, "backoff_s": self.backoff, "max_tokens_field": self.max_tokens_field,
-            "extra_body": dict(self.extra_body), "max_model_len": self.max_model_len,
+            "extra_body": redact_obj(dict(self.extra_body)), "max_model_len": self.max_model_len,
             "api_key_env": self.api_key_env, "api_key_set": bool(self._key.value),
         }
         if self.server_model is not None:
@@ -537,6 +595,15 @@ class OpenAIBackend(BaseBackend):
 def _exc_text(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _buffered(stream: Any, data: bytes | bytearray) -> Any:
+    """A complete ``httpx.Response`` from a streamed one and its decoded body."""
+    import httpx
+
+    headers = [(k, v) for k, v in stream.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(stream.status_code, headers=headers, content=bytes(data), request=stream.request)
 
 
 def _summary(failures: Sequence[_Retryable]) -> str:

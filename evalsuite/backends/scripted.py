@@ -3,7 +3,15 @@
 * ``echo``: returns a fixed text (``-B text=...``) or the tail of the prompt (``-B tail=N`` chars),
   optionally after ``-B delay=<seconds>`` per request.
 * ``replay``: answers from a JSONL file (``-B file=...``) whose lines carry ``output`` and either
-  ``sample_id`` or ``task`` + ``index`` (the sample's 0-based position in its source data).
+  ``sample_id`` or ``task`` + ``index`` (the sample's 0-based position in its source data). A line that
+  is not such an object (a bad ``index`` such as ``"zero"`` or ``1e400``, a ``task`` that is not a string,
+  a file that is not UTF-8) stops the run with one line naming the file and line. An ``output`` that is
+  not a string (``123``, ``null``, a list) answers that request with an error. ``-B missing=`` says what
+  a request without a line gets (``error``: a failed request, the default; ``empty``: an empty answer)
+  and, with ``ignore``, lets lines name samples this run does not have; by default such lines are an
+  error (a typo in an id or the wrong file would otherwise go unnoticed) for the run's tasks that run
+  whole: with ``--limit``, ``--samples`` or task options (``-T tags=...``, ``-T n=...``) a task may run a
+  subset, and lines outside it are not checked.
 * ``gold``: answers every request with the task's reference answer, so a task's extraction and metrics
   are proven end to end (gold must reach each task's maximum).
 
@@ -19,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import UserError
+from ..store import valid_text
 from ..tokenizer import load_tokenizer, render_request, request_ids
 from ..types import Generation, Request, Sample, sha256_text
 from . import BaseBackend, parse_options
@@ -57,7 +66,9 @@ class _Scripted(BaseBackend):
                 time.sleep(self.opts["delay"])
             g = self._answer(req)
             prompt_tokens = len(request_ids(self.tokenizer, req)) if self.tokenizer else None
-            completion_tokens = len(self.tokenizer.encode(g.text)) if self.tokenizer and g.ok else None
+            # counted on the valid text; the runner repairs (and records) the stored one
+            completion_tokens = (len(self.tokenizer.encode(valid_text(g.text)[0]))
+                                 if self.tokenizer and g.ok and isinstance(g.text, str) else None)
             yield pos, Generation(text=g.text, finish_reason=g.finish_reason, error=g.error,
                                   prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                                   latency_s=time.perf_counter() - t0)
@@ -90,51 +101,133 @@ class EchoBackend(_Scripted):
         return Generation(prompt[-n:] if n > 0 else "", "stop")
 
 
+class _NotText:
+    """A replay line whose ``output`` is not a string: answered as a per-request error."""
+
+    def __init__(self, value: Any):
+        self.kind = "null" if value is None else "bool" if isinstance(value, bool) else \
+            "object" if isinstance(value, dict) else "list" if isinstance(value, list) else type(value).__name__
+
+
+def _whole_number(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None
+
+
 class ReplayBackend(_Scripted):
     """Scripted: answers from a JSONL file (-B file=...) keyed by sample_id or task + index."""
 
     kind = "replay"
     extra_options = {"file": (str, None), "missing": (str, "error")}
+    partial_selection: frozenset[str] = frozenset()
+    """Set by the runner: the run's tasks whose samples may be a subset of the task's (``--limit``,
+    ``--samples``, or task options such as ``tags=`` or ``n=``); lines for other samples are expected there."""
 
     def __init__(self, model: str | None = None, **options: Any):
         super().__init__(model, **options)
         path = self.opts["file"]
         if not path:
             raise UserError("backend replay needs -B file=<outputs.jsonl>")
-        if self.opts["missing"] not in {"error", "empty"}:
-            raise UserError("backend replay: -B missing= must be 'error' or 'empty'")
-        self.by_id: dict[tuple[str | None, str], str] = {}
-        self.by_index: dict[tuple[str, int], str] = {}
+        if self.opts["missing"] not in {"error", "empty", "ignore"}:
+            raise UserError("backend replay: -B missing= must be 'error', 'empty' or 'ignore'")
+        self.path = path
+        self.by_id: dict[tuple[str | None, str], Any] = {}
+        self.by_index: dict[tuple[str, int], Any] = {}
+        self._lines: list[tuple[int, str | None, str | None, int | None]] = []
         p = Path(path)
         try:
-            lines = p.read_text(encoding="utf-8").splitlines()
+            raw = p.read_bytes()
         except OSError as exc:
-            raise UserError(f"backend replay: cannot read {path}: {exc.strerror}") from None
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                out = row["output"]
-            except (ValueError, KeyError, TypeError):
-                raise UserError(f"backend replay: {path}:{n}: expected a JSON object with 'output'") from None
-            if "sample_id" in row:
-                self.by_id[(row.get("task"), str(row["sample_id"]))] = out
-            elif "task" in row and "index" in row:
-                self.by_index[(row["task"], int(row["index"]))] = out
+            raise UserError(f"backend replay: cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"backend replay: {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                            f"{exc.start})") from None
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # as read_text did: the identity hash is kept
+        for n, line in enumerate(text.split("\n"), 1):
+            if line.strip():
+                self._add_line(path, n, line)
+        self.file_hash = sha256_text(text)
+
+    def _add_line(self, path: str, n: int, line: str) -> None:
+        where = f"backend replay: {path}:{n}"
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise UserError(f"{where}: not valid JSON ({str(exc)[:80]})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected a JSON object with 'output', got {type(row).__name__}")
+        if "output" not in row:
+            raise UserError(f"{where}: expected a JSON object with 'output'")
+        out = row["output"]
+        out = out if isinstance(out, str) else _NotText(out)
+        task = row.get("task")
+        if task is not None and not isinstance(task, str):
+            raise UserError(f"{where}: task must be a string, got {json.dumps(task)[:60]}")
+        if "sample_id" in row:
+            sid = row["sample_id"]
+            if isinstance(sid, bool) or not isinstance(sid, (str, int)):
+                raise UserError(f"{where}: sample_id must be a string, got {json.dumps(sid)[:60]}")
+            self.by_id[(task, str(sid))] = out
+            self._lines.append((n, task, str(sid), None))
+        elif task is not None and "index" in row:
+            idx = _whole_number(row["index"])
+            if idx is None:
+                raise UserError(f"{where}: index must be a whole number, got {json.dumps(row['index'])[:60]}")
+            self.by_index[(task, idx)] = out
+            self._lines.append((n, task, None, idx))
+        else:
+            raise UserError(f"{where}: needs 'sample_id' or 'task' + 'index'")
+
+    def bind(self, tasks: Mapping[str, Any], samples: Mapping[tuple[str, str], Sample]) -> None:
+        """Check the file against the run: a line for one of the run's tasks (or without a task) that
+        names no sample of the run is an error, unless ``-B missing=ignore`` or a selection (``--limit``,
+        ``--samples``, task options) may leave that task's samples out on purpose."""
+        if self.opts["missing"] == "ignore":
+            return
+        ids = {sid for _, sid in samples}
+        pairs = set(samples)
+        positions = {(t, s.index) for (t, _), s in samples.items()}
+        unknown = []
+        for n, task, sid, idx in self._lines:
+            if task is not None and task not in tasks:
+                continue  # another task's answers (one file for several runs)
+            if (task in self.partial_selection) or (task is None and self.partial_selection):
+                continue  # a selection leaves samples out: an unmatched line may be one of them
+            if sid is not None:
+                ok = (task, sid) in pairs if task is not None else sid in ids
             else:
-                raise UserError(f"backend replay: {path}:{n}: needs 'sample_id' or 'task' + 'index'")
-        self.file_hash = sha256_text(p.read_text(encoding="utf-8"))
+                ok = (task, idx) in positions
+            if not ok:
+                unknown.append(f"line {n}: {task or '*'} " + (f"sample {sid!r}" if sid is not None else f"index {idx}"))
+        if unknown:
+            raise UserError(f"backend replay: {self.path}: {len(unknown)} line{'s' if len(unknown) != 1 else ''} "
+                            f"name samples this run does not have ({'; '.join(unknown[:3])}"
+                            f"{'; ...' if len(unknown) > 3 else ''}); fix the file, or pass -B missing=ignore")
 
     def _identity(self) -> str:
         return f"file={getattr(self, 'file_hash', '')[:12]}"
 
     def _answer(self, req: Request) -> Generation:
+        out: Any = None
+        found = False
         for key in ((req.task, req.sample_id), (None, req.sample_id)):
             if key in self.by_id:
-                return Generation(self.by_id[key], "stop")
-        if (req.task, req.index) in self.by_index:
-            return Generation(self.by_index[(req.task, req.index)], "stop")
+                out, found = self.by_id[key], True
+                break
+        if not found and (req.task, req.index) in self.by_index:
+            out, found = self.by_index[(req.task, req.index)], True
+        if found:
+            if isinstance(out, _NotText):
+                return Generation.failed(f"replay: the output for {req.task} sample {req.sample_id} is "
+                                         f"{out.kind}, not text")
+            return Generation(out, "stop")
         if self.opts["missing"] == "empty":
             return Generation("", "stop")
         return Generation.failed(f"replay: no output for {req.task} sample {req.sample_id} (index {req.index})")
