@@ -80,11 +80,17 @@ def resolve(task: str, data_dir: str | None, data_file: str | None, hub_id: str 
     return DataSource("hub", None, hub_id, "")
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except ValueError as exc:
-                    raise UserError(f"{path}:{n}: not valid JSON ({exc})") from None
+def local_data(data_dir: str | None, data_file: str | None) -> bool:
+    """True when the user points at local files in the official layout (``-T data_file=``, or a
+    ``-T data_dir=`` that is not a folder written by ``evalsuite data fetch --to``); False when the task's
+    declared default source serves the data (the cache, a download, or such a fetched folder)."""
+    from .sources import is_data_folder
+
+    return bool(data_file) or (bool(data_dir) and not is_data_folder(data_dir))
+
+
+def read_jsonl(path: Path, task: str | None = None) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON-lines file, through the shared loader's checks (``evalsuite.datafiles``)."""
+    from .datafiles import read_records
+
+    yield from read_records(path, task, "jsonl")

@@ -108,28 +108,10 @@ def default_run_id() -> str:
 
 def _split_task_options(registry: Registry, names: Sequence[str],
                         options: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """Give each task the ``-T`` options it declares; an option no selected task accepts is an error.
+    """Give each task the ``-T`` options it declares (``evalsuite.taskopts``: global, group, task levels)."""
+    from .taskopts import route_task_options
 
-    ``-T key=value`` goes to every task that declares ``key``; ``-T <task>.key=value`` to one task.
-    """
-    per: dict[str, dict[str, str]] = {n: {} for n in names}
-    used: set[str] = set()
-    for raw_key, value in options.items():
-        target, key = None, raw_key
-        if "." in raw_key:
-            maybe_task, maybe_key = raw_key.rsplit(".", 1)
-            if maybe_task in per:
-                target, key = maybe_task, maybe_key
-        for name in ([target] if target else names):
-            declared = getattr(registry.task(name).factory, "options", None)
-            if declared is None or key in declared:
-                per[name][key] = value
-                used.add(raw_key)
-    unused = sorted(set(options) - used)
-    if unused:
-        raise UserError(f"task option(s) {unused} are not accepted by any selected task "
-                        f"({', '.join(names)})")
-    return per
+    return route_task_options(registry, names, options)
 
 
 def _parse_sample_filter(entries: Sequence[str]) -> tuple[set[str], set[tuple[str, int]]]:
