@@ -22,7 +22,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .errors import UserError
 
@@ -309,3 +309,15 @@ def data_errors(task: str, source: Any = None) -> Iterator[None]:
         raise UserError(f"{task}: the task data does not have the expected shape ({type(exc).__name__}: "
                         f"{detail}){' in ' + str(source) if source else ''}; check the file given with "
                         "-T data_file/-T data_dir") from None
+
+
+def guarded(task: str, samples: Iterable[Any]) -> Iterator[Any]:
+    """``samples`` with :func:`data_errors` around each step of the iteration."""
+    it = iter(samples)
+    while True:
+        with data_errors(task):
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+        yield item

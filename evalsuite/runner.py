@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import __version__
+from .datafiles import data_errors, guarded
 from .errors import UserError
 from .manifest import environment_info
 from .reasoning import split_reasoning
@@ -225,9 +226,10 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, An
     truncation_counts: dict[str, int] = {}
     for name in names:
         task = registry.task(name).factory(**opts[name])
-        task.prepare(ctx)
+        with data_errors(name):  # task data is untrusted: a malformed file is one line and exit 2
+            task.prepare(ctx)
         tasks[name] = task
-        stream: Iterable[Sample] = task.samples()
+        stream: Iterable[Sample] = guarded(name, task.samples())
         if cfg.samples:
             stream = (s for s in stream if s.id in ids or (name, s.index) in positions)
         if cfg.limit is not None:
@@ -241,7 +243,8 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, An
             if s.id in seen:
                 raise UserError(f"{name}: duplicate sample id {s.id!r} in the task's data")
             seen.add(s.id)
-            req = task.request(s)
+            with data_errors(name):
+                req = task.request(s)
             if cfg.max_tokens is not None:
                 req = replace(req, params=replace(req.params, max_tokens=cfg.max_tokens))
             if policy is not None and ctx.tokenizer is not None:
