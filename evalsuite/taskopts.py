@@ -48,12 +48,19 @@ def _groups_of(registry: Any, names: Sequence[str]) -> dict[str, set[str]]:
     """Every group that holds at least one selected task -> the selected tasks it holds."""
     selected = set(names)
     out: dict[str, set[str]] = {}
-    for group in list(registry.groups):
-        try:
-            members = set(registry.expand_tasks([group]))
-        except UserError:
-            continue
-        hit = members & selected
+    groups: dict[str, list[str]] = dict(registry.groups)  # the selected tasks' providers are loaded already
+
+    def members(group: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        found: set[str] = set()
+        for m in groups.get(group, ()):
+            if m in groups and m not in seen:
+                found |= members(m, seen | {group})
+            else:
+                found.add(m)
+        return found
+
+    for group in groups:
+        hit = members(group) & selected
         if hit:
             out[group] = hit
     for n in names:  # task-name prefixes: "ruler" for ruler/*, "longproc/0.5k" is a registered group

@@ -135,6 +135,9 @@ def _mmlu_questions(root: Path, subject: str) -> list[Question]:
     rows = read_csv_rows(path, "longgenbench_liu/mmlu")
     out = []
     for i, row in enumerate(rows):
+        if len(row) < 4 or row[-1].strip() not in tuple(CHOICES[: len(row) - 2]):
+            raise UserError(f"longgenbench_liu/mmlu: {path} row {i + 1}: expected question, options and the answer "
+                            f"letter (MMLU's CSV layout), got {len(row)} field(s)")
         q = row[0] + "\n" + "".join(f"({CHOICES[j]}) {row[j + 1]}" for j in range(len(row) - 2))
         out.append(Question(i, q, row[-1].strip(), row[-1].strip(), subject))
     return out

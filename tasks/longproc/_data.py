@@ -51,6 +51,8 @@ class Loaded:
     base: Path | None
     """Folder that relative ``html_path`` values are resolved against (and never leave)."""
     source: dict[str, Any]
+    path: Path | None = None
+    """The JSON file the rows come from (named in errors)."""
 
 
 def file_name(task: str, level: str) -> str:
@@ -103,4 +105,4 @@ def load_rows(name: str, task: str, level: str, data_dir: str | None, data_file:
                             f"estimated_output_tokens ({type(exc).__name__}: {exc})") from None
         if not rows:
             raise UserError(f"{name}: no samples in {path} for level {level}")
-    return Loaded(rows, path.parent, source_rec)
+    return Loaded(rows, path.parent, source_rec, path)

@@ -154,7 +154,7 @@ class LongProcTask(BaseTask):
             try:
                 yield self._sample(i, row)
             except KeyError as exc:
-                raise UserError(f"{self.name}: item {i} lacks the official field {exc}") from None
+                raise UserError(f"{self.name}: {loaded.path} item {i} lacks the official field {exc}") from None
 
     def _sample(self, i: int, row: Mapping[str, Any]) -> Sample:
         t = self.task
