@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=_positive_int, help="only the first N samples of each task")
     r.add_argument("--samples", help="only these samples: comma-separated sample ids or <task>:<index>")
     r.add_argument("-T", dest="task_args", action="append", type=_kv, default=[], metavar="KEY=VALUE",
-                   help="task option (repeatable); <task>.KEY=VALUE targets one task")
+                   help="task option (repeatable); <group>.KEY=VALUE targets a group's tasks, <task>.KEY=VALUE "
+                        "one task (task > group > global)")
     r.add_argument("-B", dest="backend_args", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="backend option (repeatable)")
     r.add_argument("--max-tokens", type=_positive_int, help="override every task's generation budget (recorded)")

@@ -1,9 +1,11 @@
 """Where task data comes from: one convention for every task.
 
 ``-T data_dir=<folder laid out like the official release>`` or ``-T data_file=<one file in the official
-format>`` take local files; otherwise the task's hub id is used. Offline (``HF_HUB_OFFLINE`` /
-``HF_DATASETS_OFFLINE``, or no hub client installed) a hub id fails at once with a message naming the
-local-file options instead of hanging on retries.
+format>`` take local files (:func:`resolve`); otherwise the task's declared default source is read
+(:mod:`evalsuite.sources`: pinned, verified, cached), as it is for a ``-T data_dir`` written by
+``evalsuite data fetch --to`` (:func:`local_data` tells the two apart). Offline a missing default fails at once
+naming ``evalsuite data fetch`` and the local-file options instead of hanging on retries. Files are read
+through :mod:`evalsuite.datafiles`.
 """
 
 from __future__ import annotations
@@ -75,8 +77,9 @@ def resolve(task: str, data_dir: str | None, data_file: str | None, hub_id: str 
     if not hub_id:
         raise UserError(f"{task}: no data given; pass -T data_dir=<folder> or -T data_file=<file>")
     if offline():
-        raise UserError(f"{task}: data is the hub id {hub_id!r} but the hub is offline; pass a local copy "
-                        "with -T data_dir=<folder> or -T data_file=<file>")
+        raise UserError(f"{task}: data is the hub id {hub_id!r} but the hub is offline: run `evalsuite data fetch "
+                        f"{task}` on a connected machine, or pass a local copy with -T data_dir=<folder> or "
+                        "-T data_file=<file>")
     return DataSource("hub", None, hub_id, "")
 
 
