@@ -302,7 +302,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         else:
             for it in items:
                 d = it["data"]
-                state = "manual step" if d["manual"] else "available" if d["available"] else "downloads on first run"
+                state = ("manual step" if d["manual"] else "available" if d["available"]
+                         else "not cached: downloads on first run (evalsuite data fetch)")
                 print(f"{it['name']:40s} {it['description']}\n{'':40s}   data: {d['source']} [{state}]")
             for gr in groups:
                 print(f"{gr['name']:40s} group: {', '.join(gr['members'])}")

@@ -285,7 +285,10 @@ class Store:
         if entry is None:  # a file placed by hand next to a lock that does not know it
             if not (f.sha256 or f.git_blob):
                 return None
-            self.record(src, f, p, digest)
+            try:
+                self.record(src, f, p, digest)
+            except OSError:  # a read-only folder: the pins were checked, recording is a convenience
+                pass
         return p
 
     def record(self, src: Source, f: RemoteFile, p: Path, digest: str) -> None:
@@ -393,12 +396,20 @@ def _check_download(task: str, src: Source, f: RemoteFile, p: Path) -> str:
     return digest
 
 
+def _unwritable(task: str, where: Path, exc: OSError) -> UserError:
+    return UserError(f"{task}: cannot write the data cache at {where} ({exc.strerror or exc}); set EVALSUITE_CACHE "
+                     f"to a writable folder")
+
+
 def download(task: str, src: Source, f: RemoteFile, store: Store) -> Path:
     """Download one file into ``store`` (verified, atomically placed, recorded)."""
     if offline():
         raise _offline_error(task, src, f.path, [store])
-    store.rev_dir(src).mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=store.rev_dir(src)))
+    try:
+        store.rev_dir(src).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=store.rev_dir(src)))
+    except OSError as exc:
+        raise _unwritable(task, store.rev_dir(src), exc) from None
     try:
         got = (_download_hf if src.host == HF else _download_github)(task, src, f, staging)
         digest = _check_download(task, src, f, got)
@@ -407,6 +418,8 @@ def download(task: str, src: Source, f: RemoteFile, store: Store) -> Path:
         os.replace(got, final)
         store.record(src, f, final, digest)
         return final
+    except OSError as exc:  # a full disk, a folder that became read-only
+        raise _unwritable(task, store.rev_dir(src), exc) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -434,7 +447,10 @@ def unpack(task: str, store: Store, src: Source, f: RemoteFile, archive: Path) -
     marker = final / UNPACKED
     if marker.is_file():
         return final
-    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=final.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=final.parent))
+    except OSError as exc:
+        raise _unwritable(task, final.parent, exc) from None
     members: dict[str, str] = {}
     try:
         try:
@@ -470,6 +486,8 @@ def unpack(task: str, store: Store, src: Source, f: RemoteFile, archive: Path) -
             if not marker.is_file():  # not another process finishing first: a real error
                 raise
         return final
+    except OSError as exc:  # a full disk while unpacking: nothing half-unpacked is left
+        raise _unwritable(task, final.parent, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

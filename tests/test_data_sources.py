@@ -281,3 +281,11 @@ def test_unknown_revision_or_file_at_the_hub_is_one_line(fh):
     fh.pins.write_text(json.dumps(pins))
     r = fh.run_tasks("longbench/trec")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "could not download data.zip" in r.stderr
+
+
+def test_an_unwritable_cache_is_one_line(fh, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    r = fh.run_tasks("drt/direct", EVALSUITE_CACHE=str(blocker))
+    assert r.returncode == 2 and "cannot write the data cache" in r.stderr and "EVALSUITE_CACHE" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
