@@ -11,7 +11,6 @@ through :mod:`evalsuite.datafiles`.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +89,26 @@ def local_data(data_dir: str | None, data_file: str | None) -> bool:
     from .sources import is_data_folder
 
     return bool(data_file) or (bool(data_dir) and not is_data_folder(data_dir))
+
+
+def data_path(task: str, need: Any, data_dir: str | None, data_file: str | None, name: str) -> tuple[Path, dict]:
+    """The file a task reads and what the manifest records about it: ``data_file``; the one file called
+    ``name`` below a ``data_dir`` in the official layout; or the task's declared default source ``need``
+    (an :class:`evalsuite.sources.Need`: the cache, a download, or a folder written by ``data fetch --to``)."""
+    if not local_data(data_dir, data_file):
+        from .sources import resolve_need
+
+        got = resolve_need(task, need, data_dir)
+        return got.path, {"kind": "source", **got.record}
+    src = resolve(task, data_dir, data_file, None, patterns=(name,))
+    assert src.path is not None
+    path = src.path
+    if src.kind == "dir":
+        found = sorted(p for p in path.rglob(name) if p.is_file())
+        if len(found) != 1:
+            raise UserError(f"{task}: {path} holds {len(found)} files named {name}; pass -T data_file=")
+        path = found[0]
+    return path, {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
 
 
 def read_jsonl(path: Path, task: str | None = None) -> Iterator[dict[str, Any]]:

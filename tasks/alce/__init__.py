@@ -28,7 +28,7 @@ import string
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import resolve
+from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.sources import ManualSource, Need
 from evalsuite.errors import UserError
@@ -156,16 +156,8 @@ class AlceTask(BaseTask):
 
     def _rows(self) -> list[dict[str, Any]]:
         name = f"{self.dataset}_eval_gtr_top2000.json"
-        if not self.opts["data_file"] and not self.opts["data_dir"]:
-            raise UserError(f"{self.name}: ALCE's long-context files are not downloaded automatically: {SOURCE.step}")
-        src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], None, patterns=(name,))
-        path = src.path
-        if src.kind == "dir":
-            found = sorted(path.rglob(name))
-            if len(found) != 1:
-                raise UserError(f"{self.name}: {path} holds {len(found)} files named {name}; pass -T data_file=")
-            path = found[0]
-        self._source = src.describe()
+        path, self._source = data_path(self.name, self.data_needs(self.opts)[0], self.opts["data_dir"],
+                                       self.opts["data_file"], name)
         with open(path, "rb") as fh:
             head = fh.read(64).lstrip()
         rows = read_records(path, self.name, "json" if head[:1] == b"[" else "jsonl")

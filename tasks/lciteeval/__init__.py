@@ -24,9 +24,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import hash_paths, local_data, resolve
+from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_json, read_records
-from evalsuite.sources import HF, Need, RemoteFile, Source, resolve_need
+from evalsuite.sources import HF, Need, RemoteFile, Source
 from evalsuite.errors import UserError
 from evalsuite.metrics.citation import (CitationConfig, CitationNLI, LCiteEvalRule, LCITE_RULE_NAMES)
 from evalsuite.task import BaseTask, Option, parse_bool
@@ -148,20 +148,8 @@ class LCiteEvalTask(BaseTask):
         return [Need(SOURCE, f"{folder}/{cls.task}.json")]
 
     def _path(self) -> Any:
-        if not local_data(self.opts["data_dir"], self.opts["data_file"]):
-            got = resolve_need(self.name, self.data_needs(self.opts)[0], self.opts["data_dir"])
-            self._source = {"kind": "source", **got.record}
-            return got.path
-        src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], None,
-                      patterns=(f"{self.task}.json",))
-        path = src.path
-        if src.kind == "dir":
-            found = sorted(path.rglob(f"{self.task}.json"))
-            if len(found) != 1:
-                raise UserError(f"{self.name}: {path} holds {len(found)} files named {self.task}.json; pass "
-                                "-T data_file=")
-            path = found[0]
-        self._source = {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+        path, self._source = data_path(self.name, self.data_needs(self.opts)[0], self.opts["data_dir"],
+                                       self.opts["data_file"], f"{self.task}.json")
         return path
 
     def samples(self) -> Iterator[Sample]:

@@ -24,10 +24,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import hash_paths, local_data, resolve
+from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.errors import UserError
-from evalsuite.sources import GITHUB, Need, RemoteFile, Source, resolve_need
+from evalsuite.sources import GITHUB, Need, RemoteFile, Source
 
 SOURCE = Source(
     id="longbench_cite", host=GITHUB, repo="THUDM/LongCite", revision="d7d772e39fb15357749f54a2fe1e2dce77df5255",
@@ -240,20 +240,8 @@ class LongBenchCiteTask(BaseTask):
         return [NEED]
 
     def _path(self) -> Path:
-        if not local_data(self.opts["data_dir"], self.opts["data_file"]):
-            got = resolve_need(self.name, NEED, self.opts["data_dir"])
-            self._source = {"kind": "source", **got.record}
-            return got.path
-        src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], None,
-                      patterns=("LongBench-Cite.json",))
-        path = src.path
-        if src.kind == "dir":
-            found = sorted(path.rglob("LongBench-Cite.json"))
-            if len(found) != 1:
-                raise UserError(f"{self.name}: {path} holds {len(found)} files named LongBench-Cite.json; pass "
-                                "-T data_file=")
-            path = found[0]
-        self._source = {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+        path, self._source = data_path(self.name, NEED, self.opts["data_dir"], self.opts["data_file"],
+                                       "LongBench-Cite.json")
         return path
 
     def samples(self) -> Iterator[Sample]:

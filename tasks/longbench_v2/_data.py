@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from evalsuite.data import DataSource, local_data, resolve
+from evalsuite.data import local_data, resolve
 from evalsuite.datafiles import read_records
 from evalsuite.errors import UserError
 from evalsuite.sources import HF, Need, RemoteFile, Source, resolve_need

@@ -18,10 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import hash_paths, local_data, resolve
+from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
-from evalsuite.errors import UserError
-from evalsuite.sources import GITHUB, Need, RemoteFile, Source, resolve_need
+from evalsuite.sources import GITHUB, Need, RemoteFile, Source
 from evalsuite.task import BaseTask, Option, parse_bool
 from evalsuite.types import GenParams, Generation, Request, Sample
 
@@ -79,20 +78,8 @@ class LongGenBenchWuTask(BaseTask):
         return [Need(SOURCE, f"Dataset/Dataset_{cls.setting}.json")]
 
     def _path(self) -> Path:
-        if not local_data(self.opts["data_dir"], self.opts["data_file"]):
-            got = resolve_need(self.name, Need(SOURCE, f"Dataset/{self.file_name}"), self.opts["data_dir"])
-            self._source = {"kind": "source", **got.record}
-            return got.path
-        src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], HUB_ID, (self.file_name,))
-        if src.kind == "file":
-            path = src.path
-        else:
-            found = sorted(src.path.rglob(self.file_name))
-            if len(found) != 1:
-                raise UserError(f"{self.name}: {src.path} holds {len(found)} files named {self.file_name}; "
-                                "pass -T data_file=")
-            path = found[0]
-        self._source = {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+        path, self._source = data_path(self.name, Need(SOURCE, f"Dataset/{self.file_name}"), self.opts["data_dir"],
+                                       self.opts["data_file"], self.file_name)
         return path
 
     def samples(self) -> Iterator[Sample]:

@@ -21,7 +21,6 @@ the same article, then ``random.sample`` of the remaining documents (ascending i
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from functools import lru_cache
