@@ -27,6 +27,8 @@ examples:
   evalsuite run --tasks ruler/niah_single_1 --model ./my-model --backend hf -T length=8192
   evalsuite run --tasks ruler --backend openai --model my-served-model \\
       -B base_url=http://127.0.0.1:8000/v1 -B tokenizer=./my-model
+  evalsuite data status longbench,ruler --json          # what each task reads, what is cached
+  evalsuite data fetch longbench,ruler --to ./data-pack  # then, offline: -T data_dir=./data-pack
   evalsuite show results/<run-id> --samples --failed
   evalsuite score-file preds.jsonl --metric string_match_all
 """
@@ -113,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=_positive_int, help="only the first N samples of each task")
     r.add_argument("--samples", help="only these samples: comma-separated sample ids or <task>:<index>")
     r.add_argument("-T", dest="task_args", action="append", type=_kv, default=[], metavar="KEY=VALUE",
-                   help="task option (repeatable); <task>.KEY=VALUE targets one task")
+                   help="task option (repeatable); <group>.KEY=VALUE targets a group's tasks, <task>.KEY=VALUE "
+                        "one task (task > group > global)")
     r.add_argument("-B", dest="backend_args", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="backend option (repeatable)")
     r.add_argument("--max-tokens", type=_positive_int, help="override every task's generation budget (recorded)")
@@ -226,7 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--json", action="store_true", help="machine-readable output")
     dr.add_argument("--cxx", default="g++", help="C++ compiler to check (default g++)")
 
-    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb, mg, dr):
+    dt = sub.add_parser("data", help="show or fetch the data files tasks read (pinned, verified, cached)",
+                        description="Every task declares its default data: files of a Hugging Face or GitHub "
+                                    "repository at a pinned commit, checked against pinned sha256 / git blob ids. "
+                                    "`status` shows what is needed and what is cached (offline, no download); "
+                                    "`fetch` downloads it into the cache ($EVALSUITE_CACHE/data) or, with --to "
+                                    "DIR, into DIR for a machine without internet (-T data_dir=DIR there).")
+    dt_sub = dt.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser, required=True)
+    dts = dt_sub.add_parser("status", help="needed files per task: present or not, source, size, license")
+    dtf = dt_sub.add_parser("fetch", help="download (and verify) every file the tasks need")
+    for sp in (dts, dtf):
+        sp.add_argument("tasks", help="comma-separated task or group names")
+        sp.add_argument("-T", dest="task_args", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                        help="task options as for `run` (e.g. -T data_dir=DIR to check a fetched folder)")
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+    dtf.add_argument("--to", metavar="DIR", help="write into DIR (cache layout) instead of the cache, for "
+                                                 "`-T data_dir=DIR` on a machine without internet")
+
+    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb, mg, dr, dts, dtf):
         _add_env_defaults(sp)
     return p
 
@@ -287,13 +307,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
     reg = default_registry()
     reg.load_all()
     if args.what == "tasks":
-        items = [{"name": n, "description": e.description} for n, e in sorted(reg.tasks.items())]
+        from .datacli import list_summary
+
+        items = [{"name": n, "description": e.description, "data": list_summary(e.factory, n)}
+                 for n, e in sorted(reg.tasks.items())]
         groups = [{"name": g, "members": m} for g, m in sorted(reg.groups.items())]
         if args.json:
             print(json.dumps({"tasks": items, "groups": groups}, indent=2))
         else:
             for it in items:
-                print(f"{it['name']:40s} {it['description']}")
+                d = it["data"]
+                state = ("manual step" if d["manual"] else "available" if d["available"]
+                         else "not cached: downloads on first run (evalsuite data fetch)")
+                print(f"{it['name']:40s} {it['description']}\n{'':40s}   data: {d['source']} [{state}]")
             for gr in groups:
                 print(f"{gr['name']:40s} group: {', '.join(gr['members'])}")
     else:
@@ -397,7 +423,13 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return doctor(as_json=args.json, compiler=args.cxx)
 
 
-COMMANDS = {"run": _cmd_run, "list": _cmd_list, "score": _cmd_score, "score-file": _cmd_score_file,
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .datacli import main as data_main
+
+    return data_main(args)
+
+
+COMMANDS = {"data": _cmd_data, "run": _cmd_run, "list": _cmd_list, "score": _cmd_score, "score-file": _cmd_score_file,
             "show": _cmd_show, "compare": _cmd_compare, "gate": _cmd_gate, "leaderboard": _cmd_leaderboard,
             "merge": _cmd_merge, "doctor": _cmd_doctor}
 

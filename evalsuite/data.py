@@ -1,15 +1,16 @@
 """Where task data comes from: one convention for every task.
 
 ``-T data_dir=<folder laid out like the official release>`` or ``-T data_file=<one file in the official
-format>`` take local files; otherwise the task's hub id is used. Offline (``HF_HUB_OFFLINE`` /
-``HF_DATASETS_OFFLINE``, or no hub client installed) a hub id fails at once with a message naming the
-local-file options instead of hanging on retries.
+format>`` take local files (:func:`resolve`); otherwise the task's declared default source is read
+(:mod:`evalsuite.sources`: pinned, verified, cached), as it is for a ``-T data_dir`` written by
+``evalsuite data fetch --to`` (:func:`local_data` tells the two apart). Offline a missing default fails at once
+naming ``evalsuite data fetch`` and the local-file options instead of hanging on retries. Files are read
+through :mod:`evalsuite.datafiles`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,16 +76,43 @@ def resolve(task: str, data_dir: str | None, data_file: str | None, hub_id: str 
     if not hub_id:
         raise UserError(f"{task}: no data given; pass -T data_dir=<folder> or -T data_file=<file>")
     if offline():
-        raise UserError(f"{task}: data is the hub id {hub_id!r} but the hub is offline; pass a local copy "
-                        "with -T data_dir=<folder> or -T data_file=<file>")
+        raise UserError(f"{task}: data is the hub id {hub_id!r} but the hub is offline: run `evalsuite data fetch "
+                        f"{task}` on a connected machine, or pass a local copy with -T data_dir=<folder> or "
+                        "-T data_file=<file>")
     return DataSource("hub", None, hub_id, "")
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except ValueError as exc:
-                    raise UserError(f"{path}:{n}: not valid JSON ({exc})") from None
+def local_data(data_dir: str | None, data_file: str | None) -> bool:
+    """True when the user points at local files in the official layout (``-T data_file=``, or a
+    ``-T data_dir=`` that is not a folder written by ``evalsuite data fetch --to``); False when the task's
+    declared default source serves the data (the cache, a download, or such a fetched folder)."""
+    from .sources import is_data_folder
+
+    return bool(data_file) or (bool(data_dir) and not is_data_folder(data_dir))
+
+
+def data_path(task: str, need: Any, data_dir: str | None, data_file: str | None, name: str) -> tuple[Path, dict]:
+    """The file a task reads and what the manifest records about it: ``data_file``; the one file called
+    ``name`` below a ``data_dir`` in the official layout; or the task's declared default source ``need``
+    (an :class:`evalsuite.sources.Need`: the cache, a download, or a folder written by ``data fetch --to``)."""
+    if not local_data(data_dir, data_file):
+        from .sources import resolve_need
+
+        got = resolve_need(task, need, data_dir)
+        return got.path, {"kind": "source", **got.record}
+    src = resolve(task, data_dir, data_file, None, patterns=(name,))
+    assert src.path is not None
+    path = src.path
+    if src.kind == "dir":
+        found = sorted(p for p in path.rglob(name) if p.is_file())
+        if len(found) != 1:
+            raise UserError(f"{task}: {path} holds {len(found)} files named {name}; pass -T data_file=")
+        path = found[0]
+    return path, {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+
+
+def read_jsonl(path: Path, task: str | None = None) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON-lines file, through the shared loader's checks (``evalsuite.datafiles``)."""
+    from .datafiles import read_records
+
+    yield from read_records(path, task, "jsonl")

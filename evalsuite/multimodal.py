@@ -21,12 +21,17 @@ __all__ = ["has_images", "image_parts", "image_sha256", "load_image", "processor
 
 def resolve_image(ref: str, root: Path | None = None) -> str:
     """A record's image reference as a request reference: URLs and ``data:`` URIs unchanged, a
-    relative path made absolute against ``root`` (the data folder). A missing local file is a UserError."""
+    relative path made absolute against ``root`` (the data folder, which it may not leave: see
+    :func:`evalsuite.datafiles.inside`). A missing local file is a UserError."""
     if ref.startswith(("http://", "https://", "data:")):
         return ref
-    p = Path(ref[len("file://"):] if ref.startswith("file://") else ref).expanduser()
-    if not p.is_absolute() and root is not None:
-        p = root / p
+    if root is not None:
+        # a path inside task data: only below the data folder (absolute paths, "..", symlinks out are refused)
+        from .datafiles import inside
+
+        p = inside(root, ref, f"data folder {root}", "image path")
+    else:
+        p = Path(ref[len("file://"):] if ref.startswith("file://") else ref).expanduser()
     if not p.is_file():
         raise UserError(f"image {ref!r} not found (looked for {p})")
     return str(p.resolve())

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import __version__
+from .datafiles import data_errors, guarded
 from .errors import UserError
 from .lock import RunLock
 from .manifest import environment_info
@@ -112,28 +113,10 @@ def default_run_id() -> str:
 
 def _split_task_options(registry: Registry, names: Sequence[str],
                         options: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """Give each task the ``-T`` options it declares; an option no selected task accepts is an error.
+    """Give each task the ``-T`` options it declares (``evalsuite.taskopts``: global, group, task levels)."""
+    from .taskopts import route_task_options
 
-    ``-T key=value`` goes to every task that declares ``key``; ``-T <task>.key=value`` to one task.
-    """
-    per: dict[str, dict[str, str]] = {n: {} for n in names}
-    used: set[str] = set()
-    for raw_key, value in options.items():
-        target, key = None, raw_key
-        if "." in raw_key:
-            maybe_task, maybe_key = raw_key.rsplit(".", 1)
-            if maybe_task in per:
-                target, key = maybe_task, maybe_key
-        for name in ([target] if target else names):
-            declared = getattr(registry.task(name).factory, "options", None)
-            if declared is None or key in declared:
-                per[name][key] = value
-                used.add(raw_key)
-    unused = sorted(set(options) - used)
-    if unused:
-        raise UserError(f"task option(s) {unused} are not accepted by any selected task "
-                        f"({', '.join(names)})")
-    return per
+    return route_task_options(registry, names, options)
 
 
 def _parse_sample_filter(entries: Sequence[str]) -> tuple[set[str], set[tuple[str, int]]]:
@@ -267,9 +250,10 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, An
     truncation_counts: dict[str, int] = {}
     for name in names:
         task = registry.task(name).factory(**opts[name])
-        task.prepare(ctx)
+        with data_errors(name):  # task data is untrusted: a malformed file is one line and exit 2
+            task.prepare(ctx)
         tasks[name] = task
-        stream: Iterable[Sample] = task.samples()
+        stream: Iterable[Sample] = guarded(name, task.samples())
         if cfg.samples:
             stream = (s for s in stream if s.id in ids or (name, s.index) in positions)
         if cfg.limit is not None:
@@ -283,7 +267,8 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, An
             if s.id in seen:
                 raise UserError(f"{name}: duplicate sample id {s.id!r} in the task's data")
             seen.add(s.id)
-            req = task.request(s)
+            with data_errors(name):
+                req = task.request(s)
             if cfg.max_tokens is not None:
                 req = replace(req, params=replace(req.params, max_tokens=cfg.max_tokens))
             if policy is not None and ctx.tokenizer is not None:

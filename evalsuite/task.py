@@ -108,7 +108,9 @@ class BaseTask:
             except (TypeError, ValueError) as exc:
                 raise UserError(f"{self.name}: bad value for option {key!r}: {raw!r} ({exc})") from None
         if opts:
-            raise UserError(f"{self.name}: unknown option(s) {sorted(opts)}; accepted: {sorted(self.options)}")
+            from .taskopts import unknown_option_message
+
+            raise UserError(unknown_option_message(self.name, opts, self.options))
         self.ctx = TaskContext()
 
     def prepare(self, ctx: TaskContext) -> None:

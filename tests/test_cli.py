@@ -194,8 +194,8 @@ def test_help_is_fast_and_light(tmp_path):
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    try: main(['--help'])\n"
             "    except SystemExit: pass\n"
-            "print(time.perf_counter()-t); print([m for m in ('torch','transformers','vllm','comet','rich') "
-            "if m in sys.modules])")
+            "print(time.perf_counter()-t); print([m for m in ('torch','transformers','vllm','comet','rich', "
+            "'huggingface_hub','datasets','pyarrow','httpx') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=cli_env(plugin=False)).stdout.split("\n")
     assert out[1] == "[]"

@@ -436,7 +436,7 @@ def test_offline_hub_is_a_user_error_and_exit_2(reg, monkeypatch, tmp_path, caps
     rc = cli.main(["run", "--tasks", "longbench_v2", "--backend", "gold", "--output", str(tmp_path), "--no-progress"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "THUDM/LongBench-v2" in err and "data_file" in err
+    assert "zai-org/LongBench-v2" in err and "data_file" in err and "evalsuite data fetch" in err
 
 
 def test_entry_point_is_declared():

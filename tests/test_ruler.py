@@ -346,8 +346,9 @@ def test_rulers_essay_folder_is_a_prefix_of_its_json(registry, tok):
     assert [(s.input, s.target) for s in a] == [(s.input, s.target) for s in b]
 
 
-def test_missing_or_bad_essay_data_is_a_user_error(registry, tok, tmp_path):
-    with pytest.raises(UserError, match="data_file=<PaulGrahamEssays.json>"):
+def test_missing_or_bad_essay_data_is_a_user_error(registry, tok, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALSUITE_CACHE", str(tmp_path / "cache"))  # the default essay source is not cached
+    with pytest.raises(UserError, match="evalsuite data fetch ruler/niah_single_2.*-T data_dir="):
         make(registry, tok, "ruler/niah_single_2")
     with pytest.raises(UserError, match="does not exist"):
         make(registry, tok, "ruler/niah_single_2", data_dir=str(tmp_path / "nope"))

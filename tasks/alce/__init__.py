@@ -14,7 +14,9 @@ Metrics: correctness (ASQA ``str_em``, QAMPARI ``qampari_rec_top5``), the NLI ci
 when the data carries them (``gold_doc_ids``, or citations inside a row's ``answer``, as in the demo answers).
 
 Data: ``-T data_file=`` a HELMET/ALCE eval file (``{asqa,qampari}_eval_gtr_top2000.json``: a JSON list, or
-JSON lines, of ``{question, answer?, docs:[{title,text}], qa_pairs? (ASQA), answers? (QAMPARI)}``).
+JSON lines, of ``{question, answer?, docs:[{title,text}], qa_pairs? (ASQA), answers? (QAMPARI)}``) or
+``-T data_dir=`` a folder holding it (HELMET's ``data/alce/``). Not downloaded automatically (:data:`SOURCE`):
+the files exist only inside HELMET's 11.3 GB ``data.tar.gz``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import string
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import resolve
+from evalsuite.data import data_path
+from evalsuite.datafiles import check_fields, read_records
+from evalsuite.sources import ManualSource, Need
 from evalsuite.errors import UserError
 from evalsuite.metrics.citation import (CitationConfig, CitationNLI, CitationRule, NLI_NAMES, RULE_NAMES,
                                         parse_citations, remove_citations_alce)
@@ -34,6 +38,15 @@ from evalsuite.task import BaseTask, Option
 from evalsuite.types import Generation, MetricResult, Record, Request, GenParams, Sample, sha256_text
 
 PROMPTS = Path(__file__).parent / "prompts"
+SOURCE = ManualSource(
+    id="alce", files=("asqa_eval_gtr_top2000.json", "qampari_eval_gtr_top2000.json"),
+    step="download data.tar.gz of the Hugging Face dataset princeton-nlp/HELMET at revision "
+         "c5b85e7f0d954ffe71b3fe5b6d1da17a11094b1b (11,271,916,108 bytes, sha256 "
+         "9d693981aa3c065b8b2ff82ddf946141cdc4ece4524f18bff6f3fbd2a86982d9 as recorded by a third party), extract "
+         "data/alce/ (`tar -xzf data.tar.gz data/alce`) and pass -T data_dir=<that data/alce folder>",
+    license="ALCE: MIT (princeton-nlp/ALCE); HELMET: MIT; the passages keep their sources' terms",
+    page="https://huggingface.co/datasets/princeton-nlp/HELMET",
+    note="not fetched automatically: an 11.3 GB archive (about 40 GB unpacked) for two files")
 DOCS_BY_LENGTH = {"8k": 30, "16k": 75, "32k": 165, "64k": 345, "128k": 700}
 """HELMET's dataset names encode the number of passages per target length."""
 
@@ -115,6 +128,7 @@ class AlceTask(BaseTask):
     primary_metric = "citation_rec"
     options: Mapping[str, Option] = {
         "data_file": Option(str, None, "HELMET/ALCE eval file (JSON list or JSON lines)"),
+        "data_dir": Option(str, None, "a folder holding <dataset>_eval_gtr_top2000.json (HELMET's data/alce/)"),
         "length": Option(str, "128k", "HELMET length setting: 8k, 16k, 32k, 64k, 128k (sets n_docs)"),
         "n_docs": Option(_nonneg, None, "passages per question (overrides length)"),
         "shots": Option(_nonneg, 2, "demos drawn from the 4 in the prompt file (HELMET: 2)"),
@@ -136,16 +150,18 @@ class AlceTask(BaseTask):
         self._source: dict[str, Any] | None = None
 
     # -- data --------------------------------------------------------------------------------------
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
+        return [Need(SOURCE, f"{cls.dataset}_eval_gtr_top2000.json")]
+
     def _rows(self) -> list[dict[str, Any]]:
-        src = resolve(self.name, None, self.opts["data_file"], None)
-        text = src.path.read_text(encoding="utf-8")
-        self._source = src.describe()
-        try:
-            rows = json.loads(text)
-        except ValueError:
-            rows = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
-        if not isinstance(rows, list):
-            raise UserError(f"{self.name}: {src.path} must hold a list of questions")
+        name = f"{self.dataset}_eval_gtr_top2000.json"
+        path, self._source = data_path(self.name, self.data_needs(self.opts)[0], self.opts["data_dir"],
+                                       self.opts["data_file"], name)
+        with open(path, "rb") as fh:
+            head = fh.read(64).lstrip()
+        rows = read_records(path, self.name, "json" if head[:1] == b"[" else "jsonl")
+        check_fields(rows, {"question": str, "docs": list}, f"{self.name}: {path}", unit="record")
         return rows
 
     def _doc_text(self, docs: Sequence[Mapping[str, Any]]) -> str:

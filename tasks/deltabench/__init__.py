@@ -6,8 +6,10 @@ official ``critic_judge_prompt`` (``critic_judge_prompt.txt``, byte-exact), fill
 sent as one user message. Greedy by default (upstream samples at T=1.0, top_p 0.8); think blocks are
 removed by the runner before parsing. Metrics: see ``_metric.py`` and tasks/deltabench/README.md.
 
-Data: ``-T data_file=Deltabench_v1.jsonl`` or ``-T data_dir=<folder holding it>``; otherwise the hub file
-``OpenStellarTeam/DeltaBench/Deltabench_v1.jsonl`` (offline this fails at once, naming the options).
+Data: by default ``data/Deltabench_v1.jsonl`` of the official GitHub repository at a pinned commit, checked
+against its git blob id (:data:`SOURCE`; the Hugging Face copy ``OpenStellarTeam/DeltaBench`` could not be
+pinned to a revision here); or ``-T data_file=Deltabench_v1.jsonl`` / ``-T data_dir=<folder holding it>``.
+Offline without a copy it fails at once, naming ``evalsuite data fetch`` and the options.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import read_jsonl, resolve
+from evalsuite.data import hash_paths, local_data, resolve
+from evalsuite.datafiles import read_records
 from evalsuite.errors import UserError
+from evalsuite.sources import GITHUB, Need, RemoteFile, Source, resolve_need
 from evalsuite.task import BaseTask, Option, parse_bool
 from evalsuite.types import GenParams, Request, Sample, sha256_text
 
@@ -27,6 +31,13 @@ HERE = Path(__file__).resolve().parent
 PROMPT_FILE = HERE / "critic_judge_prompt.txt"
 HUB_ID = "OpenStellarTeam/DeltaBench"
 HUB_FILE = "Deltabench_v1.jsonl"
+SOURCE = Source(
+    id="deltabench", host=GITHUB, repo="OpenStellarTeam/DeltaBench", revision="6b67c64ad177553ec73f85ff98b18b0e6627341f",
+    files=(RemoteFile("data/Deltabench_v1.jsonl", git_blob="d41b2bbca025b5b048a98f3e746b65cd2d3eaf7b"),),
+    license="none stated (no LICENSE file in the repository)", page="https://github.com/OpenStellarTeam/DeltaBench",
+    note="commit 6b67c64 \"[ADD] add data\"; pinned by the git blob id in the repository tree (the blob itself was "
+         "not available here, so its sha256 is recorded on first use)")
+NEED = Need(SOURCE, "data/Deltabench_v1.jsonl")
 DOMAINS = ("math", "code", "Physics&Chemistry&Biology", "general")
 _SECTION_HEAD = re.compile(r"(?m)^section\d+:")
 
@@ -36,15 +47,6 @@ def _positive(v: str) -> int:
     if n <= 0:
         raise ValueError("must be positive")
     return n
-
-
-def _hub_file() -> Path:
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise UserError("deltabench: no local data and huggingface_hub is not installed; pass "
-                        "-T data_file=Deltabench_v1.jsonl") from None
-    return Path(hf_hub_download(HUB_ID, HUB_FILE, repo_type="dataset"))
 
 
 def gold_sections(row: Mapping[str, Any]) -> list[int]:
@@ -86,22 +88,30 @@ class DeltaBenchTask(BaseTask):
         self.template = PROMPT_FILE.read_text(encoding="utf-8")
         self._source: dict[str, Any] | None = None
 
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
+        return [NEED]
+
     def _rows(self) -> list[dict[str, Any]]:
-        src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], HUB_ID, (HUB_FILE, "*.jsonl"))
-        if src.kind == "file":
-            path = src.path
-        elif src.kind == "dir":
-            cands = sorted(src.path.rglob(HUB_FILE)) or sorted(src.path.rglob("*.jsonl"))
-            if len(cands) != 1:
-                raise UserError(f"deltabench: {src.path} holds {len(cands)} candidate JSONL files; pass -T data_file=")
-            path = cands[0]
+        if not local_data(self.opts["data_dir"], self.opts["data_file"]):
+            got = resolve_need(self.name, NEED, self.opts["data_dir"])
+            path, self._source = got.path, {"kind": "source", **got.record}
         else:
-            path = _hub_file()
-        self._source = {**src.describe(), "file": str(path)}
-        if src.kind == "hub":
-            from evalsuite.data import hash_paths
-            self._source["sha256"] = hash_paths([path])
-        return [r for r in read_jsonl(path) if "question" in r]
+            src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], HUB_ID,
+                          (HUB_FILE, "*.jsonl"))
+            if src.kind == "file":
+                path = src.path
+            else:
+                cands = sorted(src.path.rglob(HUB_FILE)) or sorted(src.path.rglob("*.jsonl"))
+                if len(cands) != 1:
+                    raise UserError(f"deltabench: {src.path} holds {len(cands)} candidate JSONL files; pass "
+                                    "-T data_file=")
+                path = cands[0]
+            self._source = {**src.describe(), "file": str(path), "sha256": hash_paths([path])}
+        rows = [r for r in read_records(path, self.name, "jsonl") if "question" in r]
+        if not rows:
+            raise UserError(f"{self.name}: no samples in {path} (no record has a 'question')")
+        return rows
 
     def samples(self) -> Iterator[Sample]:
         want = None
@@ -111,8 +121,9 @@ class DeltaBenchTask(BaseTask):
             if want is not None and row.get("task_l1") not in want:
                 continue
             content = row.get("sections_content", row.get("section_content"))
-            if content is None:
-                raise UserError(f"deltabench: record {i} has neither sections_content nor section_content")
+            if not isinstance(content, str) or not isinstance(row["question"], str):
+                raise UserError(f"deltabench: record {i} needs a string question and a string sections_content "
+                                "(or section_content)")
             sid = row.get("id")
             yield Sample(id=str(sid) if sid else f"deltabench-{i}", index=i,
                          input={"question": row["question"], "sections_content": content},

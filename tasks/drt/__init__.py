@@ -16,8 +16,10 @@ max_tokens) is an **extraction failure**: its hypothesis is empty and the ``extr
 counts it (value = % of records; details count every outcome).
 
 Metrics: corpus BLEU (sacrebleu, tokenizer zh) and chrF; COMET / CometKiwi with ``-T comet=`` /
-``-T cometkiwi=`` (see docs/comet.md). Data: ``-T data_file=<test.jsonl>`` or ``-T data_dir=<repo checkout
-or its data/ folder>``; the file is on GitHub only, so there is no hub fallback.
+``-T cometkiwi=`` (see docs/comet.md). Data: by default ``data/test.jsonl`` of the GitHub repository at the
+pinned commit (:data:`SOURCE`: the release is on GitHub only, not on the Hugging Face Hub), downloaded
+once, checked against its sha256 and git blob id; or ``-T data_file=<test.jsonl>`` / ``-T data_dir=<repo
+checkout or its data/ folder>``.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import read_jsonl, resolve
+from evalsuite.data import local_data, resolve
+from evalsuite.datafiles import check_fields, read_records
 from evalsuite.errors import UserError
+from evalsuite.sources import GITHUB, Need, RemoteFile, Source, resolve_need
 from evalsuite.metrics import MeanMetric
 from evalsuite.reasoning import split_reasoning
 from evalsuite.task import BaseTask, Option
@@ -39,6 +43,14 @@ __all__ = ["DRTDirect", "DRTLongThought", "ExtractionFailed", "extract_translati
 
 HERE = Path(__file__).resolve().parent
 UPSTREAM = "krystalan/DRT@dde638108377df5ff551e305feb9d5d31e1a6086 (data/test.jsonl)"
+SOURCE = Source(
+    id="drt", host=GITHUB, repo="krystalan/DRT", revision="dde638108377df5ff551e305feb9d5d31e1a6086",
+    files=(RemoteFile("data/test.jsonl", sha256="e6bae693ded3d4b9c0c9e52e12134f66da002910754f4774dcdafeb894eb155d",
+                      git_blob="ee0c44e94a20e2adde110612fb570b6b27b6245a", size=654788),),
+    license="CC-BY-NC-SA-4.0 (repository README)", page="https://github.com/krystalan/DRT",
+    note="published on GitHub only; sha256 of shared/data/drt-o1/data/test.jsonl, whose git blob id equals the "
+         "repository's at the pinned commit")
+NEED = Need(SOURCE, "data/test.jsonl")
 
 
 @lru_cache(maxsize=1)
@@ -114,21 +126,30 @@ class _DRTTask(BaseTask):
         super().__init__(**opts)
         self._source: dict[str, Any] | None = None
 
-    def samples(self) -> Iterator[Sample]:
-        src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], None, patterns=("test.jsonl",))
-        path = src.path
-        if src.kind == "dir":
-            cands = [p for p in (path / "test.jsonl", path / "data" / "test.jsonl") if p.is_file()]
-            if not cands:
-                raise UserError(f"{self.name}: no test.jsonl (or data/test.jsonl) in {str(path)!r}")
-            path = cands[0]
-            from evalsuite.data import hash_paths
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
+        return [NEED]
 
-            src = type(src)("file", path, None, hash_paths([path]))
-        self._source = {**src.describe(), "upstream": UPSTREAM}
-        for i, row in enumerate(read_jsonl(path)):
-            if not isinstance(row.get("en"), str) or not isinstance(row.get("zh"), str):
-                raise UserError(f"{path}:{i + 1}: a DRT row needs string fields 'en' and 'zh'")
+    def samples(self) -> Iterator[Sample]:
+        if local_data(self.opts["data_dir"], self.opts["data_file"]):
+            src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], None,
+                          patterns=("test.jsonl",))
+            path = src.path
+            if src.kind == "dir":
+                cands = [p for p in (path / "test.jsonl", path / "data" / "test.jsonl") if p.is_file()]
+                if not cands:
+                    raise UserError(f"{self.name}: no test.jsonl (or data/test.jsonl) in {str(path)!r}")
+                path = cands[0]
+                from evalsuite.data import hash_paths
+
+                src = type(src)("file", path, None, hash_paths([path]))
+            self._source = {**src.describe(), "upstream": UPSTREAM}
+        else:
+            got = resolve_need(self.name, NEED, self.opts["data_dir"])
+            path, self._source = got.path, {"kind": "source", **got.record}
+        rows = read_records(path, self.name, "jsonl")
+        check_fields(rows, {"en": str, "zh": str}, f"{self.name}: {path}", unit="line")
+        for i, row in enumerate(rows):
             yield Sample(id=f"drt-{i}", index=i, input=row, target=row["zh"],
                          metadata={"source": row["en"], "source_lang": "en", "target_lang": "zh"})
 

@@ -24,7 +24,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import resolve
+from evalsuite.data import data_path
+from evalsuite.datafiles import check_fields, read_json, read_records
+from evalsuite.sources import HF, Need, RemoteFile, Source
 from evalsuite.errors import UserError
 from evalsuite.metrics.citation import (CitationConfig, CitationNLI, LCiteEvalRule, LCITE_RULE_NAMES)
 from evalsuite.task import BaseTask, Option, parse_bool
@@ -36,6 +38,17 @@ SHORT_GEN = ("natural_questions", "hotpotqa", "2wikimultihopqa", "locomo", "dial
 """200 new tokens (upstream's list also names "narrtiveqa", a typo, so narrativeqa gets 800)."""
 RULE_TASKS = ("niah", "counting_stars")
 BUCKETS = {"l-citeeval": (8000, 16000, 24000, 32000, 40000, 48000), "length": (8000, 16000, 32000)}
+LENGTH_TASKS = ("narrativeqa", "hotpotqa", "gov_report", "locomo", "counting_stars")
+"""Tasks of the hub's L-CiteEval-Length split (the length-controlled setting)."""
+SOURCE = Source(
+    id="lciteeval", host=HF, repo="Jonaszky123/L-CiteEval", revision="c79c928529593f478e6573c969cf73d22f0cf0f9",
+    files=tuple([RemoteFile(f"L-CiteEval-Data/{t}.json") for t in TASKS]
+                + [RemoteFile(f"L-CiteEval-Length/{t}.json") for t in LENGTH_TASKS]),
+    license="none stated (the upstream repositories carry no license file)",
+    page="https://huggingface.co/datasets/Jonaszky123/L-CiteEval",
+    note="revision and the L-CiteEval-Length/hotpotqa.json path as pinned by third-party code; the other file "
+         "names follow the hub's config names (L-CiteEval-Data_<task>, L-CiteEval-Length_<task>); sha256 "
+         "unknown (trust on first use)")
 MAX_DOCS = 1500
 """Upstream passes ``ndoc=1500`` (all chunks in practice)."""
 
@@ -90,6 +103,7 @@ class LCiteEvalTask(BaseTask):
     primary_metric = "citation_f1_mean"
     options: Mapping[str, Option] = {
         "data_file": Option(str, None, "one released L-CiteEval JSON file for this task"),
+        "data_dir": Option(str, None, "a folder holding <task>.json (e.g. the hub's L-CiteEval-Data/)"),
         "prompt_file": Option(str, None, "the task's upstream prompt file (L-CiteEval/prompt/<task>_default.json)"),
         "setting": Option(str, "l-citeeval", "length buckets: l-citeeval (8K..48K), length (8K/16K/32K), none"),
         "stop_newline": Option(parse_bool, True, "stop at the first newline (upstream, non-GLM models)"),
@@ -112,8 +126,10 @@ class LCiteEvalTask(BaseTask):
             p = Path(self.opts["prompt_file"]).expanduser()
             if not p.is_file():
                 raise UserError(f"{self.name}: prompt file {p} does not exist")
-            raw = p.read_text(encoding="utf-8")
-            self._prompt, self._prompt_sha = json.loads(raw), sha256_text(raw)
+            prompt = read_json(p, self.name)
+            if not isinstance(prompt, dict):
+                raise UserError(f"{self.name}: {p} is not an L-CiteEval prompt file (a JSON object)")
+            self._prompt, self._prompt_sha = prompt, sha256_text(p.read_text(encoding="utf-8"))
         return self._prompt
 
     def render(self, row: Mapping[str, Any]) -> str:
@@ -125,11 +141,24 @@ class LCiteEvalTask(BaseTask):
         return (make_item(demo, p["demo_prompt"], p["doc_prompt"], demo_inst, False) + p["demo_sep"]
                 + make_item(row, p["demo_prompt"], p["doc_prompt"], test_inst, True))
 
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
+        folder = "L-CiteEval-Length" if options.get("setting") == "length" and cls.task in LENGTH_TASKS \
+            else "L-CiteEval-Data"
+        return [Need(SOURCE, f"{folder}/{cls.task}.json")]
+
+    def _path(self) -> Any:
+        path, self._source = data_path(self.name, self.data_needs(self.opts)[0], self.opts["data_dir"],
+                                       self.opts["data_file"], f"{self.task}.json")
+        return path
+
     def samples(self) -> Iterator[Sample]:
-        src = resolve(self.name, None, self.opts["data_file"], None)
-        self._source = src.describe()
-        rows = json.loads(src.path.read_text(encoding="utf-8"))
         self._load_prompt()
+        path = self._path()
+        with open(path, "rb") as fh:
+            head = fh.read(64).lstrip()
+        rows = read_records(path, self.name, "json" if head[:1] == b"[" else "jsonl")
+        check_fields(rows, {"docs": list}, f"{self.name}: {path}", unit="record")
         for i, row in enumerate(rows):
             docs = [{"text": d} if isinstance(d, str) else {"title": d.get("title", ""), "text": d["text"]}
                     for d in row["docs"][:MAX_DOCS]]

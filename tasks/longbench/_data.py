@@ -1,13 +1,16 @@
-"""Reading LongBench rows: the official release's JSONL files, one file, or the hub.
+"""Reading LongBench rows: the official ``data.zip`` from the hub (default), a local folder, or one file.
 
+* default: ``data.zip`` of the Hugging Face dataset ``THUDM/LongBench`` at a pinned commit, fetched with
+  ``huggingface_hub`` (no loading script), verified, unpacked into the evalsuite data cache once; each task
+  reads ``data/<config>.jsonl`` from it (see :data:`SOURCE`, ``evalsuite data status longbench``).
 * ``-T data_dir=``: a folder holding ``<config>.jsonl`` (``qasper.jsonl``, ``qasper_e.jsonl``), at its top
-  or under ``data/`` as in the official ``data.zip``; any other depth works when the name is unique.
-* ``-T data_file=``: one JSONL file (or ``.parquet`` when pyarrow is installed).
-* neither: ``datasets.load_dataset("THUDM/LongBench", <config>, split="test")``, imported only then.
-  Offline, :func:`evalsuite.data.resolve` fails at once naming ``data_dir``.
+  or under ``data/`` as in the official ``data.zip``; any other depth works when the name is unique. A folder
+  written by ``evalsuite data fetch --to`` is read as the cache.
+* ``-T data_file=``: one JSONL file (or ``.parquet``).
 
 Rows keep the official fields (``input, context, answers, length, dataset, language, all_classes,
-_id``); order is file order.
+_id``); order is file order. Every file goes through :mod:`evalsuite.datafiles` (one line, exit 2 on a bad
+file).
 """
 
 from __future__ import annotations
@@ -16,12 +19,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalsuite.data import DataSource, hash_paths, read_jsonl, resolve
+from evalsuite.data import DataSource, hash_paths, local_data, resolve
+from evalsuite.datafiles import check_fields, read_records
 from evalsuite.errors import UserError
+from evalsuite.sources import HF, Need, RemoteFile, Source, resolve_need
 
 from ._config import HUB_ID
 
-REQUIRED = ("context", "answers")
+SOURCE = Source(
+    id="longbench", host=HF, repo=HUB_ID, revision="5e628be450b7e67fb7ae6e201bd6d8f7056f7672",
+    files=(RemoteFile("data.zip", sha256="cb45b11a4133c6bc1d6a44b0f8e701335ff1e543195db1103472e575857f7f64"),),
+    license="MIT (THUDM/LongBench repository); the texts keep their original sources' terms",
+    page="https://huggingface.co/datasets/THUDM/LongBench",
+    note="revision and data.zip sha256 as recorded by a third-party pinned manifest (see tasks/longbench/SOURCE.md); "
+         "the repository is now zai-org/LongBench and the Hub redirects the old name")
+
+FIELDS = {"context": str, "answers": list}
+
+
+def need(config_name: str) -> Need:
+    """The member of data.zip one LongBench config reads (``data/qasper.jsonl``, ``data/qasper_e.jsonl``)."""
+    return Need(SOURCE, "data.zip", member=f"data/{config_name}.jsonl")
 
 
 @dataclass(frozen=True)
@@ -42,57 +60,26 @@ def _pick(root: Path, name: str) -> Path:
                     + ", ".join(str(p.relative_to(root)) for p in found) + "; pass one with -T data_file=")
 
 
-def _read_parquet(path: Path) -> list[dict[str, Any]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UserError(f"{path}: reading parquet needs pyarrow (pip install pyarrow), or pass the "
-                        "official JSONL file") from None
-    return pq.read_table(path).to_pylist()
-
-
-def _read_file(path: Path) -> list[dict[str, Any]]:
-    if path.suffix == ".parquet":
-        return _read_parquet(path)
-    return list(read_jsonl(path))
-
-
-def _from_hub(task: str, config_name: str) -> list[dict[str, Any]]:
-    try:
-        import datasets  # not a dependency: only the hub route needs it
-    except ImportError:
-        raise UserError(f"{task}: reading {HUB_ID!r} from the hub needs `pip install datasets`; or pass the "
-                        "official files (data.zip from the hub, unzipped) with -T data_dir=<folder>") from None
-    try:
-        ds = datasets.load_dataset(HUB_ID, config_name, split="test")
-    except Exception as exc:  # script datasets, auth, network: all end the same way for the user
-        raise UserError(f"{task}: could not load {HUB_ID!r} config {config_name!r} from the hub "
-                        f"({type(exc).__name__}: {exc}); download data.zip from the dataset page, unzip it "
-                        "and pass -T data_dir=<folder>") from None
-    return [dict(r) for r in ds]
-
-
 def load_rows(task: str, config_name: str, dataset: str, data_dir: str | None,
               data_file: str | None) -> Loaded:
     """The rows of one LongBench config (``qasper`` or ``qasper_e``) and where they came from."""
     name = f"{config_name}.jsonl"
-    src: DataSource = resolve(task, data_dir, data_file, HUB_ID, patterns=(name,))
-    if src.kind == "hub":
-        rows = _from_hub(task, config_name)
-        source = {"kind": "hub", "hub_id": HUB_ID, "config": config_name, "split": "test"}
-    else:
+    if local_data(data_dir, data_file):
+        src: DataSource = resolve(task, data_dir, data_file, HUB_ID, patterns=(name,))
         assert src.path is not None
         path = _pick(src.path, name) if src.kind == "dir" else src.path
-        rows = _read_file(path)
         source = {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+    else:
+        got = resolve_need(task, need(config_name), data_dir)
+        path, source = got.path, {"kind": "source", **got.record}
+    rows = read_records(path, task, "parquet" if path.suffix == ".parquet" else "jsonl")
+    where = f"{task}: {path}"
+    check_fields(rows, FIELDS, where)
     for n, row in enumerate(rows, 1):
-        where = f"{source.get('path', HUB_ID)} row {n}"
-        if not isinstance(row, dict) or any(k not in row for k in REQUIRED):
-            raise UserError(f"{task}: {where}: a LongBench row needs {', '.join(REQUIRED)}")
-        if not isinstance(row["answers"], list):
-            raise UserError(f"{task}: {where}: 'answers' must be a list of strings")
+        if not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in row["answers"]):
+            raise UserError(f"{where} row {n}: 'answers' must be a list of strings")
         ds = row.get("dataset")
         if ds not in (None, dataset, f"{dataset}_e"):
-            raise UserError(f"{task}: {where} belongs to dataset {ds!r}, not {dataset!r} "
+            raise UserError(f"{where} row {n} belongs to dataset {ds!r}, not {dataset!r} "
                             f"(give each task its own file: -T {task}.data_file=...)")
     return Loaded(rows=rows, source=source)

@@ -28,7 +28,7 @@ from evalsuite.truncation import Truncation, added_special_tokens, template_part
 from evalsuite.types import GenParams, Record, Request, Sample
 
 from ._config import DATASETS, HUB_ID, NO_CHAT_TEMPLATE, config
-from ._data import load_rows
+from ._data import load_rows, need
 
 
 NEWLINE_STOP_OPTION = Option(
@@ -76,6 +76,11 @@ class LongBenchTask(BaseTask):
         self._policy: Truncation | None = None
         self._max_length: int | None = None
         self._source: dict[str, Any] | None = None
+
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Any]:
+        """The member of the official data.zip this task reads (``evalsuite data status/fetch``)."""
+        return [need(cls.dataset + ("_e" if cls.edition == "e" else ""))]
 
     @property
     def config_name(self) -> str:

@@ -13,18 +13,30 @@ joined citations; citation-less statement: 1 - "needs a citation"), citation pre
 "Unrelevant" 0 per citation), per-sample F1 = 2RP/(R+P); at most 40 statements; dataset score = mean of
 sample values x100.
 
-Data: ``-T data_file=`` the released ``LongBench-Cite.json`` (list of ``{idx, dataset, query, context,
-answer, ...}``; Hugging Face ``THUDM/LongBench-Cite``); rows of other datasets are skipped.
+Data: by default ``LongBench-Cite/LongBench-Cite.json`` of the GitHub repository THUDM/LongCite at a pinned
+commit (:data:`SOURCE`, git blob pin); or ``-T data_file=`` the released file (list of ``{idx, dataset, query,
+context, answer, ...}``) / ``-T data_dir=`` a folder holding it. Rows of other datasets are skipped.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import resolve
+from evalsuite.data import data_path
+from evalsuite.datafiles import check_fields, read_records
+from evalsuite.errors import UserError
+from evalsuite.sources import GITHUB, Need, RemoteFile, Source
+
+SOURCE = Source(
+    id="longbench_cite", host=GITHUB, repo="THUDM/LongCite", revision="d7d772e39fb15357749f54a2fe1e2dce77df5255",
+    files=(RemoteFile("LongBench-Cite/LongBench-Cite.json", git_blob="2d89480acf84af20df2bea1db745b760afe59d46"),),
+    license="Apache-2.0 (repository); the texts keep their original sources' terms",
+    page="https://github.com/THUDM/LongCite",
+    note="the benchmark file is in the GitHub repository (not on the Hub); pinned by its git blob id at the "
+         "pinned commit (the blob was not available here: sha256 recorded on first use)")
+NEED = Need(SOURCE, "LongBench-Cite/LongBench-Cite.json")
 from evalsuite.task import BaseTask, Option
 from evalsuite.types import GenParams, Generation, MetricResult, Record, Request, Sample, sha256_text
 
@@ -213,6 +225,7 @@ class LongBenchCiteTask(BaseTask):
     primary_metric = "citation_f1_mean"
     options: Mapping[str, Option] = {
         "data_file": Option(str, None, "LongBench-Cite.json as released"),
+        "data_dir": Option(str, None, "a folder holding LongBench-Cite.json (e.g. a LongCite checkout)"),
         "max_tokens": Option(int, 1024, "generation budget (upstream 1024)"),
         "temperature": Option(float, 0.0, "0 = greedy (upstream samples at 1.0)"),
     }
@@ -222,10 +235,24 @@ class LongBenchCiteTask(BaseTask):
         self._source: dict[str, Any] | None = None
         self._prompt = _template("one_shot_prompt.txt")
 
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
+        return [NEED]
+
+    def _path(self) -> Path:
+        path, self._source = data_path(self.name, NEED, self.opts["data_dir"], self.opts["data_file"],
+                                       "LongBench-Cite.json")
+        return path
+
     def samples(self) -> Iterator[Sample]:
-        src = resolve(self.name, None, self.opts["data_file"], None)
-        self._source = src.describe()
-        rows = [r for r in json.loads(src.path.read_text(encoding="utf-8")) if r["dataset"] == self.dataset]
+        path = self._path()
+        rows = read_records(path, self.name, "json")
+        check_fields(rows, {"dataset": str}, f"{self.name}: {path}", unit="record")
+        rows = [r for r in rows if r["dataset"] == self.dataset]
+        if not rows:
+            raise UserError(f"{self.name}: no samples in {path} for dataset {self.dataset!r}")
+        check_fields(rows, {"idx": (int, str), "query": str, "context": str}, f"{self.name}: {path} "
+                     f"({self.dataset})", unit="record")
         for i, row in enumerate(rows):
             chunks = split_chunks(row["context"])
             yield Sample(id=str(row["idx"]), index=i, input={"chunks": chunks},

@@ -1,38 +1,46 @@
-"""LongBench v2 rows: from a local file or folder, or from the hub dataset ``THUDM/LongBench-v2``.
+"""LongBench v2 rows: the hub release by default, or a local file or folder.
 
-The release is one JSON array, ``data.json`` (503 objects; the hub dataset's ``train`` split is built
-from it). ``-T data_file=`` takes that file or a JSONL file with the same objects; ``-T data_dir=`` a
-folder holding ``data.json`` (e.g. a snapshot of the hub repository) or exactly one ``.json``/``.jsonl``
-file. Without either, ``data.json`` is fetched from the hub with ``huggingface_hub`` (the ``datasets``
-library is not needed); offline that fails at once with the local options named.
+The release is one JSON array, ``data.json`` (503 objects; the hub dataset's ``train`` split is built from
+it). Default: ``data.json`` of ``zai-org/LongBench-v2`` (formerly ``THUDM/LongBench-v2``) at a pinned commit
+with its pinned sha256 (:data:`SOURCE`), fetched once with ``huggingface_hub`` into the evalsuite data cache.
+``-T data_file=`` takes that file or a JSONL file with the same objects; ``-T data_dir=`` a folder holding
+``data.json`` (e.g. a snapshot of the hub repository) or exactly one ``.json``/``.jsonl`` file, or a folder
+written by ``evalsuite data fetch --to``. Offline without a copy, it fails at once naming both routes.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from evalsuite.data import DataSource, offline, read_jsonl, resolve
+from evalsuite.data import local_data, resolve
+from evalsuite.datafiles import read_records
 from evalsuite.errors import UserError
+from evalsuite.sources import HF, Need, RemoteFile, Source, resolve_need
 
-HUB_ID = "THUDM/LongBench-v2"
+HUB_ID = "zai-org/LongBench-v2"
 HUB_FILE = "data.json"
+SOURCE = Source(
+    id="longbench_v2", host=HF, repo=HUB_ID, revision="2b48e494f2c7a2f0af81aae178e05c7e1dde0fe9",
+    files=(RemoteFile(HUB_FILE, sha256="15d61c22d92c96900b3c4948b6aeea218d3214b676a65df48e7b8555604c7fe2"),),
+    license="Apache-2.0 (dataset card)", page="https://huggingface.co/datasets/zai-org/LongBench-v2",
+    note="revision and sha256 as recorded by a third-party pinned manifest (tasks/longbench_v2/SOURCE.md)")
+NEED = Need(SOURCE, HUB_FILE)
 FIELDS = ("_id", "domain", "sub_domain", "difficulty", "length", "question",
           "choice_A", "choice_B", "choice_C", "choice_D", "answer", "context")
 TEXT_FIELDS = ("question", "choice_A", "choice_B", "choice_C", "choice_D")
 
 
-def locate(task: str, data_dir: str | None, data_file: str | None) -> tuple[DataSource, Path]:
-    """The data source (for the manifest) and the file to read."""
+def locate(task: str, data_dir: str | None, data_file: str | None) -> tuple[Any, Path]:
+    """What the manifest records about the data, and the file to read."""
+    if not local_data(data_dir, data_file):
+        got = resolve_need(task, NEED, data_dir)
+        return {"kind": "source", **got.record}, got.path
     src = resolve(task, data_dir, data_file, HUB_ID, patterns=("*.json", "*.jsonl"))
+    assert src.path is not None
     if src.kind == "file":
-        assert src.path is not None
         return src, src.path
-    if src.kind == "dir":
-        assert src.path is not None
-        return src, _pick_in_dir(task, src.path)
-    return _download(task)
+    return src, _pick_in_dir(task, src.path)
 
 
 def _pick_in_dir(task: str, folder: Path) -> Path:
@@ -46,40 +54,10 @@ def _pick_in_dir(task: str, folder: Path) -> Path:
                     f"({names}); pass the file itself with -T data_file=<file>")
 
 
-def _download(task: str) -> tuple[DataSource, Path]:
-    if offline():  # resolve() already checks this; kept so a direct call cannot hang on retries
-        raise UserError(f"{task}: the hub is offline; pass -T data_file=<data.json> or -T data_dir=<folder>")
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise UserError(f"{task}: huggingface_hub is not installed, so {HUB_ID} cannot be downloaded; pass "
-                        "the release's data.json with -T data_file=<file> or -T data_dir=<folder>") from None
-    try:
-        path = Path(hf_hub_download(HUB_ID, HUB_FILE, repo_type="dataset"))
-    except Exception as exc:  # network, auth, missing file: the user's fix is the same
-        raise UserError(f"{task}: could not download {HUB_FILE} of {HUB_ID} ({type(exc).__name__}: {exc}); "
-                        "pass a local copy with -T data_file=<file> or -T data_dir=<folder>") from None
-    from evalsuite.data import hash_paths
-
-    # snapshots/<commit>/data.json: the folder name is the dataset revision that was read
-    src = DataSource("hub", path, f"{HUB_ID}@{path.parent.name}", hash_paths([path]))
-    return src, path
-
-
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line or position, row)`` from a JSON array or a JSONL file."""
-    with open(path, encoding="utf-8") as f:
-        head = f.read(4096).lstrip()
-    if head.startswith("["):
-        try:
-            with open(path, encoding="utf-8") as f:
-                rows = json.load(f)
-        except ValueError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
-        for i, row in enumerate(rows):
-            yield i + 1, row
-    else:
-        yield from enumerate(read_jsonl(path), 1)
+def read_rows(path: Path, task: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line or position, row)`` from a JSON array (``.json``) or a JSONL file (anything else)."""
+    fmt = "json" if path.suffix.lower() == ".json" else "jsonl"
+    yield from enumerate(read_records(path, task, fmt), 1)
 
 
 def check_row(task: str, where: str, row: Any, need_context: bool) -> Mapping[str, Any]:

@@ -69,10 +69,14 @@ class LongBenchV2Task(BaseTask):
     needs_context = True
     options: Mapping[str, Option] = COMMON_OPTIONS
 
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Any]:
+        return [_data.NEED]
+
     def __init__(self, **opts: Any):
         super().__init__(**opts)
         self._samples: list[Sample] | None = None
-        self._source: DataSource | None = None
+        self._source: DataSource | dict[str, Any] | None = None
 
     # -- protocol ---------------------------------------------------------------------------------
     def samples(self) -> Iterator[Sample]:
@@ -126,7 +130,7 @@ class LongBenchV2Task(BaseTask):
             "prompt_files_sha256": {k: tpl.sha256[k] for k in self._template_files()},
             "max_length": self.opts["max_length"] or MAX_LENGTH,
             "extraction": "remove '*'; 'The correct answer is \\(([A-D])\\)' else 'The correct answer is ([A-D])'",
-            "data": self._source.describe() if self._source else None,
+            "data": (self._source.describe() if isinstance(self._source, DataSource) else self._source),
         })
         return d
 
@@ -153,7 +157,7 @@ class LongBenchV2Task(BaseTask):
     def _load(self) -> list[Sample]:
         self._source, path = _data.locate(self.name, self.opts["data_dir"], self.opts["data_file"])
         out = []
-        for n, row in _data.read_rows(path):
+        for n, row in _data.read_rows(path, self.name):
             where = f"{path.name}:{n}"
             row = _data.check_row(self.name, where, row, self.needs_context)
             out.append(Sample(

@@ -17,14 +17,16 @@ and the GSM8K system prompt (the one without a subject); see the README.
 
 from __future__ import annotations
 
-import csv
+from functools import lru_cache
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import hash_paths, read_jsonl, resolve
+from evalsuite.data import hash_paths, local_data, resolve
+from evalsuite.datafiles import read_csv_rows, read_records
+from evalsuite.sources import GITHUB, HF, Need, RemoteFile, Source, resolve_need
 from evalsuite.errors import UserError
 from evalsuite.task import BaseTask, Option
 from evalsuite.types import GenParams, Message, MetricResult, Record, Request, Sample, sha256_text
@@ -59,6 +61,40 @@ not published), one batch (the first K questions) per subject as the repo does. 
 of the 1,221 dev questions in file order."""
 
 CSQA_HUB = "tau/commonsense_qa"
+SOURCES = {
+    "gsm8k": Source(
+        id="longgenbench_liu-gsm8k", host=HF, repo="openai/gsm8k", revision="cc7b047b6e5bb11b4f1af84efc572db110a51b3c",
+        files=(RemoteFile("main/test-00000-of-00001.parquet"),), license="MIT",
+        page="https://huggingface.co/datasets/openai/gsm8k",
+        note="the repo's script loads HF gsm8k/main test; revision as pinned by several third-party manifests; "
+             "sha256 unknown (trust on first use)"),
+    "csqa": Source(
+        id="longgenbench_liu-csqa", host=HF, repo=CSQA_HUB, revision="94630fe30dad47192a8546eb75f094926d47e155",
+        files=(RemoteFile("data/validation-00000-of-00001.parquet",
+                          sha256="bdbd9bf9cc4d2349b24901038b2ab2f58e10e4e507ad2fd425dca55cd3cb6660"),),
+        license="MIT", page="https://huggingface.co/datasets/tau/commonsense_qa",
+        note="validation split (the official dev set); revision and sha256 as pinned by a third-party manifest"),
+}
+
+
+@lru_cache(maxsize=1)
+def mmlu_source() -> Source:
+    doc = json.loads((HERE / "mmlu_files.json").read_text(encoding="utf-8"))
+    return Source(id="longgenbench_liu-mmlu", host=GITHUB, repo=doc["repo"], revision=doc["revision"],
+                  files=tuple(RemoteFile(f["path"], f.get("sha256"), f.get("git_blob"), f.get("size"))
+                              for f in doc["files"]),
+                  license="MIT (MMLU, Hendrycks et al.); the LongGenBench repository has no license file",
+                  page="https://github.com/Dominic789654/LongGenBench",
+                  note="the MMLU test CSVs the LongGenBench repository ships (data/MMLU/data/test), sha256 and git blob "
+                       "ids from the repository at the pinned commit (tasks/longgenbench_liu/mmlu_files.json)")
+
+
+def data_needs_for(kind: str, batches: int | None = None) -> list[Need]:
+    if kind in SOURCES:
+        src = SOURCES[kind]
+        return [Need(src, src.files[0].path)]
+    subjects = MMLU_SUBJECTS[:batches] if batches else MMLU_SUBJECTS
+    return [Need(mmlu_source(), f"data/MMLU/data/test/{s}_test.csv") for s in subjects]
 
 
 def _positive(v: str) -> int:
@@ -96,16 +132,25 @@ def _mmlu_questions(root: Path, subject: str) -> list[Question]:
         if len(found) != 1:
             raise UserError(f"longgenbench_liu/mmlu: no test/{subject}_test.csv under {root}")
         path = found[0]
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
+    rows = read_csv_rows(path, "longgenbench_liu/mmlu")
     out = []
     for i, row in enumerate(rows):
+        if len(row) < 4 or row[-1].strip() not in tuple(CHOICES[: len(row) - 2]):
+            raise UserError(f"longgenbench_liu/mmlu: {path} row {i + 1}: expected question, options and the answer "
+                            f"letter (MMLU's CSV layout), got {len(row)} field(s)")
         q = row[0] + "\n" + "".join(f"({CHOICES[j]}) {row[j + 1]}" for j in range(len(row) - 2))
         out.append(Question(i, q, row[-1].strip(), row[-1].strip(), subject))
     return out
 
 
+def _default_rows(task: str, kind: str, data_dir: str | None) -> tuple[list[dict[str, Any]], dict]:
+    got = resolve_need(task, data_needs_for(kind)[0], data_dir)
+    return read_records(got.path, task, "parquet"), {"kind": "source", **got.record}
+
+
 def _gsm8k_rows(task: str, data_dir: str | None, data_file: str | None) -> tuple[list[dict[str, Any]], dict]:
+    if not local_data(data_dir, data_file):
+        return _default_rows(task, "gsm8k", data_dir)
     src = resolve(task, data_dir, data_file, "gsm8k", ("*.jsonl",))
     if src.kind == "file":
         path = src.path
@@ -114,15 +159,7 @@ def _gsm8k_rows(task: str, data_dir: str | None, data_file: str | None) -> tuple
         if len(cands) != 1:
             raise UserError(f"{task}: {src.path} holds {len(cands)} JSONL files; pass -T data_file=<test.jsonl>")
         path = cands[0]
-    else:
-        try:
-            import datasets
-        except ImportError:
-            raise UserError(f"{task}: pass -T data_file=<GSM8K test.jsonl> (the `datasets` package is not "
-                            "installed)") from None
-        rows = [dict(r) for r in datasets.load_dataset("gsm8k", "main", split="test")]
-        return rows, {"kind": "hub", "hub_id": "gsm8k/main", "split": "test"}
-    return list(read_jsonl(path)), {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+    return read_records(path, task, "jsonl"), {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
 
 
 def _gsm8k_question(i: int, row: Mapping[str, Any]) -> Question:
@@ -132,6 +169,8 @@ def _gsm8k_question(i: int, row: Mapping[str, Any]) -> Question:
 
 
 def _csqa_rows(task: str, data_dir: str | None, data_file: str | None) -> tuple[list[dict[str, Any]], dict]:
+    if not local_data(data_dir, data_file):
+        return _default_rows(task, "csqa", data_dir)
     src = resolve(task, data_dir, data_file, CSQA_HUB, ("*.jsonl",))
     if src.kind == "file":
         path = src.path
@@ -141,15 +180,7 @@ def _csqa_rows(task: str, data_dir: str | None, data_file: str | None) -> tuple[
             raise UserError(f"{task}: {src.path} holds {len(cands)} JSONL files; pass "
                             "-T data_file=<dev_rand_split.jsonl>")
         path = cands[0]
-    else:
-        try:
-            import datasets
-        except ImportError:
-            raise UserError(f"{task}: pass -T data_file=<CommonsenseQA dev_rand_split.jsonl> (the `datasets` "
-                            "package is not installed)") from None
-        rows = [dict(r) for r in datasets.load_dataset(CSQA_HUB, split="validation")]
-        return rows, {"kind": "hub", "hub_id": CSQA_HUB, "split": "validation"}
-    return list(read_jsonl(path)), {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+    return read_records(path, task, "jsonl"), {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
 
 
 def csqa_question_text(stem: str, choices: Sequence[tuple[str, str]]) -> str:
@@ -221,6 +252,10 @@ def mmlu_exemplar_block(prompt: str) -> str:
 
 class _LiuBase(BaseTask):
     kind = "gsm8k"
+
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
+        return data_needs_for(cls.kind)
     version = "1"
 
     def __init__(self, **opts: Any):
@@ -250,15 +285,19 @@ class _LiuBase(BaseTask):
             qs = [_csqa_question(i, r, self.name) for i, r in enumerate(rows[:k * t])]
             out = [(None, qs[s:s + k]) for s in range(0, len(qs), k)]
         else:
-            if not self.opts["data_dir"]:
-                raise UserError(f"{self.name}: pass -T data_dir=<MMLU data folder with test/<subject>_test.csv> "
-                                "(the repo's data/MMLU/data)")
-            root = Path(self.opts["data_dir"]).expanduser()
-            if not root.is_dir():
-                raise UserError(f"{self.name}: data folder {str(root)!r} does not exist")
             subjects = MMLU_SUBJECTS[:t]
-            files = [p for s in subjects for p in root.rglob(f"{s}_test.csv")]
-            self._source = {"kind": "dir", "path": str(root), "sha256": hash_paths(files, root)}
+            if local_data(self.opts["data_dir"], None):
+                root = Path(self.opts["data_dir"]).expanduser()
+                if not root.is_dir():
+                    raise UserError(f"{self.name}: data folder {str(root)!r} does not exist")
+                files = [p for s in subjects for p in root.rglob(f"{s}_test.csv")]
+                self._source = {"kind": "dir", "path": str(root), "sha256": hash_paths(files, root)}
+            else:
+                got = [resolve_need(self.name, n, self.opts["data_dir"]) for n in data_needs_for("mmlu", t)]
+                root = got[0].path.parent.parent  # .../data/MMLU/data (test/<subject>_test.csv below it)
+                self._source = {"kind": "source", **{k: v for k, v in got[0].record.items()
+                                                      if k not in ("file", "sha256", "git_blob")},
+                                "files": len(got), "sha256": hash_paths([g.path for g in got], root)}
             out = [(s, _mmlu_questions(root, s)[:k]) for s in subjects]
         if self.opts["order"] == "length":
             out = [(s, sorted(qs, key=lambda q: len(q.text))) for s, qs in out]

@@ -7,24 +7,36 @@ user message instead. Stop string ``*** finished``. The completion is prefixed w
 ``prefix`` before parsing (as upstream). The judged metrics need ``--judge-backend`` (see docs/judge.md);
 completion rate needs none. See ``_metric.py`` and tasks/longgenbench_wu/README.md.
 
-Data: ``-T data_dir=<folder with Dataset_<setting>.json, e.g. the repo's Dataset/>`` or
+Data: by default ``Dataset/Dataset_<setting>.json`` of the GitHub repository at the pinned commit
+(:data:`SOURCE`, sha256 + git blob pins), fetched once into the evalsuite data cache; or
+``-T data_dir=<folder with Dataset_<setting>.json, e.g. the repo's Dataset/>`` /
 ``-T data_file=<one Dataset_*.json>``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import resolve
-from evalsuite.errors import UserError
+from evalsuite.data import data_path
+from evalsuite.datafiles import check_fields, read_records
+from evalsuite.sources import GITHUB, Need, RemoteFile, Source
 from evalsuite.task import BaseTask, Option, parse_bool
 from evalsuite.types import GenParams, Generation, Request, Sample
 
 from ._metric import JUDGED, KINDS, CompletionRate, JudgedMetric
 
 HUB_ID = "mozhu/LongGenBench"
+SOURCE = Source(
+    id="longgenbench_wu", host=GITHUB, repo="mozhu621/LongGenBench", revision="62c0e869219c225671a0b8f50217b0cd836b882b",
+    files=(RemoteFile("Dataset/Dataset_short.json", size=1474710, git_blob="1a4d96a91531e5e01f383b5077298900685bf86d",
+                      sha256="3cf98c4badc330a93d1010f57f6658b09f2ebc2e6428a3df083b652d902d96e8"),
+           RemoteFile("Dataset/Dataset_long.json", size=1244214, git_blob="2073608ea4cfa3bc9eacfe89f791bf673562141a",
+                      sha256="f61048da5ecfb1b717584af8b2dc5999198459e9b95aceedde2dcc6f5cdd35e7")),
+    license="none stated in the repository (a third-party catalogue lists CC-BY-ND-4.0 for the HF copy)",
+    page="https://github.com/mozhu621/LongGenBench",
+    note="sha256 of shared/data/longgenbench-wu copies whose git blob ids equal the repository's at the pinned "
+         "commit; the Hugging Face copy mozhu/LongGenBench could not be pinned to a revision here")
 STOP = "*** finished"
 SETTINGS = {"short": 16000, "long": 32000}
 """Setting -> the repo's max_tokens for it."""
@@ -61,30 +73,20 @@ class LongGenBenchWuTask(BaseTask):
     def file_name(self) -> str:
         return f"Dataset_{self.setting}.json"
 
-    def _path(self) -> Path:
-        src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], HUB_ID, (self.file_name,))
-        if src.kind == "file":
-            path = src.path
-        elif src.kind == "dir":
-            found = sorted(src.path.rglob(self.file_name))
-            if len(found) != 1:
-                raise UserError(f"{self.name}: {src.path} holds {len(found)} files named {self.file_name}; "
-                                "pass -T data_file=")
-            path = found[0]
-        else:
-            try:
-                from huggingface_hub import hf_hub_download
-            except ImportError:
-                raise UserError(f"{self.name}: pass -T data_dir= or -T data_file= (huggingface_hub is not "
-                                "installed)") from None
-            path = Path(hf_hub_download(HUB_ID, self.file_name, repo_type="dataset"))
-        from evalsuite.data import hash_paths
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
+        return [Need(SOURCE, f"Dataset/Dataset_{cls.setting}.json")]
 
-        self._source = {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+    def _path(self) -> Path:
+        path, self._source = data_path(self.name, Need(SOURCE, f"Dataset/{self.file_name}"), self.opts["data_dir"],
+                                       self.opts["data_file"], self.file_name)
         return path
 
     def samples(self) -> Iterator[Sample]:
-        rows = json.loads(self._path().read_text(encoding="utf-8"))
+        path = self._path()
+        rows = read_records(path, self.name, "json")
+        check_fields(rows, {"prompt": str, "type": str, "prefix": str, "number": (int, str)},
+                     f"{self.name}: {path}", unit="record")
         for i, row in enumerate(rows):
             yield Sample(id=f"{self.setting}-{i}", index=i, input={"prompt": row["prompt"]},
                          target={f"checks_{k}": dict(row.get(f"checks_{k}") or {}) for k in KINDS},

@@ -1,39 +1,71 @@
-"""Reading LongProc items: the official release files, one file, or the hub mirror.
+"""Reading LongProc items: the official release files from GitHub (default), a local folder, or one file.
 
+* default: the official ``data/`` folder of ``princeton-pli/LongProc`` at a pinned commit (:data:`SOURCE`;
+  every file pinned by its git blob id, and by sha256 where shared/data/longproc holds the same blob),
+  downloaded file by file into the evalsuite data cache; html_to_tsv also fetches the pages of its level.
 * ``-T data_dir=``: the official ``data/`` folder (or its parent, or the task's own folder), holding
   ``<task>/<task>_<level>.json`` (travel planning: ``travel_planning/travel_planning_all.json``, split by
-  ``estimated_output_tokens`` as the official loader does); html_to_tsv pages are read from
-  ``html_path`` relative to the JSON file's folder.
+  ``estimated_output_tokens`` as the official loader does), or a folder written by ``evalsuite data fetch``.
 * ``-T data_file=``: that one JSON file (same rules).
-* neither: ``datasets.load_dataset("PrincetonPli/LongProc", "<task>_<level>")``, each row's ``metadata``
-  JSON string parsed into the item (imported only then; offline it fails at once naming ``data_dir``).
+
+html_to_tsv pages are read from ``html_path`` relative to the JSON file's folder, and only from inside it:
+a path that is absolute or leaves the folder (``..``, a symlink out) is an error, and nothing is read.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from evalsuite.data import DataSource, hash_paths, resolve
+from evalsuite.data import DataSource, hash_paths, local_data, resolve
+from evalsuite.datafiles import read_records
 from evalsuite.errors import UserError
+from evalsuite.sources import GITHUB, Need, RemoteFile, Source, resolve_need
 
 HUB_ID = "PrincetonPli/LongProc"
+"""The Hugging Face copy (parquet configs ``<task>_<level>``); not the default: its revisions and files could not
+be pinned here, and the GitHub release is the one the official loader reads."""
 TRAVEL_RANGES = {"2k": (0, 2048), "8k": (4096, 8192)}
 """travel_planning levels: items whose ``estimated_output_tokens`` fall in [lo, hi)."""
+FILES_JSON = Path(__file__).resolve().parent / "data_files.json"
+
+
+@lru_cache(maxsize=1)
+def source() -> Source:
+    doc = json.loads(FILES_JSON.read_text(encoding="utf-8"))
+    files = tuple(RemoteFile(f["path"], f.get("sha256"), f.get("git_blob"), f.get("size")) for f in doc["files"])
+    return Source(id="longproc", host=GITHUB, repo=doc["repo"], revision=doc["revision"], files=files,
+                  license="Apache-2.0 (repository); cite the underlying sources (SPoC, NATURAL PLAN, "
+                          "Stream-of-Search countdown, Arborist pages)",
+                  page="https://github.com/princeton-pli/LongProc",
+                  note="file list and git blob ids from the repository at the pinned commit; sha256 from "
+                       "shared/data/longproc where the blob id matched (tasks/longproc/data_files.json)")
 
 
 @dataclass(frozen=True)
 class Loaded:
     rows: list[dict[str, Any]]
     base: Path | None
-    """Folder that relative ``html_path`` values are resolved against (None for hub rows)."""
+    """Folder that relative ``html_path`` values are resolved against (and never leave)."""
     source: dict[str, Any]
+    path: Path | None = None
+    """The JSON file the rows come from (named in errors)."""
 
 
 def file_name(task: str, level: str) -> str:
     return "travel_planning_all.json" if task == "travel_planning" else f"{task}_{level}.json"
+
+
+def needs(task: str, level: str) -> list[Need]:
+    src = source()
+    out = [Need(src, f"data/{task}/{file_name(task, level)}")]
+    if task == "html_to_tsv":
+        out += [Need(src, f.path, role="page") for f in src.files
+                if f.path.startswith("data/html_to_tsv/webpage/") and f"_{level}_" in f.path.rsplit("/", 1)[-1]]
+    return out
 
 
 def _pick(root: Path, task: str, name: str) -> Path:
@@ -49,47 +81,28 @@ def _pick(root: Path, task: str, name: str) -> Path:
     raise UserError(f"data folder {str(root)!r} holds {len(found)} files named {name}; pass one with -T data_file=")
 
 
-def _read_json(path: Path, task: str) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"longproc/{task}: cannot read {path}: {exc}") from None
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise UserError(f"longproc/{task}: {path} is not a JSON list of objects (the official format)")
-    return data
-
-
-def _from_hub(name: str, config: str) -> list[dict[str, Any]]:
-    try:
-        import datasets  # not a dependency: only the hub route needs it
-    except ImportError:
-        raise UserError(f"{name}: reading {HUB_ID!r} needs `pip install datasets`; or pass the official data/ "
-                        "folder with -T data_dir=<folder>") from None
-    try:
-        ds = datasets.load_dataset(HUB_ID, config)
-    except Exception as exc:
-        raise UserError(f"{name}: could not load {HUB_ID!r} config {config!r} ({type(exc).__name__}: {exc}); "
-                        "pass the official data/ folder with -T data_dir=<folder>") from None
-    split = next(iter(ds.values())) if hasattr(ds, "values") else ds
-    rows = []
-    for r in split:
-        meta = r.get("metadata")
-        item = json.loads(meta) if isinstance(meta, str) else dict(r)
-        rows.append(item)
-    return rows
-
-
 def load_rows(name: str, task: str, level: str, data_dir: str | None, data_file: str | None) -> Loaded:
     fname = file_name(task, level)
-    src: DataSource = resolve(name, data_dir, data_file, HUB_ID, patterns=(fname,))
-    if src.kind == "hub":
-        rows = _from_hub(name, f"{task}_{level}")
-        return Loaded(rows, None, {"kind": "hub", "hub_id": HUB_ID, "config": f"{task}_{level}"})
-    assert src.path is not None
-    path = _pick(src.path, task, fname) if src.kind == "dir" else src.path
-    rows = _read_json(path, task)
+    if local_data(data_dir, data_file):
+        src: DataSource = resolve(name, data_dir, data_file, HUB_ID, patterns=(fname,))
+        assert src.path is not None
+        path = _pick(src.path, task, fname) if src.kind == "dir" else src.path
+        source_rec: dict[str, Any] = {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
+    else:
+        got = [resolve_need(name, n, data_dir) for n in needs(task, level)]
+        path = got[0].path
+        source_rec = {"kind": "source", **got[0].record}
+        if len(got) > 1:
+            source_rec["pages"] = {"count": len(got) - 1,
+                                   "sha256": hash_paths([g.path for g in got[1:]], path.parent)}
+    rows = read_records(path, name, "json")
     if task == "travel_planning":
-        lo, hi = TRAVEL_RANGES[level]
-        rows = [r for r in rows if lo <= int(r["estimated_output_tokens"]) < hi]
-    source = {"kind": src.kind, "path": str(path), "sha256": hash_paths([path])}
-    return Loaded(rows, path.parent, source)
+        try:
+            lo, hi = TRAVEL_RANGES[level]
+            rows = [r for r in rows if lo <= int(r["estimated_output_tokens"]) < hi]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{name}: {path}: every travel_planning item needs an integer "
+                            f"estimated_output_tokens ({type(exc).__name__}: {exc})") from None
+        if not rows:
+            raise UserError(f"{name}: no samples in {path} for level {level}")
+    return Loaded(rows, path.parent, source_rec, path)

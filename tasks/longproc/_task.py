@@ -30,7 +30,9 @@ from evalsuite.task import BaseTask, Option
 from evalsuite.types import GenParams, MetricResult, Record, Request, Sample
 
 from . import _evaluators
-from ._data import HUB_ID, load_rows
+from evalsuite.datafiles import inside, read_text
+
+from ._data import load_rows, needs
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,10 @@ class LongProcTask(BaseTask):
     version = "1"
     options: Mapping[str, Option] = BASE_OPTIONS
 
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Any]:
+        return needs(cls.task, cls.level)
+
     def __init__(self, **opts: Any):
         super().__init__(**opts)
         self._source: dict[str, Any] | None = None
@@ -152,7 +158,7 @@ class LongProcTask(BaseTask):
             try:
                 yield self._sample(i, row)
             except KeyError as exc:
-                raise UserError(f"{self.name}: item {i} lacks the official field {exc}") from None
+                raise UserError(f"{self.name}: {loaded.path} item {i} lacks the official field {exc}") from None
 
     def _sample(self, i: int, row: Mapping[str, Any]) -> Sample:
         t = self.task
@@ -202,11 +208,8 @@ class LongProcTask(BaseTask):
         if self.task == "html_to_tsv" and fields.get("html_str") is None:
             if not fields.get("html_path") or self._base is None:
                 raise UserError(f"{self.name}: item {sample.id} has neither html_str nor html_path")
-            page = self._base / fields["html_path"]
-            try:
-                fields["html_str"] = page.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise UserError(f"{self.name}: cannot read the page of {sample.id}: {page} ({exc.strerror})") from None
+            page = inside(self._base, fields["html_path"], f"{self.name}: item {sample.id}", "html_path")
+            fields["html_str"] = read_text(page, self.name)
         return template(self.task).format(**fields)
 
     def request(self, sample: Sample) -> Request:
@@ -273,7 +276,7 @@ class LongProcTask(BaseTask):
         text, sha = prompt_file(self.task)
         d.update({
             "benchmark": f"LongProc ({UPSTREAM['repo']}@{UPSTREAM['commit'][:7]})",
-            "task": self.task, "level": self.level, "hub": {"id": HUB_ID, "config": self.dataset},
+            "task": self.task, "level": self.level,
             "prompt_sha256": sha,
             "template_sha256": hashlib.sha256(template(self.task).encode("utf-8")).hexdigest(),
             "max_new_tokens": self.max_new_tokens, "chat_template": True, "temperature": 0.0,

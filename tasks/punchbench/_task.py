@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.data import read_jsonl, resolve
+from evalsuite.sources import ManualSource, Need
 from evalsuite.errors import UserError
 from evalsuite.multimodal import image_sha256, resolve_image
 from evalsuite.task import BaseTask, Option, parse_bool
@@ -19,6 +20,16 @@ from ._parse import parse_letter, parse_yes_no
 HERE = Path(__file__).resolve().parent
 TEMPLATES_FILE = HERE / "templates.json"
 HUB_ID = "RUBBISHLIKE/PunchBench"
+SOURCE = ManualSource(
+    id="punchbench", files=("dev0610/<Perception|Reasoning>/<File>.jsonl", "the images they name"),
+    step="download the dev0610/ folder of the Hugging Face dataset RUBBISHLIKE/PunchBench (e.g. `hf download "
+         "RUBBISHLIKE/PunchBench --repo-type dataset --include 'dev0610/*' --local-dir DIR`) and pass "
+         "-T data_dir=DIR",
+    license="CC BY-NC 4.0 per a secondary paper summary (not verified against a license file)",
+    page="https://huggingface.co/datasets/RUBBISHLIKE/PunchBench",
+    note="not fetched automatically: no revision of the hub repository could be pinned here and its full file "
+         "list (the Yes_No and Generation files, the images) was not visible; the GitHub repository holds "
+         "only a README")
 
 LAYERS = ("perception", "reasoning")
 VARIANTS = ("original", "synonymous", "antonymous")
@@ -171,11 +182,14 @@ class PunchBenchTask(BaseTask):
         self._shots: dict[str, list[tuple[str, dict[str, Any]]]] = {}
 
     # -- data -------------------------------------------------------------------------------------------
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
+        return [Need(SOURCE, "dev0610/")]
+
     def _root(self) -> Path:
+        if not self.opts["data_dir"]:
+            raise UserError(f"{self.name}: PunchBench is not downloaded automatically: {SOURCE.step}")
         src = resolve(self.name, self.opts["data_dir"], None, HUB_ID, ("*.jsonl", "*"))
-        if src.kind != "dir":
-            raise UserError(f"{self.name}: the Hub copy is not supported offline; download {HUB_ID} and pass "
-                            "-T data_dir=<folder>")
         self._source = src.describe()
         return src.path
 

@@ -30,8 +30,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.data import hash_paths, read_jsonl, resolve
+from evalsuite.data import hash_paths, local_data, resolve
+from evalsuite.datafiles import read_records
 from evalsuite.errors import UserError
+from evalsuite.sources import GITHUB, Need, RemoteFile, Source, resolve_need
 from evalsuite.task import BaseTask, Option, TaskContext
 from evalsuite.tokenizer import Tokenizer
 from evalsuite.truncation import template_parts
@@ -41,6 +43,14 @@ __all__ = ["DocumentBudget", "RAGtransDev", "RAGtransTest", "clean_translation",
 
 HERE = Path(__file__).resolve().parent
 UPSTREAM = "krystalan/RAGtrans@7d974fd7d69b9cbcd48a85eb2180149e01b98d3d"
+SOURCE = Source(
+    id="ragtrans", host=GITHUB, repo="krystalan/RAGtrans", revision="7d974fd7d69b9cbcd48a85eb2180149e01b98d3d",
+    files=(RemoteFile("data/RAGtrans_test.jsonl", git_blob="d955a0989641b6d7522a88b5e262ad0b0d06846c"),
+           RemoteFile("data/RAGtrans_dev.jsonl", git_blob="bd6ac87e6e70770e9e457497f9960ecea6b8b003")),
+    license="none stated (no LICENSE file, no license line in the README)",
+    page="https://github.com/krystalan/RAGtrans",
+    note="the validation and test sets are published in the GitHub repository only (commit 7d974fd \"update "
+         "data\"); pinned by their git blob ids (the blobs were not available here: sha256 recorded on first use)")
 TEST_DOCS = ("en", "zh", "de")
 TAGS = tuple(f"{k}_{lang}" for k in ("clean", "noisy") for lang in ("en", "zh", "de", "fr", "cs"))
 
@@ -167,17 +177,26 @@ class _RAGtransTask(BaseTask):
     def truncation(self) -> DocumentBudget | None:
         return self._budget
 
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
+        return [Need(SOURCE, f"data/{cls.file_name}")]
+
     def _rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], None, patterns=(self.file_name,))
-        path = src.path
-        if src.kind == "dir":
-            cands = [p for p in (path / self.file_name, path / "data" / self.file_name) if p.is_file()]
-            if not cands:
-                raise UserError(f"{self.name}: no {self.file_name} (or data/{self.file_name}) in {str(path)!r}")
-            path = cands[0]
-            src = type(src)("file", path, None, hash_paths([path]))
-        self._source = {**src.describe(), "upstream": UPSTREAM}
-        for i, row in enumerate(read_jsonl(path)):
+        if not local_data(self.opts["data_dir"], self.opts["data_file"]):
+            got = resolve_need(self.name, Need(SOURCE, f"data/{self.file_name}"), self.opts["data_dir"])
+            path, self._source = got.path, {"kind": "source", **got.record}
+        else:
+            src = resolve(self.name, self.opts["data_dir"], self.opts["data_file"], None,
+                          patterns=(self.file_name,))
+            path = src.path
+            if src.kind == "dir":
+                cands = [p for p in (path / self.file_name, path / "data" / self.file_name) if p.is_file()]
+                if not cands:
+                    raise UserError(f"{self.name}: no {self.file_name} (or data/{self.file_name}) in {str(path)!r}")
+                path = cands[0]
+                src = type(src)("file", path, None, hash_paths([path]))
+            self._source = {**src.describe(), "upstream": UPSTREAM}
+        for i, row in enumerate(read_records(path, self.name, "jsonl")):
             yield i, row
 
     def _check(self, path_row: int, row: Mapping[str, Any], keys: Sequence[str]) -> None:

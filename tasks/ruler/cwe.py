@@ -18,7 +18,6 @@ the step 10 words.
 
 from __future__ import annotations
 
-import json
 import random
 from functools import lru_cache
 from pathlib import Path
@@ -50,11 +49,9 @@ def load_english_words(path: str | None, task: str) -> list[str]:
     if not path:
         raise UserError(f"{task}: this length needs more distinct words than wonderwords has; pass RULER's "
                         "english_words.json (scripts/data/synthetic/json/, git-LFS) with -T words_file=<path>")
-    p = Path(path).expanduser()
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{task}: cannot read words_file {path!r}: {exc}") from None
+    from evalsuite.datafiles import read_json
+
+    obj = read_json(Path(path).expanduser(), task)
     if not isinstance(obj, dict):
         raise UserError(f"{task}: {path} is not RULER's english_words.json (a JSON object)")
     return [str(v) for v in obj.values()]

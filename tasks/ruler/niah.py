@@ -164,6 +164,16 @@ class NiahTask(RulerTask):
 
     family = "niah"
 
+    @classmethod
+    def data_needs(cls, options: dict[str, Any]) -> list[Any]:
+        """Essay haystacks read the default essay source unless options name other essays."""
+        from ._essays import NEED
+
+        cfg = resources().tasks[cls.config_name]["args"]
+        if cfg["type_haystack"] != "essay" or options.get("essay_dataset"):
+            return []
+        return [NEED]
+
     def _setup(self) -> None:
         cfg = self.config
         essay_text = split = None
@@ -208,7 +218,7 @@ class NiahTask(RulerTask):
         if self.config["type_haystack"] == "essay":
             from ._punkt import splitter_description
 
-            d["haystack_data"] = essays.source.describe() if essays is not None else None
+            d["haystack_data"] = essays.describe() if essays is not None else None
             d["sentence_splitter"] = splitter_description()
         if "words" in (self.config["type_needle_k"], self.config["type_needle_v"]):
             from ._words import wonderwords_version

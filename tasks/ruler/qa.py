@@ -21,15 +21,16 @@ the same article, then ``random.sample`` of the remaining documents (ascending i
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-from evalsuite.data import DataSource, resolve
+from evalsuite.data import DataSource, local_data, resolve
+from evalsuite.datafiles import check_fields, read_json, read_records
 from evalsuite.errors import UserError
+from evalsuite.sources import HF, Need, RemoteFile, Source, resolve_need
 from evalsuite.metrics import Metric
 from evalsuite.metrics.match import StringMatchPart
 from evalsuite.task import Option
@@ -39,11 +40,23 @@ from ._resources import resources
 
 DOCUMENT_PROMPT = "Document {i}:\n{document}"
 
-HUB = {
-    "squad": {"dataset": "rajpurkar/squad_v2", "split": "validation"},
-    "hotpotqa": {"repo": "namlh2004/hotpotqa", "file": "hotpot_dev_distractor_v1.json",
-                 "revision": "7e54db4656209750ff487f6fdf8e39a66dba136b"},
+SOURCES = {
+    "squad": Source(
+        id="ruler-squad", host=HF, repo="rajpurkar/squad_v2", revision="3ffb306f725f7d2ce8394bc1873b24868140c412",
+        files=(RemoteFile("squad_v2/validation-00000-of-00001.parquet"),),
+        license="CC BY-SA 4.0", page="https://huggingface.co/datasets/rajpurkar/squad_v2",
+        note="SQuAD v2 dev as parquet (one row per question, in file order), regrouped into the official JSON "
+             "structure; revision as pinned by a third-party manifest; sha256 unknown (trust on first use)"),
+    "hotpotqa": Source(
+        id="ruler-hotpotqa", host=HF, repo="namlh2004/hotpotqa", revision="7e54db4656209750ff487f6fdf8e39a66dba136b",
+        files=(RemoteFile("hotpot_dev_distractor_v1.json"),),
+        license="CC BY-SA 4.0", page="https://huggingface.co/datasets/namlh2004/hotpotqa",
+        note="the HotpotQA dev-distractor file at the revision lm-evaluation-harness pins (its original host is "
+             "gone); sha256 unknown (trust on first use)"),
 }
+NEEDS = {"squad": Need(SOURCES["squad"], "squad_v2/validation-00000-of-00001.parquet", role="qa"),
+         "hotpotqa": Need(SOURCES["hotpotqa"], "hotpot_dev_distractor_v1.json", role="qa")}
+HUB = {k: v.repo for k, v in SOURCES.items()}
 DIR_NAMES = {"squad": ("squad.json", "dev-v2.0.json"),
              "hotpotqa": ("hotpotqa.json", "hotpot_dev_distractor_v1.json")}
 
@@ -54,6 +67,14 @@ class QaData:
     """{"query", "outputs", "context" (gold doc ids), "more_context" (same-article doc ids; SQuAD)}."""
     docs: tuple[str, ...]
     source: DataSource
+    record: dict[str, Any] | None = None
+    """Manifest record of the default source (None for local files)."""
+
+    def describe(self) -> dict[str, Any]:
+        d = self.source.describe()
+        if self.record is not None:
+            d.update(self.record)
+        return d
 
 
 def read_squad(obj: Any) -> tuple[list[dict[str, Any]], list[str]]:
@@ -104,64 +125,45 @@ def squad_from_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=4)
-def _load(dataset: str, path: str, sha256: str) -> tuple[tuple[dict[str, Any], ...], tuple[str, ...]]:
+def _load(dataset: str, path: str, sha256: str, task: str) -> tuple[tuple[dict[str, Any], ...], tuple[str, ...]]:
+    if path.endswith(".parquet"):  # the hub's squad_v2 rows
+        rows = read_records(path, task, "parquet")
+        check_fields(rows, {"title": str, "context": str, "question": str, "id": str, "answers": dict},
+                     f"{task}: {path}")
+        obj: Any = squad_from_rows(rows)
+    else:
+        obj = read_json(path, task)
     try:
-        obj = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"ruler qa: cannot read {path}: {exc}") from None
-    qas, docs = (read_squad if dataset == "squad" else read_hotpotqa)(obj)
+        qas, docs = (read_squad if dataset == "squad" else read_hotpotqa)(obj)
+    except UserError as exc:
+        raise UserError(f"{task}: {path}: {exc}") from None
     return tuple(qas), tuple(docs)
 
 
 def load_qa(task: str, dataset: str, data_dir: str | None, data_file: str | None) -> QaData:
-    """``data_file`` (the official file) wins over ``data_dir`` (a folder with it)."""
+    """``data_file`` (the official file) wins over ``data_dir`` (a folder with it); without either, or with a
+    folder written by ``evalsuite data fetch --to``, the pinned hub file."""
     if data_file:
         data_dir = None
-    if data_dir:
-        folder = Path(data_dir).expanduser()
-        found = [folder / n for n in DIR_NAMES[dataset] if (folder / n).is_file()]
-        if not found:
-            raise UserError(f"{task}: {data_dir} has none of {', '.join(DIR_NAMES[dataset])}; pass the official "
-                            f"file with -T {task}.qa_file=<path>")
-        data_dir, data_file = None, str(found[0])
-    hub = HUB[dataset]
-    src = resolve(task, data_dir, data_file, hub.get("dataset") or hub["repo"])
-    if src.kind == "hub":
-        path = _download(task, dataset)
-        from evalsuite.data import hash_paths
-
-        src = DataSource("hub", path, src.hub_id, hash_paths([path]))
+    if local_data(data_dir, data_file):
+        if data_dir:
+            folder = Path(data_dir).expanduser()
+            found = [folder / n for n in DIR_NAMES[dataset] if (folder / n).is_file()]
+            if not found:
+                raise UserError(f"{task}: {data_dir} has none of {', '.join(DIR_NAMES[dataset])}; pass the "
+                                f"official file with -T {task}.qa_file=<path>")
+            data_dir, data_file = None, str(found[0])
+        src = resolve(task, data_dir, data_file, HUB[dataset])
+        record = None
+    else:
+        got = resolve_need(task, NEEDS[dataset], data_dir)
+        src = DataSource("source", got.path, SOURCES[dataset].repo, got.record.get("sha256") or "")
+        record = got.record
     assert src.path is not None
-    qas, docs = _load(dataset, str(src.path), src.sha256)
+    qas, docs = _load(dataset, str(src.path), src.sha256, task)
     if not qas:
-        raise UserError(f"{task}: {src.path} has no answerable question")
-    return QaData(qas, docs, src)
-
-
-def _download(task: str, dataset: str) -> Path:
-    """Fetch the official-format file from the hub into the evalsuite cache (online only)."""
-    import os
-
-    hub = HUB[dataset]
-    cache = Path(os.environ.get("EVALSUITE_CACHE", Path.home() / ".cache" / "evalsuite")) / "ruler-qa"
-    try:
-        if dataset == "hotpotqa":
-            from huggingface_hub import hf_hub_download
-
-            return Path(hf_hub_download(hub["repo"], hub["file"], repo_type="dataset", revision=hub["revision"]))
-        import datasets
-
-        rows = datasets.load_dataset(hub["dataset"], split=hub["split"])
-    except ImportError as exc:
-        raise UserError(f"{task}: reading {dataset} from the hub needs `pip install datasets huggingface_hub` "
-                        f"({exc}); or pass the official file with -T data_file=") from None
-    out = cache / f"squad_v2-{hub['split']}.json"
-    if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(squad_from_rows(list(rows)), ensure_ascii=False), encoding="utf-8")
-        tmp.replace(out)
-    return out
+        raise UserError(f"{task}: no samples in {src.path}: no answerable question")
+    return QaData(qas, docs, src, record)
 
 
 class QaGenerator:
@@ -209,6 +211,11 @@ class QaTask(RulerTask):
     """RULER ``qa_1`` / ``qa_2``."""
 
     family = "qa"
+
+    @classmethod
+    def data_needs(cls, options: dict[str, Any]) -> list[Any]:
+        return [NEEDS[resources().tasks[cls.config_name]["args"]["dataset"]]]
+
     options = {**RulerTask.options,
                "data_dir": Option(str, None, "RULER's json/ folder (squad.json / hotpotqa.json) or a folder with "
                                   "the official dev-v2.0.json / hotpot_dev_distractor_v1.json"),
@@ -249,5 +256,5 @@ class QaTask(RulerTask):
 
     def _describe_family(self) -> dict[str, Any]:
         data = getattr(self, "_data", None)
-        return {"dataset": self.config["dataset"], "qa_data": data.source.describe() if data else None,
+        return {"dataset": self.config["dataset"], "qa_data": data.describe() if data else None,
                 "questions": len(data.questions) if data else None, "documents": len(data.docs) if data else None}

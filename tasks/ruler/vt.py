@@ -225,6 +225,6 @@ class VtTask(RulerTask):
         if getattr(self, "_essays", None) is not None:
             from ._punkt import splitter_description
 
-            d["haystack_data"] = self._essays.source.describe()
+            d["haystack_data"] = self._essays.describe()
             d["sentence_splitter"] = splitter_description()
         return d
