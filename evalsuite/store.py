@@ -33,9 +33,39 @@ SCORES = "scores.json"
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc says it (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the umask (0644 under the usual 022)."""
+    return 0o666 & ~current_umask()
+
+
+def _mkstemp(directory: Path, prefix: str) -> tuple[int, str]:
+    """A temporary file for an atomic replace, with the mode an ordinary new file gets: mkstemp
+    makes it 0600, and os.replace would carry that private mode over to the result."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+    try:
+        os.fchmod(fd, new_file_mode())
+    except (OSError, AttributeError):  # no fchmod (Windows): nothing to fix there
+        pass
+    return fd, tmp
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _mkstemp(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False)
@@ -179,7 +209,7 @@ class ResultsStore:
     def write_scores(self, task: str, scores: Mapping[str, Any], per_sample: Iterable[Mapping[str, Any]]) -> None:
         d = self.task_dir(task)
         d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{PER_SAMPLE}.", suffix=".tmp")
+        fd, tmp = _mkstemp(d, f".{PER_SAMPLE}.")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for r in per_sample:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")

@@ -108,8 +108,13 @@ def test_failures_are_data(cli, tmp_path):
     f = tmp_path / "partial.jsonl"
     f.write_text(json.dumps({"task": "toy/upper", "index": 0, "output": "ALPHA"}) + "\n")
     r = cli("run", "--tasks", "toy/upper", "--backend", "replay", "-B", f"file={f}", "--run-id", "e", "--json")
-    assert r.returncode == 0, r.stderr
-    s = json.loads(r.stdout)["scores"]["toy/upper"]
+    # failed requests make the run partial: exit 3 (documented), the scores say so
+    assert r.returncode == 3, r.stderr
+    assert "partial run (exit 3)" in r.stderr
+    out = json.loads(r.stdout)
+    assert out["complete"] is False and out["n_failed"] == 3 and out["n_missing"] == 0
+    s = out["scores"]["toy/upper"]
+    assert s["complete"] is False
     assert s["n"] == 4 and s["n_errors"] == 3 and s["value"] == 25.0
     per = [json.loads(x) for x in (tmp_path / "results/e/toy/upper/per_sample.jsonl").read_text().splitlines()]
     assert [p["flags"] for p in per] == [[], ["error"], ["error"], ["error"]]

@@ -133,6 +133,24 @@ class _Stop:
 _DONE = object()
 
 
+def _option_spec() -> dict[str, tuple[Any, Any]]:
+    """The ``-B`` options of the openai backend (module docstring table): ``{key: (type, default)}``."""
+    return {
+        "base_url": (str, os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"),
+        "endpoint": (str, "chat"),
+        "api_key_env": (str, "OPENAI_API_KEY"),
+        "concurrency": (int, 8),
+        "timeout": (float, 600.0),
+        "max_retries": (int, 6),
+        "backoff": (float, 1.0),
+        "tokenizer": (str, None),
+        "max_model_len": (int, None),
+        "extra_body": (str, None),
+        "max_tokens_field": (str, "max_tokens"),
+        "check_model": (parse_bool, True),
+    }
+
+
 class OpenAIBackend(BaseBackend):
     """Generation through an OpenAI-compatible ``/v1`` HTTP API, many requests in flight at once.
 
@@ -151,29 +169,49 @@ class OpenAIBackend(BaseBackend):
     """Concurrency does the batching; a large batch only means fewer hand-overs in ``generate``."""
     sort_by_length = False
 
-    def __init__(self, model: str | None = None, **options: Any):
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        """``-B`` keys and values, checked before anything is built (``evalsuite.validate``)."""
+        cls._reject_api_key(options)
+        opts = parse_options(cls.kind, _option_spec(), options)
+        cls._check_listening(cls._check_url(opts["base_url"]))
+
+    @staticmethod
+    def _check_listening(base_url: str) -> None:
+        """Something accepts TCP connections at ``base_url`` (a refused or unresolvable address fails in
+        milliseconds, before the run plans anything); skipped behind a proxy, which httpx would use."""
+        import socket
+
+        if any(os.environ.get(v) for v in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
+                                             "https_proxy", "all_proxy")):
+            return
+        parts = urlsplit(base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=PREFLIGHT_TIMEOUT_S).close()
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise BackendUnavailable(f"backend openai: cannot connect to {base_url} ({why}); is the server "
+                                     "running? (set -B base_url=... or OPENAI_BASE_URL)") from None
+
+    @classmethod
+    def validate_model(cls, model: str | None) -> None:
+        if not model:
+            raise UserError("backend openai needs --model <name the server serves> (see GET <base_url>/models)")
+
+    @staticmethod
+    def _reject_api_key(options: Mapping[str, Any]) -> None:
         if "api_key" in options:
             # Say why instead of parse_options' generic "unknown option"; never echo the value.
             raise UserError("backend openai: the API key is not accepted as an option (it would be stored "
                             "in shell history and run.json); put it in an environment variable and pass "
                             "its name with -B api_key_env=NAME (default OPENAI_API_KEY)")
-        spec = {
-            "base_url": (str, os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"),
-            "endpoint": (str, "chat"),
-            "api_key_env": (str, "OPENAI_API_KEY"),
-            "concurrency": (int, 8),
-            "timeout": (float, 600.0),
-            "max_retries": (int, 6),
-            "backoff": (float, 1.0),
-            "tokenizer": (str, None),
-            "max_model_len": (int, None),
-            "extra_body": (str, None),
-            "max_tokens_field": (str, "max_tokens"),
-            "check_model": (parse_bool, True),
-        }
+
+    def __init__(self, model: str | None = None, **options: Any):
+        self._reject_api_key(options)
+        spec = _option_spec()
         opts = parse_options(self.kind, spec, options)
-        if not model:
-            raise UserError("backend openai needs --model <name the server serves> (see GET <base_url>/models)")
+        self.validate_model(model)
         self.model = str(model)
         self.base_url = self._check_url(opts["base_url"])
         self.endpoint = opts["endpoint"]
