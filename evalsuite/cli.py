@@ -233,9 +233,25 @@ def build_parser() -> argparse.ArgumentParser:
     lbb.add_argument("--prompt-preview", type=int, default=0, metavar="CHARS",
                      help="show the first CHARS characters of each prompt in the sample browser when the run "
                           "logged prompts (--log-prompts); default 0: prompts by hash only")
+    lbb.add_argument("--include-partial", action="store_true",
+                     help="rank partial runs too (with a badge); by default they are listed apart")
+    lbb.add_argument("--include-scripted", action="store_true",
+                     help="rank runs of scripted backends (echo, replay, gold) too; by default they are listed apart")
     lbb.add_argument("--jobs", type=int, default=0, metavar="N",
                      help="worker processes for heatmaps and sample pages (default 0: one per CPU, at most 8); "
                           "the output is the same for any N")
+
+    ex = sub.add_parser("export", help="stack the scores or samples of runs into one CSV, parquet or JSONL file",
+                        description="Stack one table of several runs into one file for a notebook: `scores` "
+                                    "(one row per run x task x metric) or `samples` (one row per sample: "
+                                    "prediction, reference, per-sample metrics, flags, error, token counts, "
+                                    "metadata). The same frames come from evalsuite.load_run(path).scores() / "
+                                    ".samples() in Python.")
+    ex.add_argument("runs", nargs="+", help="run folders (results/<run-id>) or run ids")
+    ex.add_argument("-o", "--output", required=True, help="output file")
+    ex.add_argument("--format", choices=["csv", "parquet", "jsonl"],
+                    help="file format (default: from the output file's suffix)")
+    ex.add_argument("--table", choices=["scores", "samples"], default="scores", help="which table (default scores)")
 
     mg = sub.add_parser("merge", help="combine the shard runs of one evaluation (run --shard i/n) into one run",
                         description="Check that the shard runs belong together (same backend, tasks, options, "
@@ -246,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--output", default="results", help="results root folder (default: results)")
     mg.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
 
-    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb, mg):
+    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb, mg, ex):
         _add_env_defaults(sp)
     return p
 
@@ -428,13 +444,26 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboard import build_site
 
     info = build_site(args.results, args.output, title=args.title, prompt_preview=args.prompt_preview,
-                      jobs=args.jobs)
-    print(f"site: {info['output']}/index.html  ({info['n_runs']} runs, {info['n_tasks']} tasks, "
+                      jobs=args.jobs, include_partial=args.include_partial, include_scripted=args.include_scripted)
+    unranked = info["n_runs"] - info.get("n_ranked", info["n_runs"])
+    print(f"site: {info['output']}/index.html  ({info['n_runs']} runs"
+          + (f", {unranked} not ranked (partial or scripted)" if unranked else "") + f", {info['n_tasks']} tasks, "
           f"{info['n_files']} files, {info['seconds']:.1f}s)")
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "list": _cmd_list, "score": _cmd_score, "score-file": _cmd_score_file,
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .analysis import export
+
+    info = export(args.runs, args.output, fmt=args.format, table=args.table)
+    print(f"wrote {info['rows']} rows ({info['table']} of {info['runs']} run{'s' if info['runs'] != 1 else ''}) "
+          f"to {info['output']} as {info['format']}")
+    for run_id in info["partial"]:
+        print(f"warning: run {run_id} is partial (column `complete`): its numbers are not final", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"export": _cmd_export, "run": _cmd_run, "list": _cmd_list, "score": _cmd_score, "score-file": _cmd_score_file,
             "show": _cmd_show, "compare": _cmd_compare, "gate": _cmd_gate, "leaderboard": _cmd_leaderboard,
             "merge": _cmd_merge}
 

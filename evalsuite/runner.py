@@ -263,7 +263,9 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any, validated: Any = None
         selections = [{"limit": cfg.limit, "samples": cfg.samples}]
     overrides = cfg.overrides()
     ctx = TaskContext(tokenizer=getattr(backend, "tokenizer", None),
-                      max_model_len=getattr(backend, "max_model_len", None))
+                      max_model_len=getattr(backend, "max_model_len", None),
+                      **({"tokenizer_hint": backend.tokenizer_hint}
+                         if isinstance(getattr(backend, "tokenizer_hint", None), str) else {}))
     tasks: dict[str, Any] = {}
     items: list[PlannedItem] = []
     entries: dict[str, Any] = {}

