@@ -20,12 +20,16 @@ from typing import Any, Iterable, Mapping, Sequence
 from .errors import UserError
 from .store import ResultsStore
 
-SCORE_COLUMNS = ["run_id", "model", "backend", "task", "metric", "main", "value", "ci_low", "ci_high", "stderr",
-                 "higher_is_better", "n", "n_planned", "n_missing", "n_errors", "n_truncated", "n_output_truncated",
-                 "complete", "version", "signature"]
-SAMPLE_COLUMNS = ["run_id", "model", "task", "sample_id", "index", "prediction", "reference", "flags", "error",
-                  "finish_reason", "prompt_tokens", "completion_tokens", "latency_s", "prompt_truncated",
-                  "output_truncated"]
+SCORE_COLUMNS = ["task", "metric", "value", "ci_low", "ci_high", "stderr", "n", "n_planned", "main",
+                 "higher_is_better", "model", "backend", "version", "signature", "n_truncated",
+                 "n_output_truncated", "n_errors", "n_missing", "complete", "run_id"]
+"""Columns of ``RunResults.scores()``: what is read most at both ends (a frame printed narrower than its
+width shows its first and last columns)."""
+SAMPLE_COLUMNS = ["task", "index", "sample_id", "prediction", "reference", "flags", "error", "finish_reason",
+                  "prompt_tokens", "completion_tokens", "latency_s", "prompt_truncated", "output_truncated", "model",
+                  "run_id"]
+"""Columns of ``RunResults.samples()``; the ``metrics.<name>`` columns come after ``reference`` and the
+``metadata.<key>`` ones before ``run_id``."""
 FORMATS = ("csv", "parquet", "jsonl")
 
 
@@ -132,12 +136,14 @@ class RunResults:
                 for k, v in (ps.get("metadata") or {}).items():
                     out[f"metadata.{k}"] = _scalar(v)
                 rows.append(out)
-        extra = sorted({k for r in rows for k in r if k not in SAMPLE_COLUMNS},
-                       key=lambda k: (not k.startswith("metrics."), k))
-        df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS + extra)
+        extra = {k for r in rows for k in r if k not in SAMPLE_COLUMNS}
+        metric_cols = sorted(k for k in extra if k.startswith("metrics."))
+        meta_cols = sorted(extra - set(metric_cols))
+        columns = SAMPLE_COLUMNS[:5] + metric_cols + SAMPLE_COLUMNS[5:-1] + meta_cols + SAMPLE_COLUMNS[-1:]
+        df = pd.DataFrame(rows, columns=columns)
         for col in ("prompt_tokens", "completion_tokens", "index"):
             df[col] = df[col].astype("Int64")
-        for col in [c for c in extra if c.startswith("metrics.")] + ["latency_s"]:
+        for col in metric_cols + ["latency_s"]:
             df[col] = df[col].astype("float64")
         return _uniform_columns(df)
 
@@ -152,6 +158,12 @@ def _uniform_columns(df: Any) -> Any:
         if len(kinds) > 1:
             df[col] = [None if v is None or v != v else (v if isinstance(v, str) else json.dumps(v)) for v in df[col]]
     return df
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars (and anything else JSON cannot take) as plain values."""
+    item = getattr(v, "item", None)
+    return item() if callable(item) else str(v)
 
 
 def load_run(path: str | os.PathLike[str]) -> RunResults:
@@ -187,7 +199,11 @@ def export(paths: Sequence[str], output: str, fmt: str | None = None, table: str
     if fmt == "csv":
         df.to_csv(out, index=False)
     elif fmt == "jsonl":
-        df.to_json(out, orient="records", lines=True, force_ascii=False)
+        # written row by row with Python's float repr (round-trip exact; pandas' to_json keeps 10 digits)
+        records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+        with open(out, "w", encoding="utf-8") as f:
+            for rec in records:
+                f.write(json.dumps(rec, ensure_ascii=False, default=_plain) + "\n")
     else:
         try:
             import pyarrow  # noqa: F401

@@ -78,11 +78,11 @@ def _tasks_slug(tasks: Sequence[str]) -> str:
     return first if len(tasks) == 1 else f"{first}-and-{len(tasks) - 1}-more"
 
 
-def derive_run_id(ident: Mapping[str, Any], given_tasks: Sequence[str], scripted: bool = False) -> str:
-    """``<model>-<tasks>-<hash>``; the hash covers the whole identity, the readable parts are a hint."""
+def derive_run_id(ident: Mapping[str, Any], scripted: bool = False) -> str:
+    """``<model>-<tasks>-<hash>``; the hash covers the whole identity, the readable parts are a hint (tasks
+    in sorted order, so ``--tasks b,a`` is the same run as ``--tasks a,b``)."""
     digest = sha256_text(canonical_json(dict(ident)))[:8]
-    tasks = [t.strip() for t in given_tasks if t.strip()]
-    return f"{_model_slug(ident, scripted)}-{_tasks_slug(list(dict.fromkeys(tasks)))}-{digest}"
+    return f"{_model_slug(ident, scripted)}-{_tasks_slug(list(ident.get('tasks') or []))}-{digest}"
 
 
 def _show(v: Any) -> str:

@@ -380,7 +380,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     timings["validate_s"] = time.perf_counter() - t0
     ident = identity(cfg)
     scripted = bool(getattr(backend if backend is not None else validated.backend_factory, "scripted", False))
-    run_id = cfg.run_id or derive_run_id(ident, cfg.tasks, scripted)
+    run_id = cfg.run_id or derive_run_id(ident, scripted)
     store = ResultsStore(cfg.output, run_id)
     existing = store.read_manifest()
     if existing:

@@ -118,18 +118,24 @@ def _check_available(name: str, task: Any) -> None:
 
 
 def check_output(root: str | os.PathLike[str]) -> None:
-    """The results root (or the nearest folder above it that exists) must be a writable folder."""
+    """The results root (or the nearest folder above it that exists) must be a folder a file can be
+    created in: tried with a temporary file, removed at once (permission bits say nothing to root, and
+    nothing about read-only mounts or /proc)."""
+    import tempfile
+
     p = Path(root).expanduser()
     probe = p
-    while not probe.exists():
-        if probe.parent == probe:
-            break
+    while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         raise UserError(f"--output {str(root)!r}: {str(probe)!r} is a file, not a folder")
-    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"--output {str(root)!r}: cannot write in {str(probe)!r} (permission denied); "
-                        "choose another --output")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".evalsuite-write-check-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise UserError(f"--output {str(root)!r}: cannot write in {str(probe)!r} ({exc.strerror or exc}); "
+                        "choose another --output") from None
 
 
 def validate(cfg: Any, registry: Any, check_backend: bool = True) -> Validated:

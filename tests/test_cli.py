@@ -199,8 +199,8 @@ def test_help_is_fast_and_light(tmp_path):
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    try: main(['--help'])\n"
             "    except SystemExit: pass\n"
-            "print(time.perf_counter()-t); print([m for m in ('torch','transformers','vllm','comet','rich') "
-            "if m in sys.modules])")
+            "print(time.perf_counter()-t); print([m for m in ('torch','transformers','vllm','comet','rich','pandas',"
+            "'pyarrow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=cli_env(plugin=False)).stdout.split("\n")
     assert out[1] == "[]"
@@ -210,7 +210,7 @@ def test_help_is_fast_and_light(tmp_path):
     wall = time.perf_counter() - t0
     assert r.returncode == 0 and "run" in r.stdout
     assert wall < 0.3, f"evalsuite --help took {wall:.3f}s"
-    for sub in ("run", "list", "score", "score-file", "show"):
+    for sub in ("run", "list", "score", "score-file", "show", "export"):
         r = subprocess.run([sys.executable, "-m", "evalsuite.cli", sub, "--help"], capture_output=True,
                            text=True, env=cli_env(plugin=False))
         assert r.returncode == 0 and "EVALSUITE_" in r.stdout
