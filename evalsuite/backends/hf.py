@@ -532,11 +532,19 @@ class HFBackend(BaseBackend):
         except Exception as exc:
             self._free_memory()
             if getattr(self, "auto_batch", False) and len(chunk) > 1 and is_oom(exc):
-                # batch_size=auto: halve and go on with the smaller size for the rest of the run
-                new = max(1, min(self.batch_size, len(chunk)) // 2)
-                self.batch_history.append({"from": len(chunk), "to": new, "error": f"{type(exc).__name__}"})
-                self.batch_size = new
-                return [r for k in range(0, len(chunk), new) for r in self._run_isolated(chunk[k:k + new], params)]
+                # batch_size=auto: halve (unless an earlier halving already made batches smaller than this
+                # one) and go on with the smaller size for the rest of the run
+                if len(chunk) <= self.batch_size:
+                    new = max(1, len(chunk) // 2)
+                    self.batch_history.append({"from": len(chunk), "to": new, "error": type(exc).__name__})
+                    self.batch_size = new
+                out: list[tuple[int, Generation]] = []
+                k = 0
+                while k < len(chunk):
+                    sub = chunk[k:k + self.batch_size]
+                    out += self._run_isolated(sub, params)
+                    k += len(sub)
+                return out
             if len(chunk) == 1:
                 return [(chunk[0][0], Generation.failed(f"{type(exc).__name__}: {exc}"))]
         # Retry one by one so a single bad request (or one too big for memory) fails alone.
