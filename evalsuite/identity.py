@@ -1,8 +1,8 @@
 """Run identity: what defines a run, the run id derived from it, and what may change when a run resumes.
 
-Without ``--run-id`` the id is derived from what defines the run (tasks as given, their options, the
-backend and model, the backend options that can change an answer, generation overrides, ``--limit``,
-``--samples`` and ``--shard``), as ``<model>-<tasks>-<8 hex digits>``: the same command resumes the
+Without ``--run-id`` the id is derived from what defines the run (tasks as given and their versions, their
+options, the backend and model, the backend options that can change an answer, generation overrides,
+``--limit``, ``--samples`` and ``--shard``), as ``<model>-<tasks>-<8 hex digits>``: the same command resumes the
 same run, a different command gets a different run.
 
 With an explicit ``--run-id`` that already exists, anything that changes prompts or generation (task
@@ -43,8 +43,9 @@ def backend_name(backend: str | None, model: str | None) -> str:
     return backend or ("hf" if model else "embedded")
 
 
-def identity(cfg: Any) -> dict[str, Any]:
-    """What defines a run (``RunConfig`` in), as recorded in ``manifest.json`` ``identity``."""
+def identity(cfg: Any, versions: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What defines a run (``RunConfig`` in), as recorded in ``manifest.json`` ``identity``. ``versions``
+    (task -> version) makes a new task version a new derived run, not a refused resume."""
     backend = backend_name(cfg.backend, cfg.model)
     tasks = sorted({t.strip() for t in cfg.tasks if t.strip()})
     gen = dict(getattr(cfg, "gen_overrides", None) or {})
@@ -60,6 +61,7 @@ def identity(cfg: Any) -> dict[str, Any]:
         "limit": cfg.limit,
         "samples": sorted(cfg.samples) if cfg.samples else None,
         "shard": list(cfg.shard) if cfg.shard is not None else None,
+        "task_versions": dict(sorted((versions or {}).items())),
     }
 
 
@@ -96,9 +98,11 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     for key, label in (("backend", "backend"), ("model", "model"), ("shard", "shard")):
         if old.get(key) != new.get(key):
             out.append(f"{label}: {_show(old.get(key))} -> {_show(new.get(key))}")
-    for key, label, flag in (("backend_options", "backend option", "-B"), ("generation", "generation parameter", "")):
+    for key, label in (("backend_options", "backend option"), ("generation", "generation parameter"),
+                       ("task_versions", "task version")):
         a, b = dict(old.get(key) or {}), dict(new.get(key) or {})
-        for k in sorted(set(a) | set(b)):
+        keys = set(a) & set(b) if key == "task_versions" else set(a) | set(b)  # other tasks may join a run
+        for k in sorted(keys):
             if a.get(k) != b.get(k):
                 out.append(f"{label} {k}: {_show(a.get(k))} -> {_show(b.get(k))}")
     return out

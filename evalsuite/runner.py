@@ -14,7 +14,6 @@ import json
 import re
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -122,10 +121,6 @@ class RunInterrupted(KeyboardInterrupt):
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def default_run_id() -> str:
-    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
 def _split_task_options(registry: Registry, names: Sequence[str],
@@ -378,7 +373,7 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     t0 = time.perf_counter()
     validated = validate(cfg, registry, check_backend=backend is None)
     timings["validate_s"] = time.perf_counter() - t0
-    ident = identity(cfg)
+    ident = identity(cfg, {name: str(getattr(task, "version", "0")) for name, task in validated.tasks.items()})
     scripted = bool(getattr(backend if backend is not None else validated.backend_factory, "scripted", False))
     run_id = cfg.run_id or derive_run_id(ident, scripted)
     store = ResultsStore(cfg.output, run_id)
