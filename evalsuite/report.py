@@ -45,15 +45,25 @@ def print_scores(scores: Mapping[str, Mapping[str, Any]], title: str = "",
     """The score table, with a status column and a PARTIAL line per partial task. ``partial`` (task ->
     reason, "" for complete) overrides what the scores say: ``show`` passes what
     ``evalsuite.completeness`` found, which also knows scores made stale by a later plan or log."""
+    from rich import box
     from rich.table import Table
 
     reasons = {name: (partial[name] if partial is not None and name in partial else partial_reason(s))
                for name, s in scores.items()}
-    t = Table(title=title or None)
-    for col in ("task", "metric", "value", "95% CI", "±se", "n", "status", "errors", "prompt cut", "output cut"):
-        # a task name folds onto a second line rather than being cut to "longbench/…"
-        t.add_column(col, justify="left" if col in {"task", "metric", "status"} else "right",
-                     overflow="fold" if col == "task" else "ellipsis", no_wrap=col != "task")
+    console = _console()
+    longest = max((len(str(name)) for name in scores), default=4)
+    # A narrow terminal (80 columns) gets no CI and ±se columns (they are in --json) rather than a task
+    # name cut to "longbench/…", which would make two tasks look the same.
+    compact = console.size.width < 110
+    cols = ["task", "metric", "value"] + ([] if compact else ["95% CI", "±se"]) + ["n", "status", "errors",
+                                                                                 "cut in/out"]
+    t = (Table(title=title or None, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1),
+               collapse_padding=True) if compact else Table(title=title or None))
+    short = {"errors": "err", "cut in/out": "cut i/o"} if compact else {}
+    for col in cols:
+        t.add_column(short.get(col, col), justify="left" if col in {"task", "metric", "status"} else "right",
+                     overflow="fold", no_wrap=col not in {"task", "metric"},
+                     min_width=min(longest, 40) if col == "task" else 8 if col == "metric" else None)
     for name, s in scores.items():
         n = str(s.get("n", 0))
         if reasons[name] and s.get("n_planned") is not None:
@@ -62,15 +72,17 @@ def print_scores(scores: Mapping[str, Mapping[str, Any]], title: str = "",
         for i, m in enumerate(metrics):
             ci = m.get("ci95")
             first = i == 0
-            t.add_row(name if first else "", m.get("name", "-"), _fmt(m.get("value")),
-                      f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "-", _fmt(m.get("stderr")),
-                      n if first else "", ("PARTIAL" if reasons[name] else "complete") if first else "",
-                      str(s.get("n_errors", 0)) if first else "",
-                      str(s.get("n_truncated", 0)) if first else "",
-                      str(s.get("n_output_truncated", 0)) if first else "")
+            cells = {"task": name if first else "", "metric": m.get("name", "-"), "value": _fmt(m.get("value")),
+                     "95% CI": f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "-", "±se": _fmt(m.get("stderr")),
+                     "n": n if first else "",
+                     "status": ("PARTIAL" if reasons[name] else "complete") if first else "",
+                     "errors": str(s.get("n_errors", 0)) if first else "",
+                     "cut in/out": f"{s.get('n_truncated', 0)}/{s.get('n_output_truncated', 0)}" if first else ""}
+            t.add_row(*(cells[c] for c in cols))
             for b, v in ((m.get("details") or {}).get("buckets") or {}).items():
-                t.add_row("", f"  length {b}", _fmt(v), "", "", "", "", "", "", "")
-    _console().print(t)
+                t.add_row(*("" if c != "metric" and c != "value" else f"  length {b}" if c == "metric" else _fmt(v)
+                            for c in cols))
+    console.print(t)
     for name, why in reasons.items():
         if why:
             print(f"PARTIAL {name}: {why}; these numbers are not final")

@@ -363,7 +363,9 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
 
     Order: validate everything that needs no model (``evalsuite.validate``), fix the run id (derived from
     the command unless ``cfg.run_id``) and check that an existing run may resume with these settings,
-    announce the run, then build the backend, plan, generate and score."""
+    build the backend and plan (data problems found while reading surface here), announce the run id and
+    folder (stderr, terminal or not), then write, generate and score. A Ctrl-C at any point after the
+    run id is fixed raises ``RunInterrupted`` carrying it."""
     from .identity import derive_run_id, identity, selections as merged_selections
     from .progress import Progress
     from .validate import validate
@@ -381,7 +383,6 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     if existing:
         _check_identity(run_id, existing, ident, registry, validated)
     sels = merged_selections(existing, cfg.limit, cfg.samples)
-    _announce(run_id, store.dir, existing)
 
     own_backend = backend is None
     judge_cfg = cfg.judge_config()
@@ -406,6 +407,9 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         if existing and existing.get("shard") != shard:
             raise UserError(f"run {run_id!r} was made with shard {existing.get('shard')}, not {shard}; "
                             f"use a new --run-id")
+        # Everything that can be wrong with the command has been said by now (one line each, exit 2): the
+        # run id and folder come next, before anything is written or generated.
+        _announce(run_id, store.dir, existing)
         if judge_cfg is None and existing.get("judge"):
             from .judge import JudgeConfig
 
