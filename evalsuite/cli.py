@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--temperature", type=_non_negative_float,
                    help="sampling temperature for every request (0: greedy; recorded)")
     r.add_argument("--top-p", type=float, help="nucleus sampling top_p for every request (recorded)")
-    r.add_argument("--seed", type=int, help="sampling seed for every request (recorded)")
+    r.add_argument("--seed", dest="gen_seed", type=int,
+                   help="sampling seed for every request (recorded)")
     r.add_argument("--gen-kwargs", metavar="K=V,...",
                    help="generation parameters for every request, lm-eval style: temperature=0.7,top_p=0.95,"
                         "seed=1,stop=[\"\\n\"] (max_gen_toks, until, do_sample accepted; recorded)")
@@ -276,7 +277,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     model, backend, note = resolve_model_spelling(args.model, args.backend)
     if note:
         print(note, file=sys.stderr)
-    overrides = generation_overrides(args.temperature, args.top_p, args.seed, args.gen_kwargs)
+    overrides = generation_overrides(args.temperature, args.top_p, args.gen_seed, args.gen_kwargs)
     max_tokens = args.max_tokens
     if "max_tokens" in overrides:
         if max_tokens is not None:
