@@ -19,6 +19,8 @@ from . import __version__
 from .errors import UserError
 
 ENV_PREFIX = "EVALSUITE_"
+EXIT_PARTIAL = 3
+"""``run`` finished but the run is partial: requests failed or planned samples are missing."""
 
 EPILOG = """\
 examples:
@@ -31,6 +33,17 @@ examples:
   evalsuite data fetch longbench,ruler --to ./data-pack  # then, offline: -T data_dir=./data-pack
   evalsuite show results/<run-id> --samples --failed
   evalsuite score-file preds.jsonl --metric string_match_all
+  evalsuite export results/run-a results/run-b --table samples -o samples.parquet
+
+`evalsuite run` exit status: 0 complete; 2 usage error (nothing was run); 3 partial (requests failed or
+planned samples are missing; what finished is saved and the same command resumes); 130 interrupted.
+"""
+
+RUN_EPILOG = """Without --run-id the run id is derived from what defines the run (tasks, options, backend, model,
+generation parameters, --limit/--samples/--shard): running the same command again resumes it.
+
+exit status: 0 complete; 2 usage error (nothing was run); 3 partial (requests failed or planned samples
+are missing: the scores are not final; re-run the same command to retry and finish); 130 interrupted.
 """
 
 
@@ -50,6 +63,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return v
 
 
@@ -102,14 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"evalsuite {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    r = sub.add_parser("run", help="run tasks through a backend and score them (resumes an existing --run-id)",
+    r = sub.add_parser("run", help="run tasks through a backend and score them (the same command resumes)",
                        description="Run tasks through a generation backend, persist every generation as it "
-                                   "finishes, then score. Re-running with the same --run-id resumes: completed "
-                                   "requests are never regenerated.")
-    r.add_argument("--tasks", required=_env("tasks") is None, default=_env("tasks"),
-                   help="comma-separated task or group names (see `evalsuite list tasks`)")
+                                   "finishes, then score. Re-running the same command (or the same --run-id) "
+                                   "resumes: completed requests are never regenerated.",
+                       epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--tasks", nargs="+", required=_env("tasks") is None, default=_env("tasks"),
+                   help="task or group names, comma- or space-separated (see `evalsuite list tasks`)")
     r.add_argument("--model", help="model: a local folder, a hub id, or a served model name "
-                                    "(default: the embedded SmolLM2-135M-Instruct)")
+                                    "(default: the embedded SmolLM2-135M-Instruct); provider/model "
+                                    "(openai/gpt-4o-mini, hf/org/name, vllm/...) also selects the backend")
     r.add_argument("--backend", help="backend name: hf, embedded, openai, echo, replay, gold, or a plugin's "
                                      "(default: embedded without --model, hf with one)")
     r.add_argument("--limit", type=_positive_int, help="only the first N samples of each task")
@@ -120,10 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-B", dest="backend_args", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="backend option (repeatable)")
     r.add_argument("--max-tokens", type=_positive_int, help="override every task's generation budget (recorded)")
-    r.add_argument("--run-id", help="run id (folder name under --output); an existing id resumes")
+    r.add_argument("--temperature", type=_non_negative_float,
+                   help="sampling temperature for every request (0: greedy; recorded)")
+    r.add_argument("--top-p", type=float, help="nucleus sampling top_p for every request (recorded)")
+    r.add_argument("--seed", dest="gen_seed", type=int,
+                   help="sampling seed for every request (recorded)")
+    r.add_argument("--gen-kwargs", metavar="K=V,...",
+                   help="generation parameters for every request, lm-eval style: temperature=0.7,top_p=0.95,"
+                        "seed=1,stop=[\"\\n\"] (max_gen_toks, until, do_sample accepted; recorded)")
+    r.add_argument("--run-id", help="run id (folder name under --output); default: derived from the command, "
+                                    "so the same command resumes; an existing id resumes if nothing that "
+                                    "changes prompts or generation differs (else exit 2)")
     r.add_argument("--output", default="results", help="results root folder (default: results)")
     r.add_argument("--log-prompts", action="store_true", help="also store full prompts (large)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (without a terminal: no periodic progress lines on stderr)")
     r.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
     r.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="data parallel: N Ray actors, each holding a warm backend, pull requests from one "
@@ -206,9 +242,25 @@ def build_parser() -> argparse.ArgumentParser:
     lbb.add_argument("--prompt-preview", type=int, default=0, metavar="CHARS",
                      help="show the first CHARS characters of each prompt in the sample browser when the run "
                           "logged prompts (--log-prompts); default 0: prompts by hash only")
+    lbb.add_argument("--include-partial", action="store_true",
+                     help="rank partial runs too (with a badge); by default they are listed apart")
+    lbb.add_argument("--include-scripted", action="store_true",
+                     help="rank runs of scripted backends (echo, replay, gold) too; by default they are listed apart")
     lbb.add_argument("--jobs", type=int, default=0, metavar="N",
                      help="worker processes for heatmaps and sample pages (default 0: one per CPU, at most 8); "
                           "the output is the same for any N")
+
+    ex = sub.add_parser("export", help="stack the scores or samples of runs into one CSV, parquet or JSONL file",
+                        description="Stack one table of several runs into one file for a notebook: `scores` "
+                                    "(one row per run x task x metric) or `samples` (one row per sample: "
+                                    "prediction, reference, per-sample metrics, flags, error, token counts, "
+                                    "metadata). The same frames come from evalsuite.load_run(path).scores() / "
+                                    ".samples() in Python.")
+    ex.add_argument("runs", nargs="+", help="run folders (results/<run-id>) or run ids")
+    ex.add_argument("-o", "--output", required=True, help="output file")
+    ex.add_argument("--format", choices=["csv", "parquet", "jsonl"],
+                    help="file format (default: from the output file's suffix)")
+    ex.add_argument("--table", choices=["scores", "samples"], default="scores", help="which table (default scores)")
 
     mg = sub.add_parser("merge", help="combine the shard runs of one evaluation (run --shard i/n) into one run",
                         description="Check that the shard runs belong together (same backend, tasks, options, "
@@ -246,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     dtf.add_argument("--to", metavar="DIR", help="write into DIR (cache layout) instead of the cache, for "
                                                  "`-T data_dir=DIR` on a machine without internet")
 
-    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb, mg, dr, dts, dtf):
+    for sp in (r, ls, sc, sf, sh, cmp_p, gt, lbb, mg, ex, dr, dts, dtf):
         _add_env_defaults(sp)
     return p
 
@@ -254,15 +306,25 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands --------------------------------------------------------------------------------------
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .cli_habits import generation_overrides, resolve_model_spelling, split_tasks
     from .runner import RunConfig, parse_shard, run
 
+    model, backend, note = resolve_model_spelling(args.model, args.backend)
+    if note:
+        print(note, file=sys.stderr)
+    overrides = generation_overrides(args.temperature, args.top_p, args.gen_seed, args.gen_kwargs)
+    max_tokens = args.max_tokens
+    if "max_tokens" in overrides:
+        if max_tokens is not None:
+            raise UserError("max_tokens given both as --max-tokens and in --gen-kwargs")
+        max_tokens = overrides.pop("max_tokens")
     cfg = RunConfig(
-        tasks=[t for t in args.tasks.split(",") if t.strip()],
-        model=args.model, backend=args.backend,
+        tasks=split_tasks(args.tasks),
+        model=model, backend=backend,
         task_options=dict(args.task_args), backend_options=dict(args.backend_args),
         limit=args.limit, samples=args.samples.split(",") if args.samples else None,
         run_id=args.run_id, output=args.output, log_prompts=args.log_prompts,
-        max_tokens=args.max_tokens, progress=not args.no_progress and sys.stderr.isatty(),
+        max_tokens=max_tokens, gen_overrides=overrides, progress=not args.no_progress,
         judge_backend=args.judge_backend, judge_model=args.judge_model, judge_options=dict(args.judge_args),
         command=["evalsuite", *sys.argv[1:]],
         workers=args.workers, ray_address=args.ray_address,
@@ -272,17 +334,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .report import summaries_for
 
     summaries = summaries_for(outcome.scores)
-    summary = {"run_id": outcome.run_id, "run_dir": outcome.run_dir, "n_generated": outcome.n_generated,
-               "n_resumed": outcome.n_reused, "timings": outcome.timings, "scores": outcome.scores,
-               "summaries": summaries}
+    n_missing = sum(s.get("n_missing", 0) for s in outcome.scores.values())
+    n_failed = sum(s.get("n_errors", 0) for s in outcome.scores.values())
+    n_planned = sum(s.get("n_planned", 0) for s in outcome.scores.values())
+    summary = {"run_id": outcome.run_id, "run_dir": outcome.run_dir, "complete": outcome.complete,
+               "n_planned": n_planned, "n_missing": n_missing, "n_failed": n_failed,
+               "n_generated": outcome.n_generated, "n_resumed": outcome.n_reused, "timings": outcome.timings,
+               "scores": outcome.scores, "summaries": summaries}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         from .report import print_scores
 
         print_scores(outcome.scores, title=f"run {outcome.run_id}", summaries=summaries)
-        print(f"results: {outcome.run_dir}  (generated {outcome.n_generated}, resumed {outcome.n_reused}, "
-              f"{outcome.timings.get('total_s', 0):.1f}s)")
+    state = "complete" if outcome.complete else "PARTIAL"
+    print(f"evalsuite: run {outcome.run_id} {state}: {outcome.run_dir}  (planned {n_planned}, generated "
+          f"{outcome.n_generated}, resumed {outcome.n_reused}, failed {n_failed}, missing {n_missing}; "
+          f"{outcome.timings.get('total_s', 0):.1f}s)", file=sys.stderr if args.json else sys.stdout)
+    if not outcome.complete:
+        print("evalsuite: partial run (exit 3): re-run the same command to retry the failed requests and "
+              "generate the missing ones", file=sys.stderr)
+        return EXIT_PARTIAL
     return 0
 
 
@@ -350,10 +422,15 @@ def _cmd_score(args: argparse.Namespace) -> int:
                       judge_options=dict(args.judge_args)).judge_config()
     scores = rescore(store, judge_config=judge, wait_lock=args.wait_lock)
     summaries = summaries_for(scores)
+    from .completeness import run_completeness
+
+    comp = run_completeness(store)
     if args.json:
-        print(json.dumps({"scores": scores, "summaries": summaries}, indent=2))
+        print(json.dumps({"complete": comp.complete, "completeness": comp.to_dict(), "scores": scores,
+                          "summaries": summaries}, indent=2))
     else:
         print_scores(scores, title=f"run {store.run_id} (re-scored)", summaries=summaries)
+        print(f"run {store.run_id}: {comp.summary()}")
     return 0
 
 
@@ -411,8 +488,10 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboard import build_site
 
     info = build_site(args.results, args.output, title=args.title, prompt_preview=args.prompt_preview,
-                      jobs=args.jobs)
-    print(f"site: {info['output']}/index.html  ({info['n_runs']} runs, {info['n_tasks']} tasks, "
+                      jobs=args.jobs, include_partial=args.include_partial, include_scripted=args.include_scripted)
+    unranked = info["n_runs"] - info.get("n_ranked", info["n_runs"])
+    print(f"site: {info['output']}/index.html  ({info['n_runs']} runs"
+          + (f", {unranked} not ranked (partial or scripted)" if unranked else "") + f", {info['n_tasks']} tasks, "
           f"{info['n_files']} files, {info['seconds']:.1f}s)")
     return 0
 
@@ -429,7 +508,18 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return data_main(args)
 
 
-COMMANDS = {"data": _cmd_data, "run": _cmd_run, "list": _cmd_list, "score": _cmd_score, "score-file": _cmd_score_file,
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .analysis import export
+
+    info = export(args.runs, args.output, fmt=args.format, table=args.table)
+    print(f"wrote {info['rows']} rows ({info['table']} of {info['runs']} run{'s' if info['runs'] != 1 else ''}) "
+          f"to {info['output']} as {info['format']}")
+    for run_id in info["partial"]:
+        print(f"warning: run {run_id} is partial (column `complete`): its numbers are not final", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"data": _cmd_data, "export": _cmd_export, "run": _cmd_run, "list": _cmd_list, "score": _cmd_score, "score-file": _cmd_score_file,
             "show": _cmd_show, "compare": _cmd_compare, "gate": _cmd_gate, "leaderboard": _cmd_leaderboard,
             "merge": _cmd_merge, "doctor": _cmd_doctor}
 
@@ -447,9 +537,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"evalsuite: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("evalsuite: interrupted (completed generations are saved; re-run the same command to resume)",
-              file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        run_id, run_dir = getattr(exc, "run_id", None), getattr(exc, "run_dir", None)
+        where = f" in {run_dir}" if run_dir else ""
+        again = f" (run {run_id}; or pass --run-id {run_id})" if run_id else ""
+        print(f"evalsuite: interrupted: completed generations are saved{where}; re-run the same command to "
+              f"resume{again}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -139,6 +139,15 @@ class Comparison:
     """Tasks both runs scored (compared, whether or not a metric was shared)."""
     metrics: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     """Per shared task: the metric names of (baseline, candidate)."""
+    baseline_completeness: dict[str, Any] = field(default_factory=dict)
+    """``evalsuite.completeness`` of the baseline run (``complete``, counts, per task)."""
+    candidate_completeness: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> list[str]:
+        """"baseline" / "candidate" for each run whose numbers are not final."""
+        return [side for side, c in (("baseline", self.baseline_completeness),
+                                     ("candidate", self.candidate_completeness)) if c and not c.get("complete")]
 
     def to_dict(self) -> dict[str, Any]:
         o = self.options
@@ -146,7 +155,11 @@ class Comparison:
                 "options": {"iterations": o.iterations, "seed": o.seed, "alpha": o.alpha,
                             "allow_mismatch": o.allow_mismatch},
                 "warnings": list(self.warnings), "missing_in_candidate": list(self.missing_in_candidate),
-                "missing_in_baseline": list(self.missing_in_baseline), "rows": list(self.rows)}
+                "missing_in_baseline": list(self.missing_in_baseline),
+                "baseline_complete": bool(self.baseline_completeness.get("complete", True)),
+                "candidate_complete": bool(self.candidate_completeness.get("complete", True)),
+                "baseline_completeness": dict(self.baseline_completeness),
+                "candidate_completeness": dict(self.candidate_completeness), "rows": list(self.rows)}
 
 
 def _values(run: TaskRun, metric: str, ids: Iterable[str]) -> list[float | None]:
@@ -238,9 +251,16 @@ def compare_runs(baseline: str, candidate: str, opts: CompareOptions = CompareOp
             raise UserError(f"task(s) {', '.join(unknown)} scored in neither run")
         tasks_a = [t for t in tasks_a if t in opts.tasks]
         tasks_b = [t for t in tasks_b if t in opts.tasks]
+    from .completeness import run_completeness
+
+    comp_a, comp_b = run_completeness(sa), run_completeness(sb)
     cmp = Comparison(baseline=str(sa.dir), candidate=str(sb.dir), options=opts,
                      missing_in_candidate=[t for t in tasks_a if t not in tasks_b],
-                     missing_in_baseline=[t for t in tasks_b if t not in tasks_a])
+                     missing_in_baseline=[t for t in tasks_b if t not in tasks_a],
+                     baseline_completeness=comp_a.to_dict(), candidate_completeness=comp_b.to_dict())
+    for side, comp in (("baseline", comp_a), ("candidate", comp_b)):
+        if not comp.complete:
+            cmp.warnings.append(f"the {side} run is PARTIAL ({comp.summary()}): its numbers are not final")
     pairs = []
     problems: list[str] = []
     for t in tasks_a:

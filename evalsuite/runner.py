@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import itertools
 import json
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -51,7 +49,11 @@ class RunConfig:
     log_prompts: bool = False
     max_tokens: int | None = None
     """Explicit override of every task's max_tokens (recorded)."""
+    gen_overrides: dict[str, Any] = field(default_factory=dict)
+    """Generation parameters for every request of every task (``--temperature``, ``--top-p``, ``--seed``,
+    ``--gen-kwargs``): GenParams field -> value, applied like ``max_tokens`` and recorded."""
     progress: bool = True
+    """A progress bar on a terminal, periodic log lines otherwise (``evalsuite.progress``); False: none."""
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     judge_backend: str | None = None
     """Backend of the judge model for metrics that need one (``evalsuite.judge``); None: no judge."""
@@ -67,6 +69,13 @@ class RunConfig:
     (``evalsuite merge`` combines the n shard runs into one)."""
     wait_lock: bool = False
     """Wait for another process that holds the run folder instead of failing at once (``evalsuite.lock``)."""
+
+    def overrides(self) -> dict[str, Any]:
+        """Every generation override: ``gen_overrides`` plus ``max_tokens``."""
+        out = dict(self.gen_overrides)
+        if self.max_tokens is not None:
+            out["max_tokens"] = self.max_tokens
+        return out
 
     def judge_config(self) -> Any:
         from .judge import JudgeConfig
@@ -101,14 +110,21 @@ class RunOutcome:
     n_reused: int
     """Requests answered by an earlier invocation of this run (never regenerated)."""
     timings: dict[str, float]
+    complete: bool = True
+    """Every planned sample of the selected tasks has an answer and none failed (``evalsuite.completeness``)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, carrying where the run lives so the message can say how to resume it."""
+
+    def __init__(self, run_id: str, run_dir: str):
+        super().__init__(run_id)
+        self.run_id = run_id
+        self.run_dir = run_dir
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def default_run_id() -> str:
-    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
 def _split_task_options(registry: Registry, names: Sequence[str],
@@ -184,80 +200,83 @@ def _row_for(item: PlannedItem, gen: Generation, backend_id: str, next_key: str 
     }
 
 
-class _Progress:
-    """A rich progress bar (counts, ETA, tokens/s) on a terminal; silent otherwise.
+class _Selection:
+    """One invocation's choice of samples (``--limit``, ``--samples``); see ``identity.selections``."""
 
-    The total grows as passes are planned (a multi-pass task adds its follow-ups as answers arrive).
-    """
+    def __init__(self, limit: int | None, samples: Sequence[str] | None):
+        self.limit = limit
+        self.filtered = bool(samples)
+        self.ids, self.positions = _parse_sample_filter(samples or [])
+        self.taken = 0
 
-    def __init__(self, total: int, enabled: bool):
-        self.enabled = enabled
-        self.total = total
-        self.tokens = 0
-        self.errors = 0
-        self.t0 = time.perf_counter()
-        self.bar = None
+    def offer(self, task: str, s: Sample) -> bool:
+        if self.filtered and s.id not in self.ids and (task, s.index) not in self.positions:
+            return False
+        if self.limit is not None and self.taken >= self.limit:
+            return False
+        self.taken += 1
+        return True
 
-    def _start(self) -> None:
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.taken >= self.limit
 
-        self.bar = Progress(TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("errors {task.fields[errors]}"), TextColumn("{task.fields[tps]} tok/s"),
-                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=False)
-        self.bar.start()
-        self.tid = self.bar.add_task("gen", total=self.total, errors=0, tps="-")
 
-    def grow(self, n: int) -> None:
-        if not self.enabled or n <= 0:
+def _select(name: str, stream: Iterable[Sample], selections: Sequence[Mapping[str, Any]]) -> Iterable[Sample]:
+    """The samples any selection takes, in stream order; stops reading once every selection is full
+    (a synthetic task builds each sample on demand, so reading past the limit costs)."""
+    sels = [_Selection(sel.get("limit"), sel.get("samples")) for sel in selections]
+    for s in stream:
+        took = False
+        for sel in sels:
+            took = sel.offer(name, s) or took
+        if took:
+            yield s
+        if all(sel.exhausted for sel in sels):
             return
-        self.total += n
-        if self.bar is None:
-            self._start()
-        else:
-            self.bar.update(self.tid, total=self.total)
-
-    def advance(self, gen: Generation) -> None:
-        if self.bar is None:
-            return
-        self.tokens += gen.completion_tokens or 0
-        self.errors += 0 if gen.ok else 1
-        dt = max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.update(self.tid, advance=1, errors=self.errors, tps=f"{self.tokens / dt:.1f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
-def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, Any], list[PlannedItem], dict[str, Any]]:
-    """Instantiate tasks, build samples and requests. Returns (tasks, items, task manifest entries)."""
-    names = registry.expand_tasks(cfg.tasks)
-    if not names:
-        raise UserError("no tasks selected (--tasks)")
-    opts = _split_task_options(registry, names, cfg.task_options)
+def apply_overrides(req: Request, overrides: Mapping[str, Any]) -> Request:
+    """The request with the run's generation overrides (``--max-tokens``, ``--temperature``, ...)."""
+    if not overrides:
+        return req
+    return replace(req, params=replace(req.params, **dict(overrides)))
+
+
+def plan(registry: Registry, cfg: RunConfig, backend: Any, validated: Any = None,
+         selections: Sequence[Mapping[str, Any]] | None = None) -> tuple[dict[str, Any], list[PlannedItem], dict[str, Any]]:
+    """Instantiate tasks, build samples and requests. Returns (tasks, items, task manifest entries).
+
+    ``validated`` (``evalsuite.validate.Validated``) gives the task names, options and instances already
+    checked; ``selections`` the run's sample selections (default: this config's ``--limit``/``--samples``)."""
+    if validated is None:
+        from .validate import Validated
+
+        names = registry.expand_tasks(cfg.tasks)
+        if not names:
+            raise UserError("no tasks selected (--tasks)")
+        validated = Validated(names=names, task_options=_split_task_options(registry, names, cfg.task_options))
+        from .validate import _check_samples
+
+        _check_samples(names, cfg.samples)
+    names, opts = validated.names, validated.task_options
+    if selections is None:
+        selections = [{"limit": cfg.limit, "samples": cfg.samples}]
+    overrides = cfg.overrides()
     ctx = TaskContext(tokenizer=getattr(backend, "tokenizer", None),
-                      max_model_len=getattr(backend, "max_model_len", None))
-    ids, positions = _parse_sample_filter(cfg.samples or [])
-    known_tasks_in_filter = {t for t, _ in positions}
-    for t in known_tasks_in_filter - set(names):
-        raise UserError(f"--samples names task {t!r}, which is not among the selected tasks")
+                      max_model_len=getattr(backend, "max_model_len", None),
+                      **({"tokenizer_hint": backend.tokenizer_hint}
+                         if isinstance(getattr(backend, "tokenizer_hint", None), str) else {}))
     tasks: dict[str, Any] = {}
     items: list[PlannedItem] = []
     entries: dict[str, Any] = {}
     truncation_counts: dict[str, int] = {}
     for name in names:
-        task = registry.task(name).factory(**opts[name])
+        task = validated.tasks.get(name) or registry.task(name).factory(**opts[name])
         with data_errors(name):  # task data is untrusted: a malformed file is one line and exit 2
             task.prepare(ctx)
         tasks[name] = task
-        stream: Iterable[Sample] = guarded(name, task.samples())
-        if cfg.samples:
-            stream = (s for s in stream if s.id in ids or (name, s.index) in positions)
-        if cfg.limit is not None:
-            stream = itertools.islice(stream, cfg.limit)
+        stream: Iterable[Sample] = guarded(name, _select(name, task.samples(), selections))
         seen: set[str] = set()
         policy = getattr(task, "truncation", None)
         policy = policy() if callable(policy) else policy
@@ -269,8 +288,7 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, An
             seen.add(s.id)
             with data_errors(name):
                 req = task.request(s)
-            if cfg.max_tokens is not None:
-                req = replace(req, params=replace(req.params, max_tokens=cfg.max_tokens))
+            req = apply_overrides(req, overrides)
             if policy is not None and ctx.tokenizer is not None:
                 req = policy.apply(req, ctx.tokenizer)
                 n_trunc += req.truncated
@@ -317,34 +335,91 @@ def _sweep_sandbox_scratch() -> None:
     sweep_stale()
 
 
+def _check_identity(run_id: str, existing: Mapping[str, Any], ident: Mapping[str, Any], registry: Registry,
+                    validated: Any) -> None:
+    """An existing run resumes only with the same prompts and generation: list what differs, exit 2."""
+    from .identity import differences, task_option_differences
+
+    problems = differences(existing["identity"], ident) if isinstance(existing.get("identity"), Mapping) else []
+    problems += task_option_differences(registry, existing.get("tasks", {}), validated.names,
+                                        validated.task_options)
+    if problems:
+        raise UserError(f"run {run_id!r} exists with other settings that change prompts or generation: "
+                        f"{'; '.join(problems)}. Nothing was changed; use a new --run-id (or drop --run-id "
+                        f"to get one derived from the command)")
+
+
+def _announce(run_id: str, run_dir: Any, existing: Mapping[str, Any]) -> None:
+    """The first line of every run, on stderr whether or not it is a terminal."""
+    state = "resuming" if existing else "new"
+    print(f"evalsuite: run {run_id} ({state}) in {run_dir}", file=sys.stderr, flush=True)
+
+
+def _end_invocation(store: ResultsStore, manifest: dict[str, Any] | None, invocation: dict[str, Any] | None,
+                    status: str, error: BaseException | None = None) -> None:
+    """Record how an invocation ended (interrupted, error) in the manifest, best effort."""
+    if manifest is None or invocation is None or invocation.get("status") != "running":
+        return
+    invocation.update({"ended": _now(), "status": status})
+    if error is not None:
+        text = f"{type(error).__name__}: {error}".strip()
+        invocation["error"] = text if len(text) <= 500 else text[:500] + "..."
+    manifest["updated"] = _now()
+    try:
+        store.write_manifest(manifest)
+    except Exception:  # the original error matters more than a failed bookkeeping write
+        pass
+
+
 def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         on_generation: Callable[[PlannedItem, Generation], None] | None = None) -> RunOutcome:
-    """Run (or resume) an evaluation and score it."""
+    """Run (or resume) an evaluation and score it.
+
+    Order: validate everything that needs no model (``evalsuite.validate``), fix the run id (derived from
+    the command unless ``cfg.run_id``) and check that an existing run may resume with these settings,
+    build the backend and plan (data problems found while reading surface here), announce the run id and
+    folder (stderr, terminal or not), then write, generate and score. A Ctrl-C at any point after the
+    run id is fixed raises ``RunInterrupted`` carrying it."""
+    from .identity import derive_run_id, identity, selections as merged_selections
+    from .progress import Progress
+    from .validate import validate
+
     _sweep_sandbox_scratch()
     registry = registry or default_registry()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    own_backend = backend is None
-    judge_cfg = cfg.judge_config()
-    judge = None
     # secrets the options point at (api_key_env=NAME, env:NAME) are scrubbed from everything recorded
     register_env_refs(cfg.backend_options)
     register_env_refs(cfg.judge_options)
-    run_id = cfg.run_id or default_run_id()
+    validated = validate(cfg, registry, check_backend=backend is None)  # the output folder included
+    timings["validate_s"] = time.perf_counter() - t0
+    ident = identity(cfg, {name: str(getattr(task, "version", "0")) for name, task in validated.tasks.items()})
+    scripted = bool(getattr(backend if backend is not None else validated.backend_factory, "scripted", False))
+    run_id = cfg.run_id or derive_run_id(ident, scripted)
     store = ResultsStore(cfg.output, run_id)
-    check_output_root(cfg.output)  # a file, /proc, read-only, full: one line before anything is loaded
     # one writer per run folder, taken before minutes are spent loading a model
     lock = RunLock(store.dir, "run", wait=cfg.wait_lock, command=cfg.command).acquire()
     try:
-        if backend is None:
-            backend = build_backend(registry, cfg)
+        existing = store.read_manifest()
+        if existing:
+            _check_identity(run_id, existing, ident, registry, validated)
+        sels = merged_selections(existing, cfg.limit, cfg.samples)
     except BaseException:
         lock.release()
         raise
-    timings["backend_load_s"] = time.perf_counter() - t0
+
+    own_backend = backend is None
+    judge_cfg = cfg.judge_config()
+    judge = None
+    manifest: dict[str, Any] | None = None
+    invocation: dict[str, Any] | None = None
     try:
+        t_load = time.perf_counter()
+        if backend is None:
+            backend = build_backend(registry, cfg)
+        timings["backend_load_s"] = time.perf_counter() - t_load
         t1 = time.perf_counter()
-        tasks, items, entries = plan(registry, cfg, backend)
+        tasks, items, entries = plan(registry, cfg, backend, validated=validated, selections=sels)
         timings["plan_s"] = time.perf_counter() - t1
 
         # before anything is written: a backend that checks its inputs against the plan (replay) fails here
@@ -359,12 +434,14 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         if cfg.shard is not None:
             items = shard_items(items, *cfg.shard)
 
-        existing = store.read_manifest()
         _check_resumable(existing, backend.id, entries)
         shard = {"index": cfg.shard[0], "count": cfg.shard[1]} if cfg.shard is not None else None
         if existing and existing.get("shard") != shard:
             raise UserError(f"run {run_id!r} was made with shard {existing.get('shard')}, not {shard}; "
                             f"use a new --run-id")
+        # Everything that can be wrong with the command has been said by now (one line each, exit 2): the
+        # run id and folder come next, before anything is written or generated.
+        _announce(run_id, store.dir, existing)
         if judge_cfg is None and existing.get("judge"):
             from .judge import JudgeConfig
 
@@ -373,8 +450,10 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             "run_id": run_id, "created": _now(), **environment_info()}
         manifest.update({
             "evalsuite_version": __version__,
+            "identity": ident,
+            "selections": sels,
             "backend": {"id": backend.id, "options": _redact_options(cfg.backend_options), "model": cfg.model,
-                        "describe": backend.describe()},
+                        "name": validated.backend, "scripted": scripted, "describe": backend.describe()},
             "tasks": {**manifest.get("tasks", {}), **entries},
             "updated": _now(),
         })
@@ -383,7 +462,8 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         if shard is not None:
             manifest["shard"] = shard
         invocation = {"started": _now(), "command": redact_argv(cfg.command), "status": "running",
-                      "limit": cfg.limit, "samples": cfg.samples, "max_tokens_override": cfg.max_tokens}
+                      "limit": cfg.limit, "samples": cfg.samples, "max_tokens_override": cfg.max_tokens,
+                      "generation_overrides": cfg.overrides()}
         manifest.setdefault("invocations", []).append(invocation)
         store.write_manifest(manifest)
         for name in tasks:
@@ -393,7 +473,8 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
             atomic_write_json(store.task_dir(name) / "plan.json", plan_doc)
 
         t2 = time.perf_counter()
-        n_generated, n_reused = _generate(store, backend, tasks, items, cfg, on_generation)
+        progress = Progress.auto(cfg.progress)
+        n_generated, n_reused = _generate(store, backend, tasks, items, cfg, on_generation, progress)
         timings["generate_s"] = time.perf_counter() - t2
         backend_timings = getattr(backend, "timings", None)
         if callable(backend_timings):
@@ -410,14 +491,21 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         timings["score_s"] = time.perf_counter() - t3
         timings["total_s"] = time.perf_counter() - t0
 
-        invocation.update({"ended": _now(), "status": "complete", "n_generated": n_generated,
-                           "n_reused": n_reused, "timings": timings})
+        complete = all(s.get("n_missing", 0) == 0 and s.get("n_errors", 0) == 0 for s in scores.values())
+        invocation.update({"ended": _now(), "status": "complete" if complete else "partial",
+                           "n_generated": n_generated, "n_reused": n_reused, "timings": timings})
         manifest["updated"] = _now()
         store.write_manifest(manifest)
-        return RunOutcome(str(store.dir), run_id, scores, n_generated, n_reused, timings)
+        return RunOutcome(str(store.dir), run_id, scores, n_generated, n_reused, timings, complete)
+    except KeyboardInterrupt:
+        _end_invocation(store, manifest, invocation, "interrupted")
+        raise RunInterrupted(run_id, str(store.dir)) from None
+    except BaseException as exc:
+        _end_invocation(store, manifest, invocation, "error", exc)
+        raise
     finally:
         try:
-            if own_backend:
+            if own_backend and backend is not None:
                 backend.close()
             if judge is not None:
                 judge.close()
@@ -453,11 +541,12 @@ def shard_items(items: Sequence[PlannedItem], index: int, count: int) -> list[Pl
 
 
 def _follow_up(task: Any, item: PlannedItem, gen: Generation, backend_id: str,
-               max_tokens: int | None) -> PlannedItem | None:
+               overrides: Mapping[str, Any] | None) -> PlannedItem | None:
     """The sample's next pass, when its task has one (multi-pass protocols such as CoT-then-answer).
 
-    ``--max-tokens`` applies to every pass; a task's truncation policy applies to the first pass only
-    (follow-ups are built from the task's own short templates).
+    Generation overrides (``--max-tokens``, ``--temperature``, ...) apply to every pass; a task's
+    truncation policy applies to the first pass only (follow-ups are built from the task's own short
+    templates).
     """
     nxt = getattr(task, "next_request", None)
     if nxt is None or not gen.ok:
@@ -466,17 +555,19 @@ def _follow_up(task: Any, item: PlannedItem, gen: Generation, backend_id: str,
     req = nxt(item.sample, list(history))
     if req is None:
         return None
-    if max_tokens is not None:
-        req = replace(req, params=replace(req.params, max_tokens=max_tokens))
+    req = apply_overrides(req, overrides or {})
     return PlannedItem(item.task, item.sample, req, req.key(backend_id), stage=item.stage + 1,
                        parent=item.key, history=history)
 
 
 def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items: list[PlannedItem],
-              cfg: RunConfig, on_generation: Callable[[PlannedItem, Generation], None] | None) -> tuple[int, int]:
+              cfg: RunConfig, on_generation: Callable[[PlannedItem, Generation], None] | None,
+              progress: Any = None) -> tuple[int, int]:
     """Generate every request not yet answered, pass by pass. Returns (generated, reused)."""
+    from .progress import Progress
+
     latest = {name: store.latest_rows(name) for name in tasks}
-    progress = _Progress(0, cfg.progress)
+    progress = progress if progress is not None else Progress("off")
     n_generated = n_reused = 0
     frontier = items
     try:
@@ -489,7 +580,7 @@ def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items
                         and "text" in row["generation"]:
                     n_reused += 1
                     nxt = _follow_up(tasks[it.task], it, Generation.from_dict(row["generation"]), backend.id,
-                                     cfg.max_tokens)
+                                     cfg.overrides())
                     if nxt is not None:
                         follow.append(nxt)
                 else:
@@ -500,7 +591,7 @@ def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items
             progress.grow(len(pending))
             for item, gen in _run_backend(backend, pending):
                 gen, repaired = _checked_generation(gen)
-                nxt = _follow_up(tasks[item.task], item, gen, backend.id, cfg.max_tokens)
+                nxt = _follow_up(tasks[item.task], item, gen, backend.id, cfg.overrides())
                 row = _row_for(item, gen, backend.id, nxt.key if nxt is not None else None, repaired)
                 prompts = []
                 if cfg.log_prompts:
@@ -509,7 +600,7 @@ def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items
                                     "prompt_ids": list(item.request.prompt_ids) if item.request.prompt_ids else None})
                 store.append(item.task, [row], prompts)
                 n_generated += 1
-                progress.advance(gen)
+                progress.advance(item.task, gen)
                 if nxt is not None:
                     follow.append(nxt)
                 if on_generation is not None:
@@ -566,12 +657,14 @@ def records_from_rows(task: Any, rows: Sequence[Mapping[str, Any]]) -> tuple[lis
             flags.append("truncated")
         if row.get("repaired"):
             flags.append("repaired")
+        if gen.finish_reason == "length":
+            flags.append("output_truncated")  # the answer was cut at max_tokens (or the context limit)
         records.append(Record(sample=s, prediction=prediction, generation=gen, flags=tuple(flags)))
         extra.append({"key": row["key"]})
     return records, extra
 
 
-def _final_row(latest: Mapping[str, dict[str, Any]], key: str) -> dict[str, Any] | None:
+def final_row(latest: Mapping[str, dict[str, Any]], key: str) -> dict[str, Any] | None:
     """Follow a sample's passes from its first request to the last; None while a pass is missing."""
     row = latest.get(key)
     seen = set()
@@ -583,6 +676,9 @@ def _final_row(latest: Mapping[str, dict[str, Any]], key: str) -> dict[str, Any]
     return row
 
 
+_final_row = final_row  # the old private name
+
+
 def _rows_in_plan(store: ResultsStore, name: str) -> list[dict[str, Any]]:
     """The final-pass row of every planned sample that has one."""
     latest = store.latest_rows(name)
@@ -592,7 +688,7 @@ def _rows_in_plan(store: ResultsStore, name: str) -> list[dict[str, Any]]:
     else:
         keys = [k for k, r in latest.items() if not r.get("stage")]
     # a final row scoring cannot read (hand-edited, another version's) counts as missing
-    rows = [r for r in (_final_row(latest, k) for k in keys) if r is not None and is_scorable_row(r)]
+    rows = [r for r in (final_row(latest, k) for k in keys) if r is not None and is_scorable_row(r)]
     rows.sort(key=lambda r: r["index"])
     return rows
 
@@ -602,6 +698,9 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
 
     ``judge`` (a :class:`evalsuite.judge.JudgeProvider`) serves metrics with ``needs_judge``; without one
     they are skipped and listed under ``skipped_metrics``."""
+    from .completeness import log_bytes, plan_sha256
+
+    size = log_bytes(store, name)  # before reading: a later append makes these scores stale
     rows = _rows_in_plan(store, name)
     records, extra = records_from_rows(task, rows)
     plan_path = store.task_dir(name) / "plan.json"
@@ -654,8 +753,12 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
         "n": len(records), "n_planned": n_planned, "n_missing": n_planned - len(records),
         "n_errors": n_errors,
         "n_truncated": sum("truncated" in r.flags for r in records),
+        "n_output_truncated": sum("output_truncated" in r.flags for r in records),
         "n_unterminated_think": sum("unterminated_think" in r.flags for r in records),
         "n_skipped_log_lines": skipped_lines(store.task_dir(name) / SAMPLES),
+        "complete": n_planned == len(records) and n_errors == 0,
+        "plan_sha256": plan_sha256(plan_doc["keys"]) if plan_doc else None,
+        "log_bytes": size,
         "scored_at": _now(),
     }
     if plan_doc.get("shard"):

@@ -46,6 +46,36 @@ def write_error(path: Path | str, exc: OSError) -> StoreWriteError:
                            "(or fix the folder) and re-run the same command to resume")
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc says it (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the umask (0644 under the usual 022)."""
+    return 0o666 & ~current_umask()
+
+
+def _mkstemp(directory: Path, prefix: str) -> tuple[int, str]:
+    """A temporary file for an atomic replace, with the mode an ordinary new file gets: mkstemp
+    makes it 0600, and os.replace would carry that private mode over to the result."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+    try:
+        os.fchmod(fd, new_file_mode())
+    except (OSError, AttributeError):  # no fchmod (Windows): nothing to fix there
+        pass
+    return fd, tmp
+
+
 def _json_bytes(obj: Any, indent: int | None = None) -> bytes:
     """JSON as UTF-8; strings that are not valid Unicode (lone surrogates) are repaired, not fatal."""
     text = json.dumps(obj, indent=indent, ensure_ascii=False)
@@ -61,7 +91,7 @@ def _write_new(path: Path, data: bytes) -> None:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = _mkstemp(path.parent, f".{path.name}.")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -94,6 +124,11 @@ def check_output_root(root: str | os.PathLike[str], what: str = "--output") -> P
             raise UserError(f"{what} {root} is under {kernel}, a kernel filesystem, not a place for results")
     if p.exists() and not p.is_dir():
         raise UserError(f"{what} {root} is a file, not a folder")
+    above = p.parent
+    while not above.exists() and above.parent != above:
+        above = above.parent
+    if above.exists() and not above.is_dir():
+        raise UserError(f"{what} {root}: {above} is a file, not a folder")
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -48,6 +48,8 @@ class TaskContext:
     max_model_len: int | None = None
     """The model's context window in tokens, when known."""
     seed: int = 0
+    tokenizer_hint: str = "--model <local model or tokenizer folder>"
+    """How to give this run's backend a tokenizer, for messages (the openai backend: ``-B tokenizer=``)."""
 
 
 @runtime_checkable

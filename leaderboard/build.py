@@ -7,12 +7,18 @@ Pages (relative links only, so the site works from ``file://`` and any static ho
 * ``benchmarks/<group>.html``: the group's tasks (from task metadata) x models, and group charts.
 * ``tasks/<task>.html``: one task's metadata, models table, per-length curves, depth x length heatmaps
   (RULER) and length buckets (LongBench-E), from ``scores.json`` details.
-* ``runs/<run>.html``: a run's scores and its manifest.
+* ``runs/<run>.html``: a run's scores and its manifest (local paths rewritten: ``local_paths``).
 * ``samples/<run>/<task>[-N].html``: the per-sample browser (prediction, references, per-sample scores,
   flags, folded think text, prompt by hash with an optional preview).
 
 Everything user- or model-supplied goes through Jinja2 autoescaping; charts are ``<img>`` SVG files
 drawn by matplotlib. Output is deterministic: same results in, byte-identical files out.
+
+Rankings (the overview, benchmark and task tables and their charts) hold only runs whose numbers are
+final and come from a model: a partial run (``evalsuite.completeness``: samples missing, generations
+failed, scores stale) and a run made with a scripted backend (``echo``, ``replay``, ``gold``) are listed
+apart, with a badge and the reason, unless ``include_partial`` / ``include_scripted``; their run and
+sample pages are built either way.
 """
 
 from __future__ import annotations
@@ -35,9 +41,13 @@ from evalsuite.reasoning import split_reasoning
 from evalsuite.redact import redact_obj, redact_text
 from evalsuite.store import MANIFEST, PROMPTS, ResultsStore, read_jsonl_rows
 
+from .local_paths import publishable, publishable_text
+
 MARKER = ".evalsuite-site"
 PAGE_SIZE = 250
 Z95 = 1.959963984540054
+SCRIPTED_BACKENDS = ("echo", "replay", "gold")
+"""Backends whose answers come from a script: labelled so and kept out of rankings by default."""
 
 
 @dataclass
@@ -49,6 +59,20 @@ class Run:
     label: str = ""
     key: str = ""
     """unique page name"""
+    partial: bool = False
+    partial_reason: str = ""
+    scripted: bool = False
+    ranked: bool = True
+    """In the rankings (overview, benchmark and task tables)."""
+
+    @property
+    def not_ranked_because(self) -> str:
+        why = []
+        if self.partial:
+            why.append(f"partial: {self.partial_reason}")
+        if self.scripted:
+            why.append("scripted backend (answers do not come from a model)")
+        return "; ".join(why)
 
 
 @dataclass
@@ -84,8 +108,26 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[ResultsStore]:
     return out
 
 
+def _backend_kind(manifest: Mapping[str, Any]) -> str:
+    b = manifest.get("backend") or {}
+    if isinstance(b.get("name"), str) and b["name"]:
+        return b["name"]
+    return str(b.get("id") or "").split("@", 1)[0].split(":", 1)[0]
+
+
+def is_scripted(manifest: Mapping[str, Any]) -> bool:
+    """Made with a scripted backend (recorded by the runner; older runs: told by the backend id)."""
+    b = manifest.get("backend") or {}
+    if isinstance(b.get("scripted"), bool):
+        return b["scripted"]
+    return _backend_kind(manifest) in SCRIPTED_BACKENDS
+
+
 def _model_label(manifest: Mapping[str, Any], run_id: str) -> str:
     b = manifest.get("backend") or {}
+    if is_scripted(manifest):
+        # --model of a scripted backend is only a tokenizer folder: never name a model it did not run
+        return f"{_backend_kind(manifest) or 'scripted'} (scripted backend)"
     model = b.get("model")
     if isinstance(model, str) and model:
         # a local folder shows as its last component; a hub id ("org/name") or served name as is
@@ -95,11 +137,15 @@ def _model_label(manifest: Mapping[str, Any], run_id: str) -> str:
     return str(bid).split("@", 1)[0].split(":", 1)[0] if bid else run_id
 
 
-def load_runs(stores: Sequence[ResultsStore]) -> list[Run]:
+def load_runs(stores: Sequence[ResultsStore], include_partial: bool = False,
+              include_scripted: bool = False) -> list[Run]:
+    from evalsuite.completeness import run_completeness
+
     runs = []
     used: set[str] = set()
     for st in stores:
         manifest = redact_obj(st.read_manifest())  # runs recorded by older versions are published redacted too
+        comp = run_completeness(st)
         scores = {}
         for t in st.tasks():
             s = st.read_scores(t)
@@ -111,7 +157,12 @@ def load_runs(stores: Sequence[ResultsStore]) -> list[Run]:
             key = f"{st.run_id}-{i}"
             i += 1
         used.add(key)
-        runs.append(Run(run_id=st.run_id, store=st, manifest=manifest, scores=scores, key=key))
+        reason = "; ".join(f"{t.task}: {', '.join(t.reasons())}" for t in comp.tasks if not t.complete)
+        partial, scripted = not comp.complete, is_scripted(manifest)
+        runs.append(Run(run_id=st.run_id, store=st, manifest=manifest, scores=scores, key=key,
+                        partial=partial, partial_reason=reason or ("no tasks" if partial else ""),
+                        scripted=scripted,
+                        ranked=(include_partial or not partial) and (include_scripted or not scripted)))
     labels: dict[str, int] = {}
     for r in runs:
         r.label = _model_label(r.manifest, r.run_id)
@@ -235,11 +286,13 @@ def _prepare_output(out: Path) -> None:
 
 
 def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
-               title: str = "evalsuite leaderboard", prompt_preview: int = 0, jobs: int = 1) -> dict[str, Any]:
+               title: str = "evalsuite leaderboard", prompt_preview: int = 0, jobs: int = 1,
+               include_partial: bool = False, include_scripted: bool = False) -> dict[str, Any]:
     """Build the site; returns counts and timing. Raises ``UserError`` on bad input.
 
     ``jobs`` > 1 draws heatmaps and writes per-sample pages in that many worker processes (0: one per
-    CPU, at most 8); the files are the same whatever the number of jobs."""
+    CPU, at most 8); the files are the same whatever the number of jobs. ``include_partial`` /
+    ``include_scripted`` put partial runs / scripted-backend runs into the rankings (with a badge)."""
     if prompt_preview < 0:
         raise UserError("--prompt-preview must be 0 or a positive number of characters")
     if jobs < 0:
@@ -247,7 +300,8 @@ def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathL
     deferred: list[tuple[Any, ...]] = []
     t0 = time.perf_counter()
     stores = find_runs(results)
-    runs = load_runs(stores)
+    runs = load_runs(stores, include_partial=include_partial, include_scripted=include_scripted)
+    ranked = [r for r in runs if r.ranked]
     infos = task_infos(runs)
     out = Path(output)
     _prepare_output(out)
@@ -271,21 +325,22 @@ def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathL
     common = {"title": title, "groups": groups, "group_slugs": group_slugs}
     # overview
     overview_rows = []
-    for r in runs:
+    for r in ranked:
         gcells = {g: group_cell([cell.get((r.key, t)) for t in ts]) for g, ts in groups.items()}
         overview_rows.append({"run": r, "cells": gcells})
     w.write("index.html", env.get_template("index.html.jinja").render(
-        root="", rows=overview_rows, group_sizes={g: len(ts) for g, ts in groups.items()}, **common))
+        root="", rows=overview_rows, group_sizes={g: len(ts) for g, ts in groups.items()},
+        unranked=[r for r in runs if not r.ranked], **common))
 
     from . import charts
 
     # per group
     for g, ts in groups.items():
-        rows = [{"run": r, "cells": [cell.get((r.key, t)) for t in ts]} for r in runs
+        rows = [{"run": r, "cells": [cell.get((r.key, t)) for t in ts]} for r in ranked
                 if any((r.key, t) in cell for t in ts)]
         chart_files = []
         curves: dict[str, dict[str, float | None]] = {}
-        for r in runs:
+        for r in ranked:
             per_len: dict[str, list[float]] = {}
             for t in ts:
                 c = cell.get((r.key, t))
@@ -304,7 +359,7 @@ def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathL
     # per task
     for t, info in infos.items():
         rows = [{"run": by_key[k], "cell": cell[(k, t)], "scores": by_key[k].scores[t],
-                 "samples": f"samples/{k}/{info.slug}.html"} for k in info.runs]
+                 "samples": f"samples/{k}/{info.slug}.html"} for k in info.runs if by_key[k].ranked]
         chart_files = []
         curves = {}
         buckets: dict[str, dict[str, float | None]] = {}
@@ -343,13 +398,14 @@ def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathL
                   "samples": f"samples/{r.key}/{infos[t].slug}.html"} for t in sorted(r.scores)]
         w.write(f"runs/{r.key}.html", env.get_template("run.html.jinja").render(
             root="../", run=r, rows=trows, summaries=_summaries(r.scores), unsafe_code=_unsafe_code_tasks(r.manifest),
-            manifest_json=json.dumps(r.manifest, indent=2, ensure_ascii=False,
-                                                                    sort_keys=True, default=str),
+            backend_id=publishable_text(str((r.manifest.get("backend") or {}).get("id") or "?")),
+            manifest_json=json.dumps(publishable(r.manifest), indent=2, ensure_ascii=False, sort_keys=True,
+                                     default=str),
             **common))
         for t in sorted(r.scores):
             deferred.append(("samples", r, infos[t], prompt_preview, dict(common)))
     w.n += _run_deferred(out, deferred, jobs)
-    return {"output": str(out), "n_runs": len(runs), "n_tasks": len(infos), "n_files": w.n,
+    return {"output": str(out), "n_runs": len(runs), "n_ranked": len(ranked), "n_tasks": len(infos), "n_files": w.n,
             "seconds": time.perf_counter() - t0}
 
 
@@ -448,7 +504,8 @@ def _sample_pages(w: _Writer, env: Any, run: Run, info: TaskInfo, prompt_preview
         failed = bool(ps.get("error")) or any(v is not None and v < 1.0 for v in (ps.get("metrics") or {}).values())
         items.append({
             "index": ps.get("index"), "sample_id": ps.get("sample_id"), "metrics": ps.get("metrics") or {},
-            "flags": ps.get("flags") or [], "error": redact_text(ps["error"]) if ps.get("error") else None,
+            "flags": ps.get("flags") or [],
+            "error": publishable_text(redact_text(ps["error"])) if isinstance(ps.get("error"), str) else ps.get("error"),
             "prediction": ps.get("prediction") or "",
             "references": _references((row.get("sample") or {}).get("target")),
             "think": think, "prompt_sha256": ph, "prompt_chars": first.get("prompt_chars"),

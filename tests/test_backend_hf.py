@@ -126,9 +126,10 @@ def test_checkpoint_sampling_defaults_do_not_leak(tiny_llama_dir, tmp_path):
 
 # --- finish reasons, stop strings, token counts (chain model: "Hello world" + EOS) -----------------
 
-def test_eos_gives_stop_and_counts_exclude_eos(chain):
+def test_eos_gives_stop_and_counts_include_eos(chain):
+    # completion_tokens counts the EOS the model generated, as vLLM and OpenAI servers do (issue 18)
     g = chain.generate([req("Say something.", max_tokens=8)])[0]
-    assert (g.text, g.finish_reason, g.completion_tokens) == ("Hello world", "stop", 2)
+    assert (g.text, g.finish_reason, g.completion_tokens) == ("Hello world", "stop", 3)
     assert g.prompt_tokens == len(request_ids(chain.tokenizer, req("Say something.")))
     assert g.latency_s is not None and g.latency_s > 0
 
@@ -137,7 +138,7 @@ def test_eos_gives_stop_and_counts_exclude_eos(chain):
                                                        (3, "Hello world", "stop")])
 def test_length_vs_stop(chain, max_tokens, text, reason):
     g = chain.generate([req("Say something.", max_tokens=max_tokens)])[0]
-    assert (g.text, g.finish_reason, g.completion_tokens) == (text, reason, min(max_tokens, 2))
+    assert (g.text, g.finish_reason, g.completion_tokens) == (text, reason, min(max_tokens, 3))
 
 
 def test_stop_strings_cut_text_and_stop_early(chain):
@@ -156,7 +157,7 @@ def test_rows_finishing_at_different_steps_in_one_batch(chain):
             req("x", max_tokens=8, i=2, chat=False)]
     out = chain.generate(reqs)
     assert [(g.text, g.completion_tokens, g.finish_reason) for g in out] == [
-        ("Hello world", 2, "stop"), (" world", 1, "stop"), ("Hello world", 2, "stop")]
+        ("Hello world", 3, "stop"), (" world", 2, "stop"), ("Hello world", 3, "stop")]
     # A stop string ends one row while its batch-mate continues to EOS.
     out = chain.generate([req("Say", max_tokens=8, stop=("Hello",)),
                           req("Hello", max_tokens=8, i=1, chat=False, stop=("Hello",))])
@@ -180,7 +181,7 @@ def test_prompt_ids_honoured_on_random_model(tiny):
 def test_finish_row_unit():
     dec = lambda ids: "".join(chr(96 + i) for i in ids)  # noqa: E731  1->a, 2->b ...
     eos = frozenset({9})
-    assert finish_row([1, 2, 9, 9], eos_ids=eos, pad_id=9, cap=4, stop=(), decode=dec) == ("ab", "stop", 2)
+    assert finish_row([1, 2, 9, 9], eos_ids=eos, pad_id=9, cap=4, stop=(), decode=dec) == ("ab", "stop", 3)
     assert finish_row([1, 2, 3], eos_ids=eos, pad_id=9, cap=3, stop=(), decode=dec) == ("abc", "length", 3)
     assert finish_row([1, 2, 3, 4], eos_ids=eos, pad_id=9, cap=2, stop=(), decode=dec) == ("ab", "length", 2)
     assert finish_row([1, 2, 3, 0], eos_ids=eos, pad_id=0, cap=8, stop=("bc",), decode=dec) == ("a", "stop", 3)

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from evalsuite.backends.openai import OpenAIBackend
+from evalsuite.backends.openai import RETRY_HINT, OpenAIBackend
 from evalsuite.errors import BackendUnavailable, UserError
 from evalsuite.tokenizer import load_tokenizer, request_ids
 from evalsuite.types import ContentPart, GenParams, Generation, Message, Request
@@ -242,7 +242,7 @@ def test_options_and_identity(fake_openai):
     d = b.describe()
     assert d["server_model"] == {"id": MODEL, "root": MODEL, "owned_by": "fake", "max_model_len": 4096}
     assert b.max_model_len == 4096 and make(server, max_model_len=1024).max_model_len == 1024
-    assert (d["concurrency"], d["timeout_s"], d["max_retries"]) == (8, 600.0, 6)
+    assert (d["concurrency"], d["timeout_s"], d["max_retries"]) == (8, 600.0, 7)
     assert b.batch_size >= 256 and b.sort_by_length is False
 
 
@@ -296,10 +296,10 @@ def test_acceptance_chaos_every_request_answered_or_failed_clearly(fake_openai):
     assert sum(g.ok for g in gens[:60]) >= 55
     bad = gens[60]
     assert not bad.ok and bad.finish_reason == "error" and bad.text == ""
-    assert "gave up after 7 attempts (HTTP 500 x7); last error: HTTP 500: engine crashed" == bad.error
+    assert "gave up after 7 attempts (HTTP 500 x7); last error: HTTP 500: engine crashed" + RETRY_HINT == bad.error
     assert attempts["always-fails"] == 7  # max_retries + 1
     assert gens[61].error == ("gave up after 7 attempts (HTTP 429 x2, timeout x2, malformed JSON x2, HTTP 502); "
-                              "last error: malformed response (not JSON): {oops")
+                              "last error: malformed response (not JSON): {oops" + RETRY_HINT)
     kinds = {k for k, n in attempts.items() if n > 1}
     assert len(kinds) > 20  # the chaos did make most requests retry
     assert elapsed < 10
@@ -311,7 +311,7 @@ def test_timeout_message(fake_openai):
     t0 = time.perf_counter()
     (g,) = make(server, timeout=0.2, max_retries=1, backoff=0).generate([chat("x")])
     assert time.perf_counter() - t0 < 3  # two 0.2 s attempts; generous for a loaded 2-core machine
-    assert g.error == "gave up after 2 attempts (timeout x2); last error: no answer within 0.2 s"
+    assert g.error == "gave up after 2 attempts (timeout x2); last error: no answer within 0.2 s" + RETRY_HINT
 
 
 def test_400_is_not_retried(fake_openai):

@@ -108,8 +108,13 @@ def test_failures_are_data(cli, tmp_path):
     f = tmp_path / "partial.jsonl"
     f.write_text(json.dumps({"task": "toy/upper", "index": 0, "output": "ALPHA"}) + "\n")
     r = cli("run", "--tasks", "toy/upper", "--backend", "replay", "-B", f"file={f}", "--run-id", "e", "--json")
-    assert r.returncode == 0, r.stderr
-    s = json.loads(r.stdout)["scores"]["toy/upper"]
+    # failed requests make the run partial: exit 3 (documented), the scores say so
+    assert r.returncode == 3, r.stderr
+    assert "partial run (exit 3)" in r.stderr
+    out = json.loads(r.stdout)
+    assert out["complete"] is False and out["n_failed"] == 3 and out["n_missing"] == 0
+    s = out["scores"]["toy/upper"]
+    assert s["complete"] is False
     assert s["n"] == 4 and s["n_errors"] == 3 and s["value"] == 25.0
     per = [json.loads(x) for x in (tmp_path / "results/e/toy/upper/per_sample.jsonl").read_text().splitlines()]
     assert [p["flags"] for p in per] == [[], ["error"], ["error"], ["error"]]
@@ -195,7 +200,7 @@ def test_help_is_fast_and_light(tmp_path):
             "    try: main(['--help'])\n"
             "    except SystemExit: pass\n"
             "print(time.perf_counter()-t); print([m for m in ('torch','transformers','vllm','comet','rich', "
-            "'huggingface_hub','datasets','pyarrow','httpx') if m in sys.modules])")
+            "'huggingface_hub','datasets','pyarrow','httpx','pandas') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=cli_env(plugin=False)).stdout.split("\n")
     assert out[1] == "[]"
@@ -205,7 +210,7 @@ def test_help_is_fast_and_light(tmp_path):
     wall = time.perf_counter() - t0
     assert r.returncode == 0 and "run" in r.stdout
     assert wall < 0.3, f"evalsuite --help took {wall:.3f}s"
-    for sub in ("run", "list", "score", "score-file", "show"):
+    for sub in ("run", "list", "score", "score-file", "show", "export"):
         r = subprocess.run([sys.executable, "-m", "evalsuite.cli", sub, "--help"], capture_output=True,
                            text=True, env=cli_env(plugin=False))
         assert r.returncode == 0 and "EVALSUITE_" in r.stdout

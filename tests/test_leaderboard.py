@@ -93,8 +93,8 @@ def test_plugin_task_appears_from_its_own_metadata(built_site):
 
 def test_rebuild_is_byte_identical_and_output_folder_is_guarded(lb_runs, built_site, tmp_path):
     again = tmp_path / "again"
-    r = run_cli(["leaderboard", "build", str(lb_runs["results"]), "-o", str(again), "--prompt-preview", "120"],
-                cwd=lb_runs["dir"], env=lb_runs["env"])
+    r = run_cli(["leaderboard", "build", str(lb_runs["results"]), "-o", str(again), "--prompt-preview", "120",
+                 "--include-scripted"], cwd=lb_runs["dir"], env=lb_runs["env"])
     assert r.returncode == 0, r.stderr
     a, b = _files(built_site), _files(again)
     assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), [k for k in a if a[k] != b.get(k)]

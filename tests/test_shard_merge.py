@@ -32,7 +32,7 @@ def _run(cli, answers: Path, run_id: str, *extra: str) -> dict:
 
 
 def _strip(scores: dict) -> dict:
-    return {k: v for k, v in scores.items() if k not in {"scored_at"}}
+    return {k: v for k, v in scores.items() if k not in {"scored_at", "log_bytes"}}  # bookkeeping
 
 
 def _per_sample(run: Path, task: str) -> list[dict]:

@@ -37,7 +37,11 @@ def parse_options(name: str, spec: Mapping[str, tuple[Callable[[str], Any], Any]
     """Parse ``-B key=value`` options against ``{key: (type, default)}``; unknown keys are an error."""
     unknown = set(given) - set(spec)
     if unknown:
-        raise UserError(f"backend {name}: unknown option(s) {sorted(unknown)}; accepted: {sorted(spec)}")
+        import difflib
+
+        hints = [m for k in sorted(unknown) for m in difflib.get_close_matches(k, list(spec), n=1)]
+        hint = f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else ""
+        raise UserError(f"backend {name}: unknown option(s) {sorted(unknown)}{hint}; accepted: {sorted(spec)}")
     out = {}
     for key, (typ, default) in spec.items():
         raw = given.get(key)

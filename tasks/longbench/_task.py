@@ -173,8 +173,8 @@ class LongBenchTask(BaseTask):
         tok = ctx.tokenizer
         if tok is None:
             raise UserError(f"{self.name}: LongBench middle-truncates prompts on the model's token ids, and "
-                            "this backend has no tokenizer: pass --model <local model or tokenizer folder> or "
-                            "-B tokenizer=<folder>, or -T max_length=0 to send prompts untruncated")
+                            f"this backend has no tokenizer: pass {ctx.tokenizer_hint}, or -T max_length=0 to send "
+                            "prompts untruncated")
         overhead = 0
         if self.opts["chat_template"]:
             probe = Request(task=self.name, sample_id="probe", index=0, prompt="probe",

@@ -169,9 +169,8 @@ class _RAGtransTask(BaseTask):
         if n and self.opts["docs"] != "none":
             if ctx.tokenizer is None:
                 raise UserError(f"{self.name}: the document budget (-T doc_tokens={n}) is counted in the model's "
-                                "token ids and this backend has no tokenizer: pass --model <local model or "
-                                "tokenizer folder> or -B tokenizer=<folder>, or -T doc_tokens=0 to send "
-                                "documents whole")
+                                f"token ids and this backend has no tokenizer: pass {ctx.tokenizer_hint}, or "
+                                "-T doc_tokens=0 to send documents whole")
             self._budget = DocumentBudget(n)
 
     def truncation(self) -> DocumentBudget | None:

@@ -241,7 +241,7 @@ class RulerTask(BaseTask):
         super().prepare(ctx)
         if ctx.tokenizer is None:
             raise UserError(f"{self.name}: RULER sizes every prompt with the model's tokenizer, and this backend "
-                            "has none: pass --model <local model or tokenizer folder> or -B tokenizer=<folder>")
+                            f"has none: pass {ctx.tokenizer_hint}")
         self._tok = CountingTokenizer(ctx.tokenizer)
         probe = "a"
         self._n_added_raw = (len(self._tok.encode(probe, add_special_tokens=True))
