@@ -397,10 +397,12 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     scripted = bool(getattr(backend if backend is not None else validated.backend_factory, "scripted", False))
     run_id = cfg.run_id or derive_run_id(ident, scripted)
     store = ResultsStore(cfg.output, run_id)
+    if store.read_manifest():  # refused before the lock is taken: a refused command leaves the run untouched
+        _check_identity(run_id, store.read_manifest(), ident, registry, validated)
     # one writer per run folder, taken before minutes are spent loading a model
     lock = RunLock(store.dir, "run", wait=cfg.wait_lock, command=cfg.command).acquire()
     try:
-        existing = store.read_manifest()
+        existing = store.read_manifest()  # again, under the lock: another writer may have just finished
         if existing:
             _check_identity(run_id, existing, ident, registry, validated)
         sels = merged_selections(existing, cfg.limit, cfg.samples)

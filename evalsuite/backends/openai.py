@@ -205,7 +205,7 @@ class OpenAIBackend(BaseBackend):
         """``-B`` keys and values, checked before anything is built (``evalsuite.validate``)."""
         cls._reject_api_key(options)
         opts = parse_options(cls.kind, _option_spec(), options)
-        cls._check_listening(cls._check_url(opts["base_url"]))
+        cls._check_listening(cls._check_url(opts["base_url"])[0])
 
     @staticmethod
     def _check_listening(base_url: str) -> None:
