@@ -1,0 +1,199 @@
+"""Where HELMET's data comes from, how its files are read, and the sampling rules of HF ``datasets`` that
+HELMET's loaders rely on, written out so that the same rows and demonstrations come out without
+``datasets``.
+
+Data: HELMET's release is the Hub dataset ``princeton-nlp/HELMET`` (one ``data.tar.gz`` of ~11 GB that
+unpacks to ``data/``: ``ruler/``, ``json_kv/``, ``kilt/``, ``msmarco/``, ``alce/``, ``infbench/`` and
+``multi_lexsum/`` key points). HELMET loads LongQA, Summ and ICL rows from other Hub datasets at run time;
+here those are files in the same folder (layout in tasks/helmet/README.md). :data:`SOURCES` declares every
+one of them in one place, for the data-on-demand engine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from evalsuite.data import hash_paths
+from evalsuite.errors import UserError
+
+HELMET_COMMIT = "4526dfbdc512bd9ff721da336bff4e3e75ecfd27"
+
+SOURCES: dict[str, dict[str, Any]] = {
+    # HELMET's own release: everything under data/ (ruler, json_kv, kilt, msmarco, alce, key points).
+    "helmet": {"hub": "princeton-nlp/HELMET", "repo_type": "dataset", "file": "data.tar.gz",
+               "revision": "dddb209d03e38f1f0faf76d6d05ef4ccf96240ee",
+               "revision_note": "seen pinned by a third-party loader; not verified here (no network)",
+               "unpacks_to": "data/", "size": "11.3 GB"},
+    # Hub datasets HELMET's data.py loads at run time, as local JSON lines files (one row per line).
+    "narrativeqa": {"hub": "deepmind/narrativeqa", "loaded_as": 'load_dataset("narrativeqa")',
+                    "files": {"train": "narrativeqa/train.jsonl", "test": "narrativeqa/test.jsonl"}},
+    "infbench": {"hub": "xinrongzhang2022/InfiniteBench", "loaded_as": 'load_dataset("xinrongzhang2022/infinitebench")',
+                 "files": {"longbook_qa_eng": "infbench/longbook_qa_eng.jsonl",
+                           "longbook_choice_eng": "infbench/longbook_choice_eng.jsonl",
+                           "longbook_sum_eng": "infbench/longbook_sum_eng.jsonl"}},
+    "multi_lexsum": {"hub": "allenai/multi_lexsum", "config": "v20230518",
+                     "files": {"train": "multi_lexsum/train.jsonl", "validation": "multi_lexsum/validation.jsonl",
+                               "test": "multi_lexsum/test.jsonl"}},
+    "trec": {"hub": "CogComp/trec", "files": {"train": "icl/trec/train.jsonl", "test": "icl/trec/test.jsonl"}},
+    "banking77": {"hub": "PolyAI/banking77",
+                  "files": {"train": "icl/banking77/train.jsonl", "test": "icl/banking77/test.jsonl"}},
+    "clinic150": {"hub": "clinc_oos", "config": "plus",
+                  "files": {"train": "icl/clinic150/train.jsonl", "validation": "icl/clinic150/validation.jsonl"}},
+    "nlu": {"hub": "xingkunliuxtracta/nlu_evaluation_data", "files": {"train": "icl/nlu/train.jsonl"}},
+    # The tokenizer HELMET pre-truncates LongQA/Summ documents with (``truncate_llama2``); -T doc_tokenizer=.
+    "llama2_tokenizer": {"hub": "meta-llama/Llama-2-7b-hf", "files": ["tokenizer.json", "tokenizer_config.json"]},
+}
+"""Every data source of the HELMET tasks; paths are relative to ``-T data_dir``."""
+
+
+class DataRoot:
+    """A folder laid out like HELMET's ``data/`` (``-T data_dir=``; the folder that holds ``data/`` works too)."""
+
+    def __init__(self, task: str, data_dir: str | None):
+        if not data_dir:
+            src = SOURCES["helmet"]
+            raise UserError(
+                f"{task}: HELMET's data is not bundled; it is the Hub dataset {src['hub']} ({src['file']}, "
+                f"{src['size']}). Unpack it and pass -T data_dir=<its data/ folder> (LongQA, Summ and ICL rows "
+                "come from other Hub datasets, as JSON lines files in the same folder: see tasks/helmet/README.md)")
+        p = Path(data_dir).expanduser()
+        if not p.is_dir():
+            raise UserError(f"{task}: data folder {data_dir!r} does not exist or is not a folder")
+        if (p / "data").is_dir() and not any((p / d).is_dir() for d in ("ruler", "kilt", "alce", "json_kv", "msmarco")):
+            p = p / "data"
+        self.task = task
+        self.root = p.resolve()
+        self.used: list[Path] = []
+
+    def path(self, rel: str, what: str = "") -> Path:
+        """A file under the root; ``rel`` may carry HELMET's ``data/`` prefix (as its configs write it)."""
+        rel = rel[5:] if rel.startswith("data/") else rel
+        p = (self.root / rel).resolve()
+        if self.root not in p.parents:
+            raise UserError(f"{self.task}: data path {rel!r} leaves the data folder")
+        if not p.is_file():
+            raise UserError(f"{self.task}: missing {what or 'data file'} {rel} under {self.root}"
+                            " (layout: tasks/helmet/README.md)")
+        if p not in self.used:
+            self.used.append(p)
+        return p
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "dir", "path": str(self.root),
+                "files": [str(p.relative_to(self.root)) for p in self.used],
+                "sha256": hash_paths(self.used, self.root) if self.used else None}
+
+
+def read_rows(path: Path, task: str) -> list[dict[str, Any]]:
+    """Rows of a HELMET data file: JSON lines, a JSON list, or ``{"data": [...]}`` (``load_dataset("json",
+    field="data")``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{task}: {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UserError(f"{task}: cannot read {path}: {exc.strerror}") from None
+    rows: Any
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        rows = _loads(stripped, path, task)
+    elif stripped.startswith("{") and path.suffix == ".json":
+        doc = _loads(stripped, path, task)
+        rows = doc.get("data") if isinstance(doc, dict) else None
+    else:
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                rows.append(_loads(line, path, task, n))
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise UserError(f"{task}: {path} must hold JSON objects (a JSON list, JSON lines or {{\"data\": [...]}})")
+    return rows
+
+
+def _loads(text: str, path: Path, task: str, line: int | None = None) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        where = f"{path}:{line}" if line else str(path)
+        raise UserError(f"{task}: {where}: not valid JSON ({str(exc)[:80]})") from None
+
+
+class Row(dict):
+    """A row whose missing keys read as None, as ``datasets`` fills columns a row lacks (so a template's
+    ``{title}`` on a passage without one renders ``None``, as in HELMET)."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+def fmt(template: str, row: dict[str, Any], **extra: Any) -> str:
+    """``template.format(**row, **extra)`` with missing keys rendered as ``None``."""
+    return template.format_map(Row({**row, **extra}))
+
+
+# -- HF datasets' sampling, written out -----------------------------------------------------------
+def permutation(n: int, seed: int) -> list[int]:
+    """``Dataset.shuffle(seed=seed)``: rows in the order of ``np.random.default_rng(seed).permutation(n)``."""
+    import numpy as np
+
+    return [int(i) for i in np.random.default_rng(seed).permutation(n)]
+
+
+class GlobalNumpyShuffles:
+    """``Dataset.shuffle()`` without a seed, call after call: each takes a seed from NumPy's global
+    generator state and advances it by one ``random()`` draw. HELMET's NarrativeQA and Multi-LexSum demos
+    are drawn this way; their global state is seeded by ``transformers.set_seed(seed)`` when the model
+    loads, so the sequence replayed here from ``np.random.RandomState(seed)`` is HELMET's when nothing else
+    drew from that state in between."""
+
+    def __init__(self, seed: int):
+        import numpy as np
+
+        self._rs = np.random.RandomState(seed)
+
+    def next_seed(self) -> int:
+        _, keys, pos, *_ = self._rs.get_state()
+        seed = int(keys[pos] if pos < 624 else keys[0])
+        self._rs.random_sample()
+        return seed
+
+    def permutation(self, n: int) -> list[int]:
+        return permutation(n, self.next_seed())
+
+
+def train_test_split(n: int, test_size: float, seed: int) -> tuple[list[int], list[int]]:
+    """``Dataset.train_test_split(test_size, seed=seed)`` row indices: (train, test)."""
+    import numpy as np
+
+    n_test = math.ceil(test_size * n)
+    n_train = n - n_test
+    perm = [int(i) for i in np.random.default_rng(seed).permutation(n)]
+    return perm[n_test:n_test + n_train], perm[:n_test]
+
+
+def first_unique(order: Iterable[int], rows: Sequence[dict[str, Any]], key: str, k: int) -> list[int]:
+    """``drop_duplicates(shuffled, key).select(range(k))``: the first ``k`` rows of ``order`` whose ``key``
+    value was not seen before."""
+    seen: set[Any] = set()
+    out: list[int] = []
+    for i in order:
+        v = rows[i].get(key)
+        if v in seen:
+            continue
+        seen.add(v)
+        out.append(i)
+        if len(out) == k:
+            break
+    if len(out) < k:
+        raise UserError(f"need {k} distinct demonstrations, found {len(out)}")
+    return out
+
+
+def sha_seed(text: str) -> int:
+    """``int(sha256(text).hexdigest(), 16)`` (HELMET's deterministic per-sample seeds)."""
+    import hashlib
+
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16)
