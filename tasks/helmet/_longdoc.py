@@ -13,13 +13,19 @@ without it the model's own tokenizer is used (recorded in ``describe``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from array import array
+from typing import Any, Iterator, Mapping
 
 from evalsuite.errors import UserError
 from evalsuite.task import Option
 from evalsuite.tokenizer import Tokenizer
+from evalsuite.types import Sample, sha256_text
 
 from ._base import HelmetTask, hf_offsets, templates
+
+SHARED_DOCS = 16
+_SHARED: dict[tuple[str, str], tuple[int, Any]] = {}
+"""(tokenizer, sha256 of a document) -> (tokens, token end offsets): the last ``SHARED_DOCS`` documents."""
 
 
 class LongDocTask(HelmetTask):
@@ -32,7 +38,13 @@ class LongDocTask(HelmetTask):
     def __init__(self, **opts: Any):
         super().__init__(**opts)
         self._doc_tok: Tokenizer | None = None
-        self._docs: dict[str, tuple[int, dict[int, int]]] = {}
+        self._counts: dict[str, int] = {}
+
+    def samples(self) -> Iterator[Sample]:
+        try:
+            yield from super().samples()
+        finally:
+            self._counts.clear()  # it holds the documents' texts
 
     def doc_tokenizer(self) -> Tokenizer:
         if self._doc_tok is None:
@@ -48,36 +60,42 @@ class LongDocTask(HelmetTask):
                                 "tokenizer (--model <folder> / -B tokenizer=<folder>)")
         return self._doc_tok
 
-    def _doc(self, text: str) -> tuple[int, dict[int, int]]:
-        """(tokens with special tokens, {pre-truncation length: character cut}) of a document, from one
-        encoding with offsets; cached per text (a document shared by several questions is encoded once)."""
-        info = self._docs.get(text)
+    def _doc(self, text: str) -> tuple[int, Any]:
+        """(tokens with special tokens, end offset of every token or None) of a document, from one encoding
+        with offsets, kept for the last ``SHARED_DOCS`` documents in a cache shared by the tasks of a run
+        (InfiniteBench QA, MC and Sum read the same books); token counts are kept per task for all."""
+        tok = self.doc_tokenizer()
+        key = (str(getattr(tok, "tokenizer_hash", id(tok))), sha256_text(text))
+        info = _SHARED.pop(key, None)
         if info is None:
-            tok = self.doc_tokenizer()
             offsets = hf_offsets(tok, text)
             if offsets is None:
-                n, cuts = len(tok.encode(text, add_special_tokens=True)), {}
+                info = (len(tok.encode(text, add_special_tokens=True)), None)
             else:
-                n = len(offsets)
-                sep = len(tok.encode(templates()["truncate_postfix"], add_special_tokens=True))
-                cuts = {lim: offsets[lim - sep][1] for lim in map(self.doc_limit, self.opts["lengths"]) if n > lim}
-            info = self._docs[text] = (n, cuts)
+                info = (len(offsets), array("l", (e for _, e in offsets)))
+        _SHARED[key] = info  # most recent last
+        while len(_SHARED) > SHARED_DOCS:
+            _SHARED.pop(next(iter(_SHARED)))
+        self._counts[text] = info[0]
         return info
 
     def n_tokens(self, text: str) -> int:
         """``len(tokenizer(text)["input_ids"])`` (special tokens included)."""
-        return self._doc(text)[0]
+        n = self._counts.get(text)
+        return n if n is not None else self._doc(text)[0]
 
     def pretruncate(self, text: str, length: int) -> str:
         """HELMET's ``truncate_llama2`` to ``length`` tokens: cut after the token at ``length - len(postfix
         tokens)`` (offsets with special tokens) and append the postfix."""
-        n, cuts = self._doc(text)
-        if n <= length:
+        if self.n_tokens(text) <= length:
             return text
-        if length not in cuts:
+        _, ends = self._doc(text)
+        if ends is None:
             raise UserError(f"{self.name}: the document tokenizer gives no character offsets (a fast "
                             "tokenizer is needed)")
-        return text[:cuts[length]] + templates()["truncate_postfix"]
+        postfix = templates()["truncate_postfix"]
+        sep = len(self.doc_tokenizer().encode(postfix, add_special_tokens=True))
+        return text[:ends[length - sep]] + postfix
 
     def doc_limit(self, length: int) -> int:
         """The pre-truncation length: the number at the end of HELMET's dataset name."""
