@@ -178,7 +178,16 @@ class HelmetTask(BaseTask):
         self._n_truncated = 0
         index = 0
         for L in self.opts["lengths"]:
-            for item in self._items(L, self._root):
+            try:
+                items = self._items(L, self._root)
+            except UserError:
+                raise
+            except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+                raise UserError(f"{self.name}: the {L} data rows are not in HELMET's format "
+                                f"({type(exc).__name__}: {str(exc)[:120]}); layout: tasks/helmet/README.md") from None
+            for item in items:
+                if not isinstance(item.fields.get("context", ""), str):
+                    raise UserError(f"{self.name}: row {item.key}: the context must be text")
                 if item.sized:
                     fields, n_tokens, truncated = item.fields, None, False
                 else:

@@ -23,7 +23,7 @@ from evalsuite.types import Record
 
 from ._base import HelmetTask, Item
 from ._data import DataRoot, fmt, permutation, read_rows, sha_seed, train_test_split
-from ._metrics import QA_METRICS, Analysis, HelmetMetric, calculate_metrics, parse_output
+from ._metrics import Analysis, HelmetMetric, calculate_metrics, parse_output
 
 ICL_DATA = {
     # dataset: (source key in _data.SOURCES, train split, test split, label field, number of labels)
@@ -112,8 +112,8 @@ class IclTask(HelmetTask):
             return out
 
         an = Analysis(fn)
-        names = ("exact_match",) + tuple(m for m in QA_METRICS if m != "exact_match")
-        return [HelmetMetric(m, an, "parsed:'label:'|norm:squad") for m in names]
+        # HELMET computes all of calculate_metrics; for a numeric label only these two say something
+        return [HelmetMetric(m, an, "parsed:'label:'|norm:squad") for m in ("exact_match", "substring_exact_match")]
 
     def data_sources(self) -> dict[str, Any]:
         from ._data import SOURCES
