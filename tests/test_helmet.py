@@ -187,6 +187,25 @@ def test_missing_file_names_the_layout(cli, tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("row, code", [
+    ('{"question": "q", "ctxs": []}', 2),                                   # no answers
+    ('{"question": "q", "answers": ["a"], "ctxs": [7]}', 2),                # a passage that is not an object
+    ('[1, 2]', 2),                                                           # not an object
+    ('{"question": "q", "answers": "a", "ctxs": [{"title": "t", "text": {"x": 1}}]}', 0),  # formats as HELMET's would
+])
+def test_rows_not_in_helmets_format_are_one_line(cli, tmp_path, row, code):
+    kilt = tmp_path / "data" / "kilt"
+    kilt.mkdir(parents=True)
+    (kilt / "nq-dev-multikilt_1000_k50_dep6.jsonl").write_text(row + "\n")
+    (kilt / "nq-train-multikilt_1000_k3_dep6.jsonl").write_text(
+        '{"question": "d", "answers": ["x"], "ctxs": []}\n{"question": "e", "answers": ["y"], "ctxs": []}\n')
+    r = cli("run", "--tasks", "helmet/kilt_nq", "--backend", "gold", "-T", f"data_dir={tmp_path / 'data'}",
+            "-T", "lengths=8k", "-T", "truncate=false", "--run-id", "badrow", "--no-progress")
+    assert r.returncode == code and "Traceback" not in r.stderr, r.stderr
+    if code == 2:
+        assert len(r.stderr.strip().splitlines()) == 1 and "helmet/kilt_nq" in r.stderr
+
+
 def test_truncation_needs_a_tokenizer(cli, tmp_path, helmet_data):
     r = cli("run", "--tasks", "helmet/json_kv", "--backend", "gold", "-T", f"data_dir={helmet_data}",
             "--run-id", "notok", "--no-progress")

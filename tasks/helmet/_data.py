@@ -21,32 +21,51 @@ from evalsuite.errors import UserError
 
 HELMET_COMMIT = "4526dfbdc512bd9ff721da336bff4e3e75ecfd27"
 
+HELMET_HUB_REVISION = "c5b85e7f0d954ffe71b3fe5b6d1da17a11094b1b"
 SOURCES: dict[str, dict[str, Any]] = {
-    # HELMET's own release: everything under data/ (ruler, json_kv, kilt, msmarco, alce, key points).
-    "helmet": {"hub": "princeton-nlp/HELMET", "repo_type": "dataset", "file": "data.tar.gz",
-               "revision": "dddb209d03e38f1f0faf76d6d05ef4ccf96240ee",
-               "revision_note": "seen pinned by a third-party loader; not verified here (no network)",
-               "unpacks_to": "data/", "size": "11.3 GB"},
-    # Hub datasets HELMET's data.py loads at run time, as local JSON lines files (one row per line).
-    "narrativeqa": {"hub": "deepmind/narrativeqa", "loaded_as": 'load_dataset("narrativeqa")',
+    # Declared in the shape of the data-on-demand engine's records (``Source``: host/repo/revision/files;
+    # ``ManualSource``: files/step), one entry per source; paths in ``files`` are relative to -T data_dir.
+    "helmet": {
+        "kind": "manual", "host": "hf", "repo": "princeton-nlp/HELMET", "repo_type": "dataset",
+        "revision": HELMET_HUB_REVISION, "archive": "data.tar.gz", "archive_size": 11_271_916_108,
+        "archive_sha256": "9d693981aa3c065b8b2ff82ddf946141cdc4ece4524f18bff6f3fbd2a86982d9",
+        "files": ("ruler/", "json_kv/", "kilt/", "msmarco/", "alce/", "infbench/longbook_sum_eng_keypoints.jsonl",
+                  "multi_lexsum/multi_lexsum_val.jsonl"),
+        "step": f"download data.tar.gz of the Hugging Face dataset princeton-nlp/HELMET at revision "
+                f"{HELMET_HUB_REVISION} (11.3 GB), unpack it (tar -xzf data.tar.gz) and pass "
+                "-T data_dir=<the data/ folder>",
+        "license": "HELMET: MIT; the data keep their sources' terms",
+        "page": "https://huggingface.co/datasets/princeton-nlp/HELMET",
+        "note": "size and sha256 as recorded by a third party, not verified here (no network); another "
+                "third-party loader pins revision dddb209d03e38f1f0faf76d6d05ef4ccf96240ee. Not fetched "
+                "automatically: an 11.3 GB archive (about 40 GB unpacked)."},
+    # Hub datasets HELMET's data.py loads at run time, as local JSON lines files (one Hub row per line);
+    # revisions are not pinned yet (no network here): the engine pins them on first fetch.
+    "narrativeqa": {"kind": "hf", "repo": "deepmind/narrativeqa", "revision": None,
+                    "loaded_as": 'load_dataset("narrativeqa")', "license": "Apache-2.0",
                     "files": {"train": "narrativeqa/train.jsonl", "test": "narrativeqa/test.jsonl"}},
-    "infbench": {"hub": "xinrongzhang2022/InfiniteBench", "loaded_as": 'load_dataset("xinrongzhang2022/infinitebench")',
+    "infbench": {"kind": "hf", "repo": "xinrongzhang2022/InfiniteBench", "revision": None, "license": "Apache-2.0",
+                 "loaded_as": 'load_dataset("xinrongzhang2022/infinitebench")',
                  "files": {"longbook_qa_eng": "infbench/longbook_qa_eng.jsonl",
                            "longbook_choice_eng": "infbench/longbook_choice_eng.jsonl",
                            "longbook_sum_eng": "infbench/longbook_sum_eng.jsonl"}},
-    "multi_lexsum": {"hub": "allenai/multi_lexsum", "config": "v20230518",
-                     "files": {"train": "multi_lexsum/train.jsonl", "validation": "multi_lexsum/validation.jsonl",
-                               "test": "multi_lexsum/test.jsonl"}},
-    "trec": {"hub": "CogComp/trec", "files": {"train": "icl/trec/train.jsonl", "test": "icl/trec/test.jsonl"}},
-    "banking77": {"hub": "PolyAI/banking77",
+    "multi_lexsum": {"kind": "hf", "repo": "allenai/multi_lexsum", "config": "v20230518", "revision": None,
+                     "license": "ODC-By", "files": {"train": "multi_lexsum/train.jsonl",
+                                                    "validation": "multi_lexsum/validation.jsonl",
+                                                    "test": "multi_lexsum/test.jsonl"}},
+    "trec": {"kind": "hf", "repo": "CogComp/trec", "revision": None,
+             "files": {"train": "icl/trec/train.jsonl", "test": "icl/trec/test.jsonl"}},
+    "banking77": {"kind": "hf", "repo": "PolyAI/banking77", "revision": None, "license": "CC-BY-4.0",
                   "files": {"train": "icl/banking77/train.jsonl", "test": "icl/banking77/test.jsonl"}},
-    "clinic150": {"hub": "clinc_oos", "config": "plus",
+    "clinic150": {"kind": "hf", "repo": "clinc_oos", "config": "plus", "revision": None, "license": "CC-BY-3.0",
                   "files": {"train": "icl/clinic150/train.jsonl", "validation": "icl/clinic150/validation.jsonl"}},
-    "nlu": {"hub": "xingkunliuxtracta/nlu_evaluation_data", "files": {"train": "icl/nlu/train.jsonl"}},
-    # The tokenizer HELMET pre-truncates LongQA/Summ documents with (``truncate_llama2``); -T doc_tokenizer=.
-    "llama2_tokenizer": {"hub": "meta-llama/Llama-2-7b-hf", "files": ["tokenizer.json", "tokenizer_config.json"]},
+    "nlu": {"kind": "hf", "repo": "xingkunliuxtracta/nlu_evaluation_data", "revision": None, "license": "CC-BY-4.0",
+            "files": {"train": "icl/nlu/train.jsonl"}},
+    # The tokenizer HELMET pre-truncates LongQA/Summ documents with (``truncate_llama2``): -T doc_tokenizer=.
+    "llama2_tokenizer": {"kind": "hf", "repo": "meta-llama/Llama-2-7b-hf", "repo_type": "model", "revision": None,
+                         "files": ("tokenizer.json", "tokenizer_config.json"), "note": "gated on the Hub"},
 }
-"""Every data source of the HELMET tasks; paths are relative to ``-T data_dir``."""
+"""Every data source of the HELMET tasks (tasks/helmet/README.md, "Data")."""
 
 
 class DataRoot:
@@ -54,11 +73,9 @@ class DataRoot:
 
     def __init__(self, task: str, data_dir: str | None):
         if not data_dir:
-            src = SOURCES["helmet"]
-            raise UserError(
-                f"{task}: HELMET's data is not bundled; it is the Hub dataset {src['hub']} ({src['file']}, "
-                f"{src['size']}). Unpack it and pass -T data_dir=<its data/ folder> (LongQA, Summ and ICL rows "
-                "come from other Hub datasets, as JSON lines files in the same folder: see tasks/helmet/README.md)")
+            raise UserError(f"{task}: HELMET's data is not downloaded automatically: {SOURCES['helmet']['step']} "
+                            "(LongQA, Summ and ICL rows come from other Hub datasets, as JSON lines files in the "
+                            "same folder: tasks/helmet/README.md)")
         p = Path(data_dir).expanduser()
         if not p.is_dir():
             raise UserError(f"{task}: data folder {data_dir!r} does not exist or is not a folder")
