@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 
 from evalsuite.errors import UserError
 from evalsuite.task import BaseTask, Option, TaskContext, parse_bool
@@ -49,19 +49,13 @@ def parse_lengths(v: str) -> tuple[int, ...]:
     """``8k,32k`` / ``8192,32768`` / ``all`` -> HELMET input lengths (only its five: 8K-128K)."""
     if str(v).strip().lower() == "all":
         return LENGTHS
-    out: list[int] = []
-    for part in str(v).replace(";", ",").split(","):
-        part = part.strip().lower()
-        if not part:
-            continue
-        n = int(part[:-1]) * 1024 if part.endswith("k") else int(part)
-        if n not in LENGTHS:
-            raise ValueError(f"{part}: HELMET's lengths are 8k, 16k, 32k, 64k, 128k")
-        if n not in out:
-            out.append(n)
-    if not out:
-        raise ValueError("no length given")
-    return tuple(out)
+    from evalsuite.tasks.ruler._base import parse_lengths as parse_any
+
+    out = parse_any(v)
+    bad = [n for n in out if n not in LENGTHS]
+    if bad:
+        raise ValueError(f"{bad[0]}: HELMET's lengths are 8k, 16k, 32k, 64k, 128k")
+    return out
 
 
 def _count(v: str) -> int:

@@ -159,6 +159,27 @@ def permutation(n: int, seed: int) -> list[int]:
     return [int(i) for i in np.random.default_rng(seed).permutation(n)]
 
 
+def shuffled_first(n_rows: int, n: int | None, seed: int) -> list[int]:
+    """``Dataset.shuffle(seed).select(range(min(n_rows, n)))`` as row indices (all rows in order when n is
+    None: HELMET only shuffles when ``max_test_samples`` is set)."""
+    if n is None:
+        return list(range(n_rows))
+    return permutation(n_rows, seed)[:min(n_rows, n)]
+
+
+def sample_by_key(rows: Sequence[dict[str, Any]], key: str, n: int | None, seed: int) -> list[int]:
+    """HELMET's question sampling (``load_qa``, ``load_msmarco_rerank``): ``random.sample`` of ``n`` of the
+    sorted distinct ``key`` values from ``random.Random(seed)`` (HELMET: the global ``random`` just
+    seeded), then every row with a drawn value, in file order."""
+    if n is None:
+        return list(range(len(rows)))
+    import random
+
+    keys = sorted({r.get(key) for r in rows})
+    chosen = set(random.Random(seed).sample(keys, min(n, len(keys))))
+    return [i for i, r in enumerate(rows) if r.get(key) in chosen]
+
+
 class GlobalNumpyShuffles:
     """``Dataset.shuffle()`` without a seed, call after call: each takes a seed from NumPy's global
     generator state and advances it by one ``random()`` draw. HELMET's NarrativeQA and Multi-LexSum demos

@@ -56,17 +56,16 @@ def parse_json_longqa(text: str) -> Any:
 
 def parse_json_summ(text: str) -> Any:
     """eval_gpt4_summ.py: the last ``{...}``; if that is not JSON, the last ```json fenced block."""
-    matches = re.findall(r"\{.*?\}", text, re.DOTALL)
-    if not matches:
+    if not re.search(r"\{.*?\}", text, re.DOTALL):
         return None
+    parsed = parse_json_longqa(text)
+    if parsed is not None:
+        return parsed
+    fenced = re.findall(r"(?:```json)(.+)(?:```)", text, re.DOTALL)
     try:
-        return json.loads(matches[-1])
-    except ValueError:
-        fenced = re.findall(r"(?:```json)(.+)(?:```)", text, re.DOTALL)
-        try:
-            return json.loads(fenced[-1])
-        except (ValueError, IndexError):
-            return None
+        return json.loads(fenced[-1])
+    except (ValueError, IndexError):
+        return None
 
 
 def parse_output_longqa(output: str, prefix: str = "Answer:") -> str | None:

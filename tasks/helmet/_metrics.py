@@ -246,7 +246,7 @@ class HelmetMetric:
         return MetricResult(self.name, value, self.signature(), ps, True, details)
 
 
-def qa_analysis(prefix_key: str = "prefix", parse_prefix: str = "Answer:") -> Analysis:
+def qa_analysis(parse_prefix: str = "Answer:") -> Analysis:
     """``default_post_process`` over every record: the metrics of the output (the answer prefix already
     prepended for completion prompts) and of its parsed form, max of each."""
 

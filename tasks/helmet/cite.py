@@ -25,7 +25,7 @@ from evalsuite.types import Generation, Sample, sha256_text
 from evalsuite.metrics.citation import CitationConfig, CitationNLI
 
 from ._base import HelmetTask, Item
-from ._data import DataRoot, fmt, permutation, read_rows
+from ._data import DataRoot, fmt, read_rows, shuffled_first
 from ._metrics import WithLengths
 
 
@@ -56,10 +56,8 @@ class HelmetAlceTask(HelmetTask):
             text = "\n\n\n".join(fmt(p["demo_prompt"], d, instruction=p["instruction"], context=self._doc_text(d["docs"]))
                                  for d in rng.sample(p["demos"], shots))
             demo_texts.append(text + "\n\n\n" if shots > 0 else text)
-        n = self.opts["max_test_samples"]
-        order = permutation(len(data), self.opts["seed"])[:min(len(data), n)] if n is not None else range(len(data))
         out = []
-        for i in order:
+        for i in shuffled_first(len(data), self.opts["max_test_samples"], self.opts["seed"]):
             r = data[i]
             docs = [{"title": d.get("title"), "text": d.get("text")} for d in (r.get("docs") or [])[:num_docs]]
             fields = {**r, "context": self._doc_text(r.get("docs", [])[:num_docs]), "demo_text": demo_texts[i],

@@ -19,10 +19,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from evalsuite.errors import UserError
-from evalsuite.types import Record, Sample
+from evalsuite.types import Record
 
-from ._base import Item
-from ._data import SOURCES, DataRoot, GlobalNumpyShuffles, fmt, permutation, read_rows
+from ._base import Item, templates
+from ._data import SOURCES, DataRoot, GlobalNumpyShuffles, fmt, permutation, read_rows, shuffled_first
 from ._judge import LongQaJudge, prompts_sha256
 from ._longdoc import LongDocTask
 from ._metrics import QA_METRICS, Analysis, HelmetMetric, calculate_metrics, parse_output, qa_analysis, qa_metrics
@@ -105,9 +105,7 @@ class InfBenchTask(LongDocTask):
         rows = [self._process(r) for r in self._rows(root)]
         shots, seed = self.opts["shots"], self.opts["seed"]
         kept = [i for i in range(len(rows)) if self.n_tokens(rows[i]["context"]) >= self.min_tokens]
-        n = self.opts["max_test_samples"]
-        if n is not None:
-            kept = [kept[j] for j in permutation(len(kept), seed)[:min(len(kept), n)]]
+        kept = [kept[j] for j in shuffled_first(len(kept), self.opts["max_test_samples"], seed)]
         limit = self.doc_limit(length)
         out = []
         for i in kept:
@@ -122,8 +120,6 @@ class InfBenchTask(LongDocTask):
         return out
 
     def tmpl_demos(self) -> str:
-        from ._base import templates
-
         return templates()["infbench_demos"]
 
     def _target(self, r: dict[str, Any]) -> dict[str, Any]:
@@ -179,5 +175,3 @@ class InfBenchChoiceTask(InfBenchTask):
         names = ("exact_match",) + tuple(m for m in QA_METRICS if m != "exact_match")
         return [HelmetMetric(m, an, "choice:max(raw,parsed)|letter_with_option_substring") for m in names]
 
-
-__all__ = ["InfBenchChoiceTask", "InfBenchQaTask", "NarrativeQaTask", "Sample"]

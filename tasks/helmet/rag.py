@@ -13,13 +13,12 @@ Metric: ``substring_exact_match`` (and HELMET's other QA metrics), max over the 
 from __future__ import annotations
 
 import math
-import random
 from typing import Any, Sequence
 
 from evalsuite.errors import UserError
 
 from ._base import HelmetTask, Item
-from ._data import DataRoot, first_unique, fmt, permutation, read_rows, sha_seed
+from ._data import DataRoot, first_unique, fmt, permutation, read_rows, sample_by_key, sha_seed
 from ._metrics import QA_METRICS, qa_analysis, qa_metrics
 
 
@@ -40,12 +39,7 @@ class KiltTask(HelmetTask):
             except (KeyError, TypeError, ValueError):
                 raise UserError(f"{self.name}: PopQA rows need a positive 's_pop'") from None
         key = "id" if any("id" in r for r in data) else "question"
-        rows = list(enumerate(data))
-        n = self.opts["max_test_samples"]
-        if n is not None:
-            keys = sorted({r.get(key) for r in data})
-            chosen = set(random.Random(self.opts["seed"]).sample(keys, min(n, len(keys))))
-            rows = [(i, r) for i, r in rows if r.get(key) in chosen]
+        rows = [(i, data[i]) for i in sample_by_key(data, key, self.opts["max_test_samples"], self.opts["seed"])]
         t = self.tmpl
         shots = self.opts["shots"]
         out = []

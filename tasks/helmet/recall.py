@@ -16,7 +16,7 @@ from evalsuite.task import Option
 from evalsuite.types import Record, Sample
 
 from ._base import HelmetTask, Item
-from ._data import DataRoot, fmt, permutation, read_rows
+from ._data import DataRoot, fmt, read_rows, shuffled_first
 from ._metrics import QA_METRICS, Analysis, HelmetMetric, best_of_parsed, ruler_recall
 
 RULER_CONFIGS = {"ruler_niah_mk_2": "niah_multikey_2", "ruler_niah_mk_3": "niah_multikey_3",
@@ -44,10 +44,8 @@ class RulerRecallTask(HelmetTask):
         if self.opts["source"] == "generate":
             return self._generated(length)
         rows = read_rows(root.path(self.spec.lengths[length].test_file, "RULER validation file"), self.name)
-        n = self.opts["max_test_samples"]
-        order = permutation(len(rows), self.opts["seed"])[:min(len(rows), n)] if n is not None else range(len(rows))
         out = []
-        for i in order:
+        for i in shuffled_first(len(rows), self.opts["max_test_samples"], self.opts["seed"]):
             r = rows[i]
             for k in ("context", "type_needle_v"):
                 if k not in r:
@@ -124,10 +122,8 @@ class JsonKvTask(HelmetTask):
     def _items(self, length: int, root: DataRoot) -> list[Item]:
         rows = read_rows(root.path(self.spec.lengths[length].test_file, "JSON KV file"), self.name)
         shots = self.opts["shots"]
-        n = self.opts["max_test_samples"]
-        order = permutation(len(rows), self.opts["seed"])[:min(len(rows), n)] if n is not None else range(len(rows))
         out = []
-        for i in order:
+        for i in shuffled_first(len(rows), self.opts["max_test_samples"], self.opts["seed"]):
             r = rows[i]
             demos = "\n\n".join(fmt(self.tmpl["demo"], {}, key=k, value=" " + v) for k, v in (r.get("demos") or [])[:shots])
             demos += "\n\n" if shots > 0 else ""

@@ -10,14 +10,13 @@ Metric: ``NDCG@10`` of the ranking parsed from the output against the passages' 
 
 from __future__ import annotations
 
-import random
 from typing import Any, Sequence
 
 from evalsuite.errors import UserError
 from evalsuite.types import Record, Sample
 
 from ._base import HelmetTask, Item
-from ._data import DataRoot, first_unique, fmt, permutation, read_rows, sha_seed
+from ._data import DataRoot, first_unique, fmt, permutation, read_rows, sample_by_key, sha_seed
 from ._metrics import Analysis, HelmetMetric, ndcg_cut, parse_rankings
 
 K_VALUES = (1, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -40,13 +39,8 @@ class MsMarcoTask(HelmetTask):
         for r in data + demos:
             if "qid" not in r or not isinstance(r.get("ctxs"), list) or not r["ctxs"]:
                 raise UserError(f"{self.name}: an MS MARCO row needs 'qid', 'query' and a non-empty 'ctxs' list")
-        rows = list(enumerate(data))
-        n = self.opts["max_test_samples"]
-        if n is not None:
-            key = "qid" if any("qid" in r for r in data) else "query"
-            keys = sorted({r.get(key) for r in data})
-            chosen = set(random.Random(self.opts["seed"]).sample(keys, min(n, len(keys))))
-            rows = [(i, r) for i, r in rows if r.get(key) in chosen]
+        key = "qid" if any("qid" in r for r in data) else "query"
+        rows = [(i, data[i]) for i in sample_by_key(data, key, self.opts["max_test_samples"], self.opts["seed"])]
         filtered = len(demos) > 2 * len(rows)
         if filtered:
             qids = {r["qid"] for _, r in rows}
