@@ -145,6 +145,9 @@ def test_summary_is_helmets_table():
     assert rows["helmet 8192 Recall"]["n_expected"] == 4
     assert rows["helmet 131072 LongQA"]["value"] == 40.0 and rows["helmet 131072 LongQA"]["n_tasks"] == 3
     assert rows["helmet 131072 Average"]["value"] == 45.0 and rows["helmet 131072 Average"]["n_categories"] == 2
+    assert list(rows["helmet 131072 Average"]["table_row"].items()) == [
+        ("Recall", 50.0), ("RAG", None), ("ICL", None), ("Cite", None), ("Re-rank", None), ("LongQA", 40.0),
+        ("Summ", None), ("Average", 45.0)]
     order = [r["name"] for r in summarize(scores)]
     assert order.index("helmet 8192 Average") < order.index("helmet 131072 Recall")
 

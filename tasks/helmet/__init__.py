@@ -129,7 +129,9 @@ def table(scores: Mapping[str, Any]) -> dict[int, dict[str, tuple[float, int, in
 
 def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows ``helmet <length> <Category>`` in HELMET's column order, then ``helmet <length> Average`` over
-    the categories present (HELMET's "Average" needs all seven: ``n_categories`` says how many it has)."""
+    the categories present (HELMET's "Average" needs all seven: ``n_categories`` says how many it has); the
+    Average row also carries ``table_row``, the whole row in the column order of HELMET's results sheet
+    (Recall, RAG, ICL, Cite, Re-rank, LongQA, Summ, Average)."""
     rows: list[dict[str, Any]] = []
     for L, cats in table(scores).items():
         for cat in CATEGORY_ORDER:
@@ -138,8 +140,11 @@ def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
                 rows.append({"name": f"helmet {L} {CATEGORY_TITLES[cat]}", "value": round(v, 2), "n_tasks": n,
                              "n_expected": total, "length": L, "category": cat})
         avg = [cats[c][0] for c in CATEGORY_ORDER if c in cats]
-        rows.append({"name": f"helmet {L} Average", "value": round(sum(avg) / len(avg), 2), "n_tasks": len(avg),
-                     "n_categories": len(avg), "n_expected": len(CATEGORY_ORDER), "length": L})
+        value = round(sum(avg) / len(avg), 2)
+        table_row = {CATEGORY_TITLES[c]: (round(cats[c][0], 2) if c in cats else None) for c in CATEGORY_ORDER}
+        rows.append({"name": f"helmet {L} Average", "value": value, "n_tasks": len(avg),
+                     "n_categories": len(avg), "n_expected": len(CATEGORY_ORDER), "length": L,
+                     "table_row": {**table_row, "Average": value}})
     return rows
 
 
