@@ -48,6 +48,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path, word_tokenizer_d
     env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)}
     r = subprocess.run([exe, "list", "tasks"], cwd=work, capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and "ruler/niah_single_1" in r.stdout, r.stderr
+    assert "helmet/multi_lexsum" in r.stdout  # HELMET's configs and prompts ship in the wheel
     essays = SHARED / "data" / "ruler" / "essays" / "PaulGrahamEssays"
     r = subprocess.run([exe, "run", "--tasks", "ruler/niah_single_1,ruler/niah_single_2,ruler/niah_single_3", "--backend", "gold", "--model", str(word_tokenizer_dir),
                         "-T", "length=1024", "-T", f"data_dir={essays}", "--limit", "3", "--json", "--run-id", "w"],

@@ -1,0 +1,1 @@
+"""HELMET run configurations copied byte-exact from upstream (see ../SOURCE.md); a package so wheels ship them."""
