@@ -30,12 +30,10 @@ text segmented once. Scores are unchanged (benchmarks/longbench_scorer.py compar
 
 from __future__ import annotations
 
-import logging
 import re
 import string
 import sys
 import threading
-import warnings
 from collections import Counter
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -117,7 +115,7 @@ def qa_f1_score(prediction: str, ground_truth: str, **_: Any) -> float:
 
 def _zh_tokens(text: str) -> list[str]:
     # Segment the raw text first, normalize each word after: punctuation only disappears word by word.
-    tokens = (normalize_zh_answer(t) for t in _jieba().cut(text, cut_all=False))
+    tokens = (normalize_zh_answer(t) for t in _jieba_cut(text))
     return [t for t in tokens if t]
 
 
@@ -281,22 +279,22 @@ def _rouge_l_batch(pairs: Sequence[tuple[str, str]], fn: str, fast: bool = True
     return out
 
 
-@lru_cache(maxsize=1)
 def _jieba() -> Any:
-    """jieba with its dictionary loaded once per process (the first load takes about a second)."""
-    try:
-        with warnings.catch_warnings():  # jieba imports pkg_resources, deprecated in new setuptools
-            warnings.simplefilter("ignore")
-            import jieba
-    except ImportError:
-        raise UserError("LongBench's Chinese metrics need jieba: pip install 'jieba>=0.42.1'") from None
-    jieba.setLogLevel(logging.WARNING)  # its "Building prefix dict..." lines would go to stderr
-    jieba.initialize()
-    return jieba
+    """jieba with its dictionary loaded once per process (``_jieba.jieba``: from our fast cache)."""
+    from ._jieba import jieba
+
+    return jieba()
+
+
+def _jieba_cut(text: str) -> list[str]:
+    """``list(jieba.cut(text, cut_all=False))``, each distinct block segmented once (``_jieba.cut``)."""
+    from ._jieba import cut
+
+    return cut(text)
 
 
 def _jieba_join(text: str) -> str:
-    return " ".join(_jieba().cut(text, cut_all=False))
+    return " ".join(_jieba_cut(text))
 
 
 def _check_rouge() -> None:
