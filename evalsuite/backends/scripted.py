@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import UserError
-from ..tokenizer import load_tokenizer, render_request, request_ids
+from ..tokenizer import load_tokenizer, render_request, request_token_count
 from ..types import Generation, Request, Sample, sha256_text
 from . import BaseBackend, parse_options
 
@@ -56,7 +56,8 @@ class _Scripted(BaseBackend):
             if self.opts["delay"]:
                 time.sleep(self.opts["delay"])
             g = self._answer(req)
-            prompt_tokens = len(request_ids(self.tokenizer, req)) if self.tokenizer else None
+            # the count planning made (RULER) or the carried ids: no second encoding of a long prompt
+            prompt_tokens = request_token_count(self.tokenizer, req) if self.tokenizer else None
             completion_tokens = len(self.tokenizer.encode(g.text)) if self.tokenizer and g.ok else None
             yield pos, Generation(text=g.text, finish_reason=g.finish_reason, error=g.error,
                                   prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
