@@ -35,8 +35,8 @@ untimed warm-up of each side (jieba's and evalsuite's dictionary caches):
 * evalsuite, per dataset: a subprocess of this script that reads and scores every file with
   ``records_from_official`` + ``LongBench(dataset).score`` the same way.
 
-Prints per-dataset medians, totals, the whole-process ratio ``evalsuite score-file / eval.py`` (target
-<= 0.12 on the 21 files), and whether all scores are equal (``--check-e`` also compares the LongBench-E
+Prints per-dataset medians, totals, the whole-process ratio ``evalsuite score-file / eval.py`` in wall
+time (target <= 0.12 on the 21 files) and in CPU time (user + sys of the child process), and whether all scores are equal (``--check-e`` also compares the LongBench-E
 length buckets with eval.py's ``scorer_e``, untimed). Exits 1 when a score differs.
 """
 
@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -109,6 +110,16 @@ def _worker_ours(pred_dir: Path) -> dict:
     return out
 
 
+def _child_cpu() -> float:
+    """CPU seconds (user + sys) of the finished child processes so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+CPU: dict[str, list[float]] = {"e2e": [], "cli": []}
+"""Per-round CPU seconds of the two whole-process sides (a busy machine distorts these far less)."""
+
+
 def _run_json(cmd: list[str]) -> tuple[dict, float]:
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -124,10 +135,11 @@ def _cli_end_to_end(pred_dir: Path, scratch: Path) -> tuple[dict, float]:
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "evalsuite.cli"]
     result = scratch / "evalsuite_result.json"
     result.unlink(missing_ok=True)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _child_cpu()
     proc = subprocess.run(cmd + ["score-file", str(pred_dir), "--json", "--result-json", str(result)],
                           capture_output=True, text=True)
     wall = time.perf_counter() - t
+    CPU["cli"].append(_child_cpu() - cpu)
     if proc.returncode != 0:
         raise SystemExit(f"evalsuite score-file failed:\n{proc.stderr[-3000:]}")
     json.loads(proc.stdout)  # the --json document parses
@@ -137,10 +149,11 @@ def _cli_end_to_end(pred_dir: Path, scratch: Path) -> tuple[dict, float]:
 def _official_end_to_end(py: str, official_dir: str, scratch: Path) -> tuple[dict, float]:
     result = scratch / "pred" / "run" / "result.json"
     result.unlink(missing_ok=True)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _child_cpu()
     proc = subprocess.run([py, str(Path(official_dir) / "eval.py"), "--model", "run"], cwd=scratch,
                           capture_output=True, text=True)
     wall = time.perf_counter() - t
+    CPU["e2e"].append(_child_cpu() - cpu)
     if proc.returncode != 0:
         raise SystemExit(f"official eval.py failed:\n{proc.stderr[-3000:]}")
     return json.loads(result.read_text()), wall
@@ -240,6 +253,9 @@ def main() -> None:
     ratios = [c / e for c, e in zip(cli_wall, e2e)]
     print(f"ratio evalsuite score-file / official eval.py, whole process: {mcli / me2e:.3f} (median of the "
           f"per-round ratios {statistics.median(ratios):.3f}; target <= 0.12)")
+    ce, cc = statistics.median(CPU["e2e"][1:]), statistics.median(CPU["cli"][1:])  # [0]: the warm-ups
+    print(f"median CPU seconds, whole process: official eval.py {ce:.2f}s, evalsuite score-file {cc:.2f}s, "
+          f"ratio {cc / ce:.3f}")
     print(f"scores equal on {len(per_off) - len(mismatches)}/{len(per_off)} datasets"
           + (f" (official result.json {expected_path})" if expected is not None else "")
           + (f"; DIFFER: {', '.join(sorted(mismatches))}" if mismatches else ""))
