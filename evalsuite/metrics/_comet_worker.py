@@ -144,11 +144,22 @@ def score(request: dict[str, Any]) -> dict[str, Any]:
         want = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(want)
     model.to(device)
-    threads = None
-    if device.type == "cpu":
-        threads = cpu_threads(model, request.get("threads"))
+    threads = cpu_threads(model, request.get("threads")) if device.type == "cpu" else None
+    saved_threads = torch.get_num_threads()
+    try:
         if threads is not None:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(threads)  # process-wide: put back below (in-process mode shares torch)
+        return _score_loaded(model, items, keys, device, request, info, ckpt, t0, t_load)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _score_loaded(model: Any, items: list[dict[str, Any]], keys: tuple[str, ...], device: Any,
+                  request: dict[str, Any], info: dict[str, Any], ckpt: Path, t0: float, t_load: float
+                  ) -> dict[str, Any]:
+    import torch
+
+    needs_ref = "ref" in keys
 
     # identical inputs (as this model reads them) are scored once
     unique: dict[tuple[str, ...], int] = {}
