@@ -35,16 +35,9 @@ WINDOW = 3  # walks of limit-WINDOW .. limit+WINDOW steps
 
 
 def _longest_walk(hyp: str, ref: str) -> int:
-    from evalsuite.metrics import _rouge_l as rl
+    from evalsuite.metrics._rouge_l import longest_walk
 
-    h = rl.prepare(hyp)
-    worst = 0
-    for sent in rl.sentences(ref):
-        x = sent.split(" ")
-        rows = rl._rows(x, h)
-        for y, off in zip(h.words, h.offsets):
-            worst = max(worst, rl.walk(x, y, rows, h.masks, off)[1])
-    return worst
+    return longest_walk(hyp, ref)
 
 
 def _words(prefix: str, n: int) -> list[str]:

@@ -110,13 +110,7 @@ def test_official_walk_limit_rule():
 
 
 def _walk_of(hyp: str, ref: str) -> int:
-    h = rl.prepare(hyp)
-    worst = 0
-    for sent in rl.sentences(ref):
-        x = sent.split(" ")
-        rows = rl._rows(x, h)
-        worst = max([worst] + [rl.walk(x, y, rows, h.masks, off)[1] for y, off in zip(h.words, h.offsets)])
-    return worst
+    return rl.longest_walk(hyp, ref)
 
 
 def _boundary_pairs(limit: int, rnd: random.Random) -> list[tuple[str, str, int]]:

@@ -210,3 +210,19 @@ def prepare(hyp: str) -> _Hypothesis | None:
     when it has no sentence."""
     sents = sentences(hyp)
     return _Hypothesis(sents) if sents else None
+
+
+def longest_walk(hyp: str, ref: str) -> int:
+    """The longest back-trace (steps) rouge makes for this text pair: what decides RecursionError
+    (``rouge_l`` fails the pair when it exceeds ``max_steps``). 0 when a side has no sentence."""
+    h = prepare(hyp)
+    worst = 0
+    if h is None:
+        return 0
+    for sent in sentences(ref):
+        x = sent.split(" ")
+        rows = _rows(x, h)
+        positions: dict[str, list[int]] = {}
+        for y, off in zip(h.words, h.offsets):
+            worst = max(worst, walk(x, y, rows, h.masks, off, positions)[1])
+    return worst
