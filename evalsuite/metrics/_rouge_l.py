@@ -161,13 +161,18 @@ def rouge_l(hyp: str | _Hypothesis, ref: str, max_steps: int) -> tuple[float, st
     ref_sents = sentences(ref)
     if h is None or not ref_sents:
         return 0.0, "ValueError"
+    refs = [sent.split(" ") for sent in ref_sents]
+    # A walk ends on the first row or column, so it is at least as long as the shorter side: when both
+    # a reference and a hypothesis sentence are longer than max_steps, the pair fails whatever the
+    # words (decided here without building tables that size).
+    if max(map(len, refs)) > max_steps and max(map(len, h.words)) > max_steps:
+        return 0.0, "RecursionError"
     masks = h.masks
     union: set[str] = set()
     union_cols = 0  # the hypothesis columns holding a word already in the union
     ref_distinct: set[str] = set()
     failed = False
-    for sent in ref_sents:
-        x = sent.split(" ")
+    for x in refs:
         ref_distinct.update(x)
         if failed:
             continue
