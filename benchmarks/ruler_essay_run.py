@@ -32,14 +32,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 ESSAYS = REPO.parent / "shared" / "data" / "ruler" / "essays" / "PaulGrahamEssays.json"
 
-BEFORE = """
+OLD_PUNKT = """
 import nltk, punkt.data.english  # what the old splitter imported
 import evalsuite.tasks.ruler._punkt as splitter
 splitter.english_parameters = lambda: punkt.data.english  # and where it took the parameters from
+"""
+OLD_COUNT = """
 import evalsuite.backends.scripted as sc
 from evalsuite.tokenizer import request_ids
 sc.request_token_count = lambda tok, req: len(request_ids(tok, req))  # the old count: encode again
 """
+PRELUDES = {"before": OLD_PUNKT + OLD_COUNT, "punkt-only": OLD_COUNT, "after": ""}
+"""before: both old; punkt-only: the new splitter, backends still encode again; after: both new."""
 
 RUN = """
 import sys
@@ -55,7 +59,7 @@ def _child_cpu() -> float:
 
 
 def _run(side: str, args: list[str]) -> tuple[float, float, str]:
-    code = RUN.format(prelude=BEFORE if side == "before" else "", args=args)
+    code = RUN.format(prelude=PRELUDES[side], args=args)
     cpu0, t0 = _child_cpu(), time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     wall, cpu = time.perf_counter() - t0, _child_cpu() - cpu0
@@ -73,18 +77,21 @@ def main() -> None:
     ap.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the embedded SmolLM2's)")
     ap.add_argument("--data-file", default=str(ESSAYS))
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also a middle side (new splitter, old counting) to split the saving between the two")
     args = ap.parse_args()
     if args.tokenizer is None:
         from evalsuite.backends.embedded import ensure_tokenizer
 
         args.tokenizer = str(ensure_tokenizer())
 
-    wall: dict[str, list[float]] = {"before": [], "after": []}
-    cpu: dict[str, list[float]] = {"before": [], "after": []}
+    sides = ["before", "after"] + (["punkt-only"] if args.breakdown else [])
+    wall: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}
     outputs: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds + 1):  # round 0 warms the caches (data, tokenizer) and is not counted
-            for side in (("before", "after") if r % 2 == 0 else ("after", "before")):
+            for side in (sides if r % 2 == 0 else sides[::-1]):
                 out = Path(tmp) / f"{side}-{r}"
                 cli = ["run", "--tasks", args.task, "--backend", args.backend, "--model", args.tokenizer,
                        "-T", f"length={args.length}", "-T", f"data_file={args.data_file}", "--limit",
@@ -100,14 +107,19 @@ def main() -> None:
                     wall[side].append(w)
                     cpu[side].append(c)
             if r:
-                print(f"round {r}: before {wall['before'][-1]:.2f}s wall / {cpu['before'][-1]:.2f}s cpu | "
-                      f"after {wall['after'][-1]:.2f}s wall / {cpu['after'][-1]:.2f}s cpu", flush=True)
+                print(f"round {r}: " + " | ".join(f"{k} {wall[k][-1]:.2f}s wall / {cpu[k][-1]:.2f}s cpu"
+                                                  for k in sides), flush=True)
     mb, ma = statistics.median(wall["before"]), statistics.median(wall["after"])
     cb, ca = statistics.median(cpu["before"]), statistics.median(cpu["after"])
     print(f"\n{args.task} at {args.length} tokens, {args.limit} samples, backend {args.backend}, {args.rounds} rounds")
     print(f"median wall: before {mb:.2f}s, after {ma:.2f}s, after/before {ma / mb:.3f} (saved {mb - ma:.2f}s)")
     print(f"median CPU:  before {cb:.2f}s, after {ca:.2f}s, after/before {ca / cb:.3f} (saved {cb - ca:.2f}s)")
-    same = outputs["before"] == outputs["after"] and outputs["before_tokens"] == outputs["after_tokens"]
+    if args.breakdown:
+        mp, cp = statistics.median(wall["punkt-only"]), statistics.median(cpu["punkt-only"])
+        print(f"breakdown (CPU): Punkt without nltk's init saves {cb - cp:.2f}s, planned token counts "
+              f"{cp - ca:.2f}s (wall {mb - mp:.2f}s / {mp - ma:.2f}s)")
+    same = all(outputs[k] == outputs["after"] and outputs[k + "_tokens"] == outputs["after_tokens"]
+               for k in sides)
     print(f"scores and recorded prompt_tokens identical: {'yes' if same else 'NO'}")
     sys.exit(0 if same else 1)
 
