@@ -11,7 +11,8 @@ Sides, alternated ``--repeats`` times in one run (ratio of medians):
 * ``ours``: ``Comet(model=<ckpt>, python=<comet env>).score(records)`` from this environment: worker
   subprocess, identical triples once, length-sorted batches of 64 (CPU default), fp32.
 
-Both wall times include starting Python and importing comet. Scoring only is compared in one process
+Both wall times include starting Python and importing comet; CPU seconds (user + sys, ours including
+this process's part) are reported beside them, as a busy machine distorts them less. Scoring only is compared in one process
 inside the COMET environment, alternating sides ``--repeats`` times: ``predict`` = upstream
 ``model.predict(samples)`` with its API defaults (batch_size 16, fp32, length batching by source length)
 on an already loaded model, vs ``ours`` = the worker's ``score()`` (which also loads the checkpoint each
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,6 +60,12 @@ for rep in range(int(sys.argv[4])):
         res[side].append(time.perf_counter() - t0)
 print(json.dumps(res))
 """
+
+
+def _cpu() -> float:
+    """CPU seconds (user + sys) of this process and its finished children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def triples() -> list[dict[str, str]]:
@@ -102,11 +110,12 @@ def main() -> int:
         (d / "data.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         (d / "predict.py").write_text(PREDICT)
         times: dict[str, list[float]] = {"cli": [], "ours": []}
+        cpu: dict[str, list[float]] = {"cli": [], "ours": []}  # child CPU s (user + sys); ours adds our own
         score_only: list[float] = []
         values: dict[str, float] = {}
         for rep in range(a.repeats):
             for side in (("cli", "ours") if rep % 2 == 0 else ("ours", "cli")):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), _cpu()
                 if side == "cli":
                     out = subprocess.run(cli_cmd, capture_output=True, text=True, check=True)
                     values["cli"] = float(out.stdout.strip().split()[-1])
@@ -115,6 +124,7 @@ def main() -> int:
                     values["ours"] = res.value / 100
                     score_only.append(res.details["timings"]["score_s"])
                 times[side].append(time.perf_counter() - t0)
+                cpu[side].append(_cpu() - c0)
                 print(f"rep {rep} {side}: {times[side][-1]:.1f} s", file=sys.stderr)
 
         out = subprocess.run([str(py), "-I", str(d / "predict.py"), str(ckpt), str(d / "data.json"), str(REPO),
@@ -127,6 +137,8 @@ def main() -> int:
         "median_wall_s": {k: round(v, 2) for k, v in med.items()},
         "segments_per_s": {k: round(len(data) / v, 1) for k, v in med.items()},
         "ratio_cli_over_ours": round(med["cli"] / med["ours"], 2),
+        "cpu_s": {k: [round(x, 2) for x in v] for k, v in cpu.items()},
+        "ratio_cli_over_ours_cpu": round(statistics.median(cpu["cli"]) / statistics.median(cpu["ours"]), 2),
         "ours_score_only_s": [round(x, 2) for x in score_only],
         "in_process_s": {k: [round(x, 2) for x in v] for k, v in inproc.items()},
         "ratio_predict16_over_ours_in_process": round(statistics.median(inproc["predict"])

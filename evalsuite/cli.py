@@ -34,6 +34,7 @@ examples:
   evalsuite show results/<run-id> --samples --failed
   evalsuite score-file preds.jsonl --metric string_match_all
   evalsuite export results/run-a results/run-b --table samples -o samples.parquet
+  evalsuite score-file pred/llama2-7b-chat-4k/ --result-json result.json         # LongBench's eval.py, faster
 
 `evalsuite run` exit status: 0 complete; 2 usage error (nothing was run); 3 partial (requests failed or
 planned samples are missing; what finished is saved and the same command resumes); 130 interrupted.
@@ -184,14 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="when another process is writing this run folder, wait for it instead of exiting 2")
     _add_judge_args(sc)
 
-    sf = sub.add_parser("score-file", help="score predictions produced elsewhere",
-                        description="Score a JSONL file. With --metric: lines carry `prediction` and "
-                                    "`references` (plus fields the metric needs). With --task: lines in that "
-                                    "benchmark's official prediction format. Prints JSON.")
-    sf.add_argument("file")
-    g = sf.add_mutually_exclusive_group(required=True)
+    sf = sub.add_parser("score-file", help="score predictions produced elsewhere (files and folders)",
+                        description="Score prediction files in one process. A folder means its *.jsonl files. "
+                                    "With --metric: lines carry `prediction` and `references` (plus fields the "
+                                    "metric needs). With --task TASK: lines in that benchmark's official "
+                                    "prediction format. With --task GROUP (longbench, longbench_e, ruler, ...) or "
+                                    "neither (longbench): each file's task is the group member its name gives, "
+                                    "filename.split('.')[0] as LongBench's eval.py reads pred/<model>/. One file: "
+                                    "prints its JSON; several: one table (--json for JSON).")
+    sf.add_argument("files", nargs="+", metavar="PATH", help="prediction files (.jsonl) or folders of them")
+    g = sf.add_mutually_exclusive_group()
     g.add_argument("--metric", help="metric name (see `evalsuite list metrics`)")
-    g.add_argument("--task", help="task whose official prediction format the file is in")
+    g.add_argument("--task", help="task, or group whose member each file names (default: longbench)")
+    sf.add_argument("--json", action="store_true", help="print JSON (always, for a single file)")
+    sf.add_argument("--result-json", metavar="FILE",
+                    help="also write upstream's result.json there: {dataset: score} as eval.py writes it")
 
     sh = sub.add_parser("show", help="print a run's scores, or its per-sample results")
     sh.add_argument("run", help="run folder (results/<run-id>) or run id")
@@ -435,9 +443,20 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_score_file(args: argparse.Namespace) -> int:
-    from .scorefile import score_file
+    from pathlib import Path
 
-    print(json.dumps(score_file(args.file, metric=args.metric, task=args.task), indent=2, ensure_ascii=False))
+    from .scorefile import print_table, score_files, write_result_json
+
+    results = score_files(args.files, metric=args.metric, task=args.task)
+    if args.result_json:
+        write_result_json(results, args.result_json)
+    if len(results) == 1 and len(args.files) == 1 and Path(args.files[0]).is_file():
+        out = {k: v for k, v in results[0].items() if k not in {"file", "dataset", "official"}}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    elif args.json:
+        print(json.dumps({"files": results}, indent=2, ensure_ascii=False))
+    else:
+        print_table(results)
     return 0
 
 

@@ -128,6 +128,8 @@ class Registry:
         return self.metrics[name]
 
     def _load_tasks_for(self, name: str) -> None:
+        if name in self.tasks or name in self.groups:
+            return  # already registered: no entry-point scan (tens of ms each)
         prefix = name.split("/", 1)[0]
         self._load_kind("task", only=prefix)
         if name not in self.tasks and name not in self.groups:

@@ -12,6 +12,8 @@ Optional hooks a task may define:
   the runner applies it on token ids and counts truncated samples.
 * ``official_records(rows) -> list[Record]``: read the benchmark's official prediction format for
   ``evalsuite score-file --task``.
+* ``official_summary(metric_result) -> Any``: the file's entry in the official scorer's result file
+  (``score-file --result-json``); default: the first metric's value rounded to 2 decimals.
 
 Optional metadata, read (without instantiating the task) by the leaderboard and reports through
 :func:`task_metadata`; it lives once, with the task:

@@ -55,6 +55,16 @@ def request_ids(tok: Tokenizer, req: Request) -> list[int]:
     return tok.encode(render_request(tok, req), add_special_tokens=raw)
 
 
+def request_token_count(tok: Tokenizer, req: Request) -> int:
+    """``len(request_ids(tok, req))`` without encoding when the request carries its ids or the count
+    planning made with this tokenizer (``Request.token_count``)."""
+    if req.prompt_ids is not None:
+        return len(req.prompt_ids)
+    if req.token_count is not None:
+        return req.token_count
+    return len(request_ids(tok, req))
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

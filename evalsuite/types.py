@@ -132,6 +132,11 @@ class Request:
     prompt_ids: tuple[int, ...] | None = None
     truncated: bool = False
     """True when the runner cut the prompt to the task's token budget."""
+    token_count: int | None = None
+    """Tokens the model sees for this prompt (what ``tokenizer.request_ids`` gives), when planning has
+    counted them already (RULER fits every prompt to a length with the backend's tokenizer): backends
+    that only count use it instead of encoding the prompt again (``tokenizer.request_token_count``).
+    Derived from the prompt, so not part of ``prompt_hash`` or ``key``; ``prompt_ids`` wins when set."""
 
     @property
     def is_chat(self) -> bool:
@@ -192,6 +197,8 @@ class Request:
         }
         if self.prompt_ids is not None:
             d["prompt_ids"] = list(self.prompt_ids)
+        if self.token_count is not None:
+            d["token_count"] = self.token_count
         return d
 
     @staticmethod
@@ -204,7 +211,7 @@ class Request:
                        params=GenParams.from_dict(d["params"]),
                        use_chat_template=d.get("use_chat_template", True),
                        prompt_ids=tuple(ids) if ids is not None else None,
-                       truncated=d.get("truncated", False))
+                       truncated=d.get("truncated", False), token_count=d.get("token_count"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import UserError
 from ..store import valid_text
-from ..tokenizer import load_tokenizer, render_request, request_ids
+from ..tokenizer import load_tokenizer, render_request, request_token_count
 from ..types import Generation, Request, Sample, sha256_text
 from . import BaseBackend, parse_options
 
@@ -84,7 +84,8 @@ class _Scripted(BaseBackend):
             if self.opts["delay"]:
                 time.sleep(self.opts["delay"])
             g = self._answer(req)
-            prompt_tokens = len(request_ids(self.tokenizer, req)) if self.tokenizer else None
+            # the count planning made (RULER) or the carried ids: no second encoding of a long prompt
+            prompt_tokens = request_token_count(self.tokenizer, req) if self.tokenizer else None
             # counted on the valid text; the runner repairs (and records) the stored one
             completion_tokens = (len(self.tokenizer.encode(valid_text(g.text)[0]))
                                  if self.tokenizer and g.ok and isinstance(g.text, str) else None)

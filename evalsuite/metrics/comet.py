@@ -93,12 +93,20 @@ class Comet:
 
     def __init__(self, model: str | None = None, python: str | None = None, batch_size: int | str | None = None,
                  device: str | None = None, storage: str | None = None, timeout: float | str | None = None,
-                 name: str | None = None):
+                 name: str | None = None, threads: int | str | None = None):
         self.model = model or os.environ.get("EVALSUITE_COMET_MODEL") or self.default_model
         self.python = python or os.environ.get("EVALSUITE_COMET_PYTHON") or None
         bs = batch_size or os.environ.get("EVALSUITE_COMET_BATCH_SIZE")
         self.batch_size = int(bs) if bs else None
         self.device = device or os.environ.get("EVALSUITE_COMET_DEVICE") or "auto"
+        th = threads or os.environ.get("EVALSUITE_COMET_THREADS")
+        try:
+            self.threads = int(th) if th not in (None, "", "auto") else None
+        except ValueError:
+            raise UserError(f"EVALSUITE_COMET_THREADS / threads must be a positive integer or auto, got {th!r}") \
+                from None
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"COMET threads must be a positive integer, got {th!r}")
         self.storage = storage
         self.timeout = float(timeout) if timeout else None
         if name:
@@ -127,7 +135,7 @@ class Comet:
                                 f"evalsuite:{self.version}")
         details = {"scale": 100.0, "system_score": sum(seg) / len(seg), "n_segments": len(seg),
                    "n_unique": resp.get("n_unique"), "model": m, "versions": resp.get("versions"),
-                   "device": resp.get("device"), "batch_size": resp.get("batch_size"),
+                   "device": resp.get("device"), "batch_size": resp.get("batch_size"), "threads": resp.get("threads"),
                    "mode": resp.get("mode"), "timings": resp.get("timings")}
         return MetricResult(name=self.name, value=100.0 * sum(seg) / len(seg), signature=self._last_signature,
                             per_sample=tuple(seg), higher_is_better=True, details=details)
@@ -192,7 +200,7 @@ class Comet:
         model, local_only = self._resolved_model()
         bs = self.batch_size
         return {"model": model, "items": items, "batch_size": bs, "device": self.device,
-                "local_files_only": local_only, "storage": self.storage}
+                "local_files_only": local_only, "storage": self.storage, "threads": self.threads}
 
     def run(self, items: list[dict[str, str]]) -> dict[str, Any]:
         """Score unique items with the worker; returns its response (plus ``mode``)."""

@@ -14,33 +14,33 @@ Behaviour kept from upstream on purpose (each is load-bearing for parity):
 * ``code_sim_score`` takes the first line with none of "`", "#", "//" -- an empty line qualifies -- and
   compares it with fuzzywuzzy 0.18's ``fuzz.ratio`` on the pure-Python ``difflib`` matcher (what the
   official numbers were made with; python-Levenshtein moves the code scores by about 2 points).
-* ``rouge_score`` uses the PyPI ``rouge`` package (pltrdy, 1.0.1), whose ROUGE-L back-trace is
-  recursive: any exception (empty text, or RecursionError on a long sentence pair) scores 0.0. We keep
-  the zeros but count them in ``details``, and make the same pairs fail as in the official run (see
-  ``_recursion_budget``).
+* ``rouge_score`` is ROUGE-L as the PyPI ``rouge`` package (pltrdy, 1.0.1) computes it, and that
+  package's back-trace is recursive: any exception (empty text, or RecursionError on a long sentence
+  pair) scores 0.0 upstream. We compute the same numbers without recursion (``_rouge_l``) and fail
+  exactly the pairs the official run fails, by an explicit rule on the back-trace's length
+  (``_rouge_l.official_max_steps``); the zeros are counted in ``details``.
 * LongBench-E buckets are averaged as numpy averages them (pairwise summation, ``np.round``).
 
 Speed: the official scorer spends nearly all its time filling rouge's pure-Python LCS tables (one per
-pair of reference and predicted sentences). We give rouge a bit-parallel table with the same values
-(``_LcsTable``) and keep the rest of rouge's code path, call only ROUGE-L (the official call also
-computes ROUGE-1/2 and drops them), load jieba once and segment each text once. Scores are unchanged;
-on the golden files the scorer is several times faster than eval.py (benchmarks/longbench_scorer.py).
+pair of reference and predicted sentences) and recursing through them. ``_rouge_l`` fills the tables
+bit-parallel for all predicted sentences at once and walks them back by jumps; only ROUGE-L is computed
+(the official call also computes ROUGE-1/2 and drops them); jieba is loaded once per process and each
+text segmented once. Scores are unchanged (benchmarks/longbench_scorer.py compares with eval.py).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import string
 import sys
 import threading
-import warnings
 from collections import Counter
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import UserError
 from ..types import Generation, MetricResult, Record, Sample
+from . import _rouge_l as _rl
 
 DATASET_METRIC: Mapping[str, str] = {
     "narrativeqa": "qa_f1_score",
@@ -115,7 +115,7 @@ def qa_f1_score(prediction: str, ground_truth: str, **_: Any) -> float:
 
 def _zh_tokens(text: str) -> list[str]:
     # Segment the raw text first, normalize each word after: punctuation only disappears word by word.
-    tokens = (normalize_zh_answer(t) for t in _jieba().cut(text, cut_all=False))
+    tokens = (normalize_zh_answer(t) for t in _jieba_cut(text))
     return [t for t in tokens if t]
 
 
@@ -205,15 +205,17 @@ def code_sim_score(prediction: str, ground_truth: str, **_: Any) -> float:
 
 
 # -- ROUGE-L (rouge 1.0.1) ------------------------------------------------------------------------------
-# Frames the official run leaves for rouge's ROUGE-L, counted from rouge_l_summary_level (it, _union_lcs,
-# _recon_lcs, then N + 1 nested _recon for an N-word sentence). Measured with the official eval.py run as
-# `python eval.py` (recursion limit 1000) on CPython 3.11, 3.12 and 3.13: an N-word sentence back-traces
-# up to N = 990 and raises from N = 991 (rouge_score); rouge_zh_score adds one frame (989 / 990). On
-# CPython 3.10 the official run fails one word earlier, and so does ours there (checked on 3.10.13).
-_ROUGE_FRAMES = {"rouge_score": 994, "rouge_zh_score": 993}
+# The longest back-trace rouge completes inside the official eval.py before RecursionError (the pair then
+# scores 0 there): see _rouge_l.official_max_steps, measured on CPython 3.10-3.13.
+ROUGE_VERSION = "1.0.1"
+"""The rouge release whose ROUGE-L (values and failing pairs) ``_rouge_l`` reproduces; in the signature."""
+_MAX_STEPS = {fn: _rl.official_max_steps(fn) for fn in ("rouge_score", "rouge_zh_score")}
+# The same budget as frames above rouge_l_summary_level's caller, for running rouge itself (audit path):
+# rouge_l_summary_level, _union_lcs, _recon_lcs, then steps + 1 nested _recon.
+_ROUGE_FRAMES = {fn: steps + 4 for fn, steps in _MAX_STEPS.items()}
 
 _rouge_lock = threading.Lock()
-"""Held while the recursion limit is moved and rouge's table function is swapped (both process-wide)."""
+"""Held while the recursion limit is moved (process-wide) for the audit path."""
 
 
 def _dive(depth: int) -> int:
@@ -227,11 +229,10 @@ def _recursion_budget(frames: int) -> int:
     """Set the recursion limit so that exactly ``frames`` Python frames fit above the caller's frame;
     return the old limit.
 
-    rouge's back-trace recurses once per step, so whether a sentence pair raises RecursionError depends
-    on how deep the stack already is. Upstream calls rouge from a shallow script; we are called from the
-    CLI, the runner, pytest or a notebook. Measuring the room left (``_dive``) and moving the limit by the
-    difference makes exactly the official pairs fail wherever we run. The limit is process-wide, so
-    callers hold ``_rouge_lock`` and restore it.
+    Only for running rouge 1.0.1 itself (``LongBench(fast_lcs=False)``, the audit path the tests compare
+    with): its recursive back-trace fails by the stack room left, so the room is measured (``_dive``) and
+    the limit moved by the difference, to give rouge the official eval.py's room wherever we run. The
+    limit is process-wide: callers hold ``_rouge_lock`` and restore it.
     """
     old = sys.getrecursionlimit()
     room = 1 + _dive(1)  # this function's frame, then the _dive frames above it
@@ -239,62 +240,34 @@ def _recursion_budget(frames: int) -> int:
     return old
 
 
-class _LcsTable:
-    """rouge's LCS table, ``table[i, j]`` = LCS length of ``x[:i]`` and ``y[:j]``, filled bit-parallel.
-
-    rouge's ``_lcs`` fills a dict with (n+1)(m+1) tuple keys in pure Python: nearly all of the official
-    scorer's time. Its back-trace reads only the O(n + m) cells on its path. Here each row of the table
-    is one integer whose bit j is 0 where the row steps up between columns j and j+1 (the bit-vector LCS
-    recurrence of Crochemore et al. 2001 / Hyyro 2004), so a row costs a few big-int operations and a
-    cell is a popcount. The values are the same numbers (tests compare every cell with rouge's table),
-    so the back-trace, its tie-breaks and the score are rouge's own.
-
-    The back-trace now calls ``__getitem__`` (one Python frame) where it read a dict. That frame sits at
-    the depth of the next ``_recon`` call, and the deepest ``_recon`` is a base case that reads nothing,
-    so the stack never gets deeper and the same pairs hit RecursionError.
-    """
-
-    __slots__ = ("_rows",)
-
-    def __init__(self, x: Sequence[str], y: Sequence[str]):
-        masks: dict[str, int] = {}
-        for j, word in enumerate(y):
-            masks[word] = masks.get(word, 0) | (1 << j)
-        full = (1 << len(y)) - 1
-        v = full
-        rows = [v]
-        for word in x:
-            u = v & masks.get(word, 0)
-            v = ((v + u) | (v - u)) & full
-            rows.append(v)
-        self._rows = rows
-
-    def __getitem__(self, key: tuple[int, int]) -> int:
-        i, j = key
-        return j - (self._rows[i] & ((1 << j) - 1)).bit_count()
-
-
 def _sentences(text: str) -> list[str]:
-    # rouge's own split (Rouge._get_avg_scores): pieces between ".", inner whitespace collapsed.
-    return [" ".join(s.split()) for s in text.split(".") if len(s) > 0]
+    return _rl.sentences(text)
 
 
-def _rouge_l_batch(pairs: Sequence[tuple[str, str]], frames: int, fast_table: bool = True
+def _rouge_l_batch(pairs: Sequence[tuple[str, str]], fn: str, fast: bool = True
                    ) -> list[tuple[float, str | None]]:
-    """ROUGE-L F of each ``(hypothesis, reference)`` pair: ``(f, None)``, or ``(0.0, error type)``.
+    """ROUGE-L F of each ``(hypothesis, reference)`` pair as the official ``rouge_score`` (``fn``) gets it
+    from rouge 1.0.1: ``(f, None)``, or ``(0.0, error type)`` where the official call raises.
 
-    ``Rouge().get_scores([h], [r], avg=True)["rouge-l"]["f"]`` equals ``rouge_l_summary_level`` on
-    rouge's sentence split (the average of one is that one; ROUGE-1/2 raise only where ROUGE-L does).
-    The stack budget is measured here, in the frame that calls rouge.
+    ``fast``: our iterative ROUGE-L (``_rouge_l``), RecursionError decided by the official walk budget;
+    else rouge 1.0.1 itself, run with the official stack room (slow; for audits and tests).
     """
+    if fast:
+        max_steps = _MAX_STEPS[fn]
+        out: list[tuple[float, str | None]] = []
+        hyps: dict[str, Any] = {}
+        for hyp, ref in pairs:
+            if hyp not in hyps:  # one prediction against several answers: lay it out once
+                hyps[hyp] = _rl.prepare(hyp)
+            h = hyps[hyp]
+            out.append(_rl.rouge_l(h, ref, max_steps) if h is not None else (0.0, "ValueError"))
+        return out
+    _check_rouge()
     import rouge.rouge_score as rouge_impl
 
-    out: list[tuple[float, str | None]] = []
+    out = []
     with _rouge_lock:
-        old = _recursion_budget(frames)
-        table = rouge_impl._lcs
-        if fast_table:
-            rouge_impl._lcs = _LcsTable  # rouge looks the name up at each call: swapped for this batch only
+        old = _recursion_budget(_ROUGE_FRAMES[fn])
         try:
             for hyp, ref in pairs:
                 try:
@@ -302,48 +275,45 @@ def _rouge_l_batch(pairs: Sequence[tuple[str, str]], frames: int, fast_table: bo
                 except Exception as exc:  # upstream's bare except: any failure scores 0
                     out.append((0.0, type(exc).__name__))
         finally:
-            rouge_impl._lcs = table
             sys.setrecursionlimit(old)
     return out
 
 
-@lru_cache(maxsize=1)
 def _jieba() -> Any:
-    """jieba with its dictionary loaded once per process (the first load takes about a second)."""
-    try:
-        with warnings.catch_warnings():  # jieba imports pkg_resources, deprecated in new setuptools
-            warnings.simplefilter("ignore")
-            import jieba
-    except ImportError:
-        raise UserError("LongBench's Chinese metrics need jieba: pip install 'jieba>=0.42.1'") from None
-    jieba.setLogLevel(logging.WARNING)  # its "Building prefix dict..." lines would go to stderr
-    jieba.initialize()
-    return jieba
+    """jieba with its dictionary loaded once per process (``_jieba.jieba``: from our fast cache)."""
+    from ._jieba import jieba
+
+    return jieba()
+
+
+def _jieba_cut(text: str) -> list[str]:
+    """``list(jieba.cut(text, cut_all=False))``, each distinct block segmented once (``_jieba.cut``)."""
+    from ._jieba import cut
+
+    return cut(text)
 
 
 def _jieba_join(text: str) -> str:
-    return " ".join(_jieba().cut(text, cut_all=False))
+    return " ".join(_jieba_cut(text))
 
 
 def _check_rouge() -> None:
     try:
         import rouge.rouge_score  # noqa: F401
     except ImportError:
-        raise UserError("LongBench's summarization metrics need rouge (pltrdy): pip install 'rouge==1.0.1'") \
-            from None
+        raise UserError("LongBench(fast_lcs=False) runs rouge itself: pip install 'rouge==1.0.1'") from None
 
 
 def rouge_score(prediction: str, ground_truth: str, **_: Any) -> float:
-    """ROUGE-L F (rouge 1.0.1, sentences split on ".", case-sensitive, no stemming); 0.0 on any error."""
-    _check_rouge()
-    return _rouge_l_batch([(prediction, ground_truth)], _ROUGE_FRAMES["rouge_score"])[0][0]
+    """ROUGE-L F (rouge 1.0.1, sentences split on ".", case-sensitive, no stemming); 0.0 where the
+    official call fails (an empty side, or a back-trace too long for its stack)."""
+    return _rouge_l_batch([(prediction, ground_truth)], "rouge_score")[0][0]
 
 
 def rouge_zh_score(prediction: str, ground_truth: str, **_: Any) -> float:
     """``rouge_score`` on jieba-segmented texts (words joined by spaces)."""
-    _check_rouge()
     pair = (_jieba_join(prediction), _jieba_join(ground_truth))
-    return _rouge_l_batch([pair], _ROUGE_FRAMES["rouge_zh_score"])[0][0]
+    return _rouge_l_batch([pair], "rouge_zh_score")[0][0]
 
 
 METRIC_FUNCTIONS: Mapping[str, Callable[..., float]] = {
@@ -437,8 +407,8 @@ class LongBench:
     Args:
         dataset: the v1 dataset id (``gov_report``); None takes it from the records' ``dataset``
             metadata (all must agree), for ``score-file --metric longbench``.
-        fast_lcs: fill rouge's LCS tables bit-parallel (``_LcsTable``: same values, same scores, about
-            10x faster overall); False runs rouge's own table, for auditing.
+        fast_lcs: ROUGE-L by ``_rouge_l`` (same values, same failing pairs, tens of times faster);
+            False runs the installed rouge 1.0.1 itself with the official stack room, for auditing.
     """
 
     name = "longbench"
@@ -460,7 +430,7 @@ class LongBench:
         parts = [self.name, f"dataset:{ds}", f"fn:{fn}", f"first_line:{'yes' if ds in FIRST_LINE_DATASETS else 'no'}"]
         # Only the backends that move this dataset's number.
         if fn.startswith("rouge"):
-            parts.append(f"rouge:{_version('rouge')}")
+            parts.append(f"rouge:{ROUGE_VERSION}")
         if fn.endswith("zh_score") and fn != "retrieval_zh_score":
             parts.append(f"jieba:{_version('jieba')}")
         if fn == "code_sim_score":
@@ -529,7 +499,6 @@ class LongBench:
 
     def _rouge_items(self, records: Sequence[Record], fn: str, preds: list[str], answers: list[list[str]],
                      details: dict[str, Any]) -> list[float]:
-        _check_rouge()
         if fn == "rouge_zh_score":
             seg = _jieba_join
             preds = [seg(p) for p in preds]
@@ -540,7 +509,7 @@ class LongBench:
             for ref in refs:
                 owners.append(i)
                 pairs.append((pred, ref))
-        results = _rouge_l_batch(pairs, _ROUGE_FRAMES[fn], fast_table=self.fast_lcs)
+        results = _rouge_l_batch(pairs, fn, fast=self.fast_lcs)
         per = [0.0] * len(preds)
         kinds: Counter[str] = Counter()
         failed: list[str] = []

@@ -138,6 +138,14 @@ class LongBenchTask(BaseTask):
 
         return records_from_official(self.dataset, rows)
 
+    def official_summary(self, result: Any) -> Any:
+        """This file's entry in eval.py's result.json: the rounded score, or for LongBench-E (``eval.py
+        --e``) the per-length-bucket scores (None where a bucket is empty: NaN upstream)."""
+        details = result.details or {}
+        if self.edition == "e":
+            return dict(details.get("buckets") or {})
+        return details.get("official")
+
     def describe(self) -> dict[str, Any]:
         cfg = config()
         d = super().describe()

@@ -15,7 +15,7 @@ not, as in RULER. That extra token is recorded per sample as ``input_tokens``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.errors import UserError
@@ -283,7 +283,10 @@ class RulerTask(BaseTask):
             i += 1
 
     def request(self, sample: Sample) -> Request:
-        return self._request(sample.id, sample.index, sample.input["input"], sample.input["answer_prefix"])
+        req = self._request(sample.id, sample.index, sample.input["input"], sample.input["answer_prefix"])
+        # The fit counted this exact prompt with the backend's tokenizer: backends need not count it again.
+        n = sample.metadata.get("input_tokens")
+        return replace(req, token_count=n) if isinstance(n, int) else req
 
     def metrics(self) -> Sequence[Metric]:
         return [StringMatchAll()]
