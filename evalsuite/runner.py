@@ -225,6 +225,16 @@ class _Progress:
             self.bar.stop()
 
 
+def _backend_model_name(backend: Any, given: str | None) -> str | None:
+    """The model's name as the backend holds it (hf/vllm ``model_name``, lmeval ``pretrained``, openai
+    ``model``), else ``--model`` as given."""
+    for attr in ("model_name", "pretrained", "model"):
+        v = getattr(backend, attr, None)
+        if isinstance(v, str) and v:
+            return v
+    return given
+
+
 def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, Any], list[PlannedItem], dict[str, Any]]:
     """Instantiate tasks, build samples and requests. Returns (tasks, items, task manifest entries)."""
     names = registry.expand_tasks(cfg.tasks)
@@ -232,7 +242,8 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any) -> tuple[dict[str, An
         raise UserError("no tasks selected (--tasks)")
     opts = _split_task_options(registry, names, cfg.task_options)
     ctx = TaskContext(tokenizer=getattr(backend, "tokenizer", None),
-                      max_model_len=getattr(backend, "max_model_len", None))
+                      max_model_len=getattr(backend, "max_model_len", None),
+                      model=_backend_model_name(backend, cfg.model))
     ids, positions = _parse_sample_filter(cfg.samples or [])
     known_tasks_in_filter = {t for t, _ in positions}
     for t in known_tasks_in_filter - set(names):
@@ -530,6 +541,7 @@ def records_from_rows(task: Any, rows: Sequence[Mapping[str, Any]]) -> tuple[lis
             flags.append("reasoning_removed" if not unterminated else "reasoning_unterminated")
         if row.get("truncated"):
             flags.append("truncated")
+        flags.extend(f for f in gen.flags if f not in flags)
         records.append(Record(sample=s, prediction=prediction, generation=gen, flags=tuple(flags)))
         extra.append({"key": row["key"]})
     return records, extra
@@ -620,6 +632,12 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
         "n_unterminated_think": sum("unterminated_think" in r.flags for r in records),
         "scored_at": _now(),
     }
+    backend_flags: dict[str, int] = {}
+    for r in records:
+        for f in r.generation.flags:
+            backend_flags[f] = backend_flags.get(f, 0) + 1
+    if backend_flags:  # e.g. prompt_reencoded (lmeval): answers whose prompt differs from the planned ids
+        scores["backend_flags"] = dict(sorted(backend_flags.items()))
     if plan_doc.get("shard"):
         scores["shard"] = plan_doc["shard"]
     if skipped:

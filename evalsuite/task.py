@@ -48,6 +48,9 @@ class TaskContext:
     max_model_len: int | None = None
     """The model's context window in tokens, when known."""
     seed: int = 0
+    model: str | None = None
+    """The model's name as the backend knows it (hub id, folder or served name), when it has one: for
+    tables keyed by model, such as LongBench's ``model2maxlen``."""
 
 
 @runtime_checkable

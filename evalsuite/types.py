@@ -92,6 +92,12 @@ class GenParams:
     stop: tuple[str, ...] = ()
     """Stop strings; the returned text excludes them."""
     seed: int = 0
+    stop_token_ids: tuple[int, ...] = ()
+    """Token ids that end the generation like EOS does (in addition to the model's EOS ids); the returned text
+    excludes the stop token. LongBench's samsum stops on the "\\n" token this way."""
+    min_tokens: int = 0
+    """New tokens generated before EOS or a ``stop_token_ids`` token may be picked (transformers'
+    ``min_new_tokens``, vLLM's ``min_tokens``). Stop strings are not affected."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_tokens, int) or self.max_tokens <= 0:
@@ -101,15 +107,31 @@ class GenParams:
         if not 0 < self.top_p <= 1:
             raise ValueError("top_p must be in (0, 1]")
         object.__setattr__(self, "stop", tuple(self.stop))
+        ids = tuple(self.stop_token_ids)
+        if any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in ids):
+            raise ValueError(f"stop_token_ids must be non-negative ints, got {list(ids)!r}")
+        object.__setattr__(self, "stop_token_ids", ids)
+        if isinstance(self.min_tokens, bool) or not isinstance(self.min_tokens, int) or \
+                not 0 <= self.min_tokens <= self.max_tokens:
+            raise ValueError(f"min_tokens must be an int in [0, max_tokens], got {self.min_tokens!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stop"] = list(self.stop)
+        # Left out at their defaults, so that every request key and log row written before these fields
+        # existed stays the same.
+        if self.stop_token_ids:
+            d["stop_token_ids"] = list(self.stop_token_ids)
+        else:
+            del d["stop_token_ids"]
+        if not self.min_tokens:
+            del d["min_tokens"]
         return d
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "GenParams":
-        return GenParams(**{**d, "stop": tuple(d.get("stop", ()))})
+        return GenParams(**{**d, "stop": tuple(d.get("stop", ())),
+                            "stop_token_ids": tuple(d.get("stop_token_ids", ()))})
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +239,10 @@ class Generation:
     completion_tokens: int | None = None
     error: str | None = None
     latency_s: float | None = None
+    flags: tuple[str, ...] = ()
+    """What the backend noticed about this answer that can move a score, e.g. ``prompt_reencoded`` (the
+    engine takes text only and re-encoding a runner-cut prompt gave other token ids). Each becomes a record
+    flag and is counted in the task's scores."""
 
     @staticmethod
     def failed(error: str, latency_s: float | None = None) -> "Generation":
@@ -227,11 +253,16 @@ class Generation:
         return self.finish_reason != "error"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.flags:  # left out when empty: log rows written before the field existed stay the same
+            d["flags"] = list(self.flags)
+        else:
+            del d["flags"]
+        return d
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "Generation":
-        return Generation(**d)
+        return Generation(**{**d, "flags": tuple(d.get("flags", ()))})
 
 
 @dataclass(frozen=True, slots=True)
