@@ -153,7 +153,9 @@ def _values(run: TaskRun, metric: str, ids: Iterable[str]) -> list[float | None]
     return out
 
 
-def _corpus_fn(metric: str) -> Callable[[Sequence[Any]], float] | None:
+def _corpus_fn(metric: str, signature: str | None = None) -> Callable[[Sequence[Any]], float] | None:
+    """The metric's ``corpus_from_stats``, with the options the run recorded in its signature (BLEU smoothing
+    and effective order, chrF orders, beta and epsilon smoothing) when the metric can read them."""
     try:
         from .registry import default_registry
 
@@ -161,7 +163,17 @@ def _corpus_fn(metric: str) -> Callable[[Sequence[Any]], float] | None:
     except Exception:
         return None
     fn = getattr(factory, "corpus_from_stats", None)
-    return fn if callable(fn) else None
+    if not callable(fn):
+        return None
+    import inspect
+
+    try:
+        takes_signature = "signature" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes_signature = False
+    if signature and takes_signature:
+        return lambda stats: fn(stats, signature=signature)
+    return fn
 
 
 def compare_task(base: TaskRun, cand: TaskRun, opts: CompareOptions,
@@ -205,7 +217,7 @@ def compare_task(base: TaskRun, cand: TaskRun, opts: CompareOptions,
             stats_pairs = [(base.per_sample[s].get("stats", {}).get(name), cand.per_sample[s].get("stats", {}).get(name))
                            for s in ids]
             stats_pairs = [(a, b) for a, b in stats_pairs if a is not None and b is not None]
-            fn = _corpus_fn(name) if stats_pairs else None
+            fn = _corpus_fn(name, ea.get("signature")) if stats_pairs else None
             if fn is not None:
                 res = paired_corpus_bootstrap([a for a, _ in stats_pairs], [b for _, b in stats_pairs], fn,
                                               n_resamples=opts.iterations, alpha=opts.alpha, seed=opts.seed)

@@ -8,10 +8,13 @@ newline (upstream, for non-GLM models; ``-T stop_newline=false`` turns it off) w
 new tokens for the QA and dialogue tasks, 128 for niah / counting_stars, 800 otherwise (narrativeqa gets 800
 too: upstream's task list misspells it "narrtiveqa").
 
-Scoring: niah and counting_stars by rule (``evalsuite.metrics.citation.LCiteEvalRule``); the others by NLI
-(``CitationNLI``: ALCE recall/precision + mean per-sample F1, no short-sentence filter, at most 3
-citations, premise ``Passage: {chunk}``; L-CiteEval parity needs ``--judge-backend nli_classifier
---judge-model <tasksource/deberta-base-long-nli>``). Every metric also reports ``by_length_bucket``.
+Scoring: citation quality for niah and counting_stars by rule (``evalsuite.metrics.citation.LCiteEvalRule``),
+for the others by NLI (``CitationNLI``: ALCE recall/precision + mean per-sample F1, no short-sentence filter,
+at most 3 citations, premise ``Passage: {chunk}``; L-CiteEval parity needs ``--judge-backend nli_classifier
+--judge-model <tasksource/deberta-base-long-nli>``); beside them the answers' correctness as upstream
+``eval_correct.py`` scores it (``_correct.py``: token F1/precision/recall for QA, ROUGE-L for summaries,
+ROUGE-1 recall for niah, accuracy for counting_stars), which needs no judge. Every metric also reports
+``by_length_bucket``.
 
 The prompt files are NOT shipped (the upstream repository declares no license): pass
 ``-T prompt_file=<L-CiteEval/prompt/<task>_default.json>``. Data: ``-T data_file=`` one released JSON file
@@ -29,6 +32,9 @@ from evalsuite.errors import UserError
 from evalsuite.metrics.citation import (CitationConfig, CitationNLI, LCiteEvalRule, LCITE_RULE_NAMES)
 from evalsuite.task import BaseTask, Option, parse_bool
 from evalsuite.types import GenParams, Request, Sample, sha256_text
+
+from ._correct import LCiteEvalCorrect
+from ._correct import metric_names as correct_metric_names
 
 TASKS = ("narrativeqa", "natural_questions", "hotpotqa", "2wikimultihopqa", "gov_report", "multi_news",
          "qmsum", "locomo", "dialsim", "niah", "counting_stars")
@@ -148,12 +154,14 @@ class LCiteEvalTask(BaseTask):
                        params=GenParams(max_tokens=self.opts["max_tokens"], stop=stop), use_chat_template=True)
 
     def metrics(self) -> Sequence[Any]:
+        correct = [LCiteEvalCorrect(n, self.task) for n in correct_metric_names(self.task)]
         if self.task in RULE_TASKS:
-            return [LCiteEvalRule(n, self.task) for n in ("citation_f1_mean", "citation_rec", "citation_prec")]
+            return [LCiteEvalRule(n, self.task) for n in ("citation_f1_mean", "citation_rec", "citation_prec")] \
+                + correct
         cfg = CitationConfig(mode="alce", splitter="punkt", min_chars=0)
         shared: dict[str, Any] = {}
         return [CitationNLI(n, cfg, "lciteeval", shared)
-                for n in ("citation_f1_mean", "citation_rec", "citation_prec", "citation_f1_of_means")]
+                for n in ("citation_f1_mean", "citation_rec", "citation_prec", "citation_f1_of_means")] + correct
 
     def gold(self, sample: Sample) -> str:
         """niah: the answer citing the first chunk that holds it; counting_stars: the JSON answer citing every
