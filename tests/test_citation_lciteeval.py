@@ -152,3 +152,32 @@ def test_correctness_rules():
     assert counting_stars_accuracy('{"little_penguin": [1, 1]}', STAR_DOCS) == 0.0
     assert counting_stars_accuracy('{"little_penguin": [3, 3]}', STAR_DOCS) == 1.0  # duplicates count
     assert counting_stars_accuracy('{"little_penguin": 3}', STAR_DOCS) == 0.0  # upstream: TypeError
+
+
+def test_newline_stop_is_a_token_stop_as_upstreams_vllm_call(tmp_path, smollm2_tokenizer_dir):
+    # upstream inference_1shot_vllm.py: stop_token_ids = tokenizer.encode("\n", add_special_tokens=False) (+ EOS)
+    from evalsuite.registry import Registry
+    from evalsuite.task import TaskContext
+    from evalsuite.tasks import lciteeval
+    from evalsuite.tokenizer import load_tokenizer
+
+    (tmp_path / "prompt.json").write_text(json.dumps(PROMPT))
+    (tmp_path / "data.json").write_text(json.dumps([{"id": 1, "question": "q", "answer": "a", "docs": ["c"],
+                                                     "length": 10}]))
+    reg = Registry()
+    lciteeval.register(reg)
+    smol = load_tokenizer(smollm2_tokenizer_dir)
+
+    def params(tok, **opts):
+        t = reg.task("lciteeval/hotpotqa").factory(data_file=str(tmp_path / "data.json"),
+                                                   prompt_file=str(tmp_path / "prompt.json"), **opts)
+        t.prepare(TaskContext(tokenizer=tok))
+        return t.request(next(iter(t.samples()))).params, t
+
+    p, t = params(smol)
+    assert (p.stop_token_ids, p.stop, t.version) == ((198,), (), "2")
+    assert t.describe()["stop_token_ids"] == [198]
+    assert params(None)[0].stop == ("\n",) and params(None)[0].stop_token_ids == ()  # no tokenizer: the string
+    assert params(smol, stop_newline="string")[0].stop == ("\n",)
+    assert params(smol, stop_newline="true")[0].stop == ("\n",)  # version 1's meaning
+    assert params(smol, stop_newline="false")[0].stop == () and params(smol, stop_newline="false")[0].stop_token_ids == ()
