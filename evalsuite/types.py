@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
 
 FinishReason = Literal["stop", "length", "error"]
@@ -154,6 +154,10 @@ class Request:
     prompt_ids: tuple[int, ...] | None = None
     truncated: bool = False
     """True when the runner cut the prompt to the task's token budget."""
+    text_dropped: tuple[str, int] | None = None
+    """``(prompt_hash, prompt_chars)`` of the full request when its text was dropped to save memory (see
+    ``drop_text``): the request then carries its ``prompt_ids`` and a placeholder text, and keeps the hash
+    and the size of the text it had, so keys and log rows are the same as if the text were there."""
 
     @property
     def is_chat(self) -> bool:
@@ -172,6 +176,8 @@ class Request:
 
     def prompt_hash(self) -> str:
         """sha256 of the prompt (text, messages with image references, or token ids)."""
+        if self.text_dropped is not None:
+            return self.text_dropped[0]
         payload = {"prompt": self.prompt_payload(), "chat": self.use_chat_template}
         if self.prompt_ids is not None:
             payload["ids"] = list(self.prompt_ids)
@@ -195,9 +201,24 @@ class Request:
         return out
 
     def prompt_chars(self) -> int:
+        if self.text_dropped is not None:
+            return self.text_dropped[1]
         if isinstance(self.prompt, str):
             return len(self.prompt)
         return sum(len(m.text) for m in self.prompt)
+
+    def drop_text(self) -> "Request":
+        """This request without its text, for a long prompt that backends receive as ``prompt_ids`` (a
+        LongBench v2 document of a million words, cut to 120K tokens, need not stay in memory). The prompt
+        becomes the same shape with empty text (a chat keeps its roles); ``prompt_hash``, ``prompt_chars``
+        and hence ``key`` are those of the full request."""
+        if self.prompt_ids is None:
+            raise ValueError("only a request with prompt_ids can drop its text")
+        if self.text_dropped is not None:
+            return self
+        stub: str | tuple[Message, ...] = "" if isinstance(self.prompt, str) else tuple(
+            Message(m.role, "") for m in self.prompt)
+        return replace(self, prompt=stub, text_dropped=(self.prompt_hash(), self.prompt_chars()))
 
     def key(self, backend_id: str) -> str:
         """Resume key: backend identity + task + sample + prompt + generation parameters."""
@@ -214,6 +235,8 @@ class Request:
         }
         if self.prompt_ids is not None:
             d["prompt_ids"] = list(self.prompt_ids)
+        if self.text_dropped is not None:
+            d["text_dropped"] = {"prompt_sha256": self.text_dropped[0], "prompt_chars": self.text_dropped[1]}
         return d
 
     @staticmethod
@@ -222,11 +245,13 @@ class Request:
         if not isinstance(prompt, str):
             prompt = tuple(Message.from_dict(m) for m in prompt)
         ids = d.get("prompt_ids")
+        dropped = d.get("text_dropped")
         return Request(task=d["task"], sample_id=d["sample_id"], index=d["index"], prompt=prompt,
                        params=GenParams.from_dict(d["params"]),
                        use_chat_template=d.get("use_chat_template", True),
                        prompt_ids=tuple(ids) if ids is not None else None,
-                       truncated=d.get("truncated", False))
+                       truncated=d.get("truncated", False),
+                       text_dropped=(dropped["prompt_sha256"], int(dropped["prompt_chars"])) if dropped else None)
 
 
 @dataclass(frozen=True, slots=True)

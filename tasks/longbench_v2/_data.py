@@ -68,18 +68,92 @@ def _download(task: str) -> tuple[DataSource, Path]:
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line or position, row)`` from a JSON array or a JSONL file."""
-    with open(path, encoding="utf-8") as f:
+    for n, row, _ in read_rows_at(path):
+        yield n, row
+
+
+_CHUNK = 1 << 20
+
+
+def read_rows_at(path: Path) -> Iterator[tuple[int, Any, tuple[int, int]]]:
+    """``(line or position, row, (byte offset, byte length))``, one row at a time.
+
+    A JSON array (the release's 700 MB ``data.json``) is decoded element by element from a sliding buffer,
+    never whole, so only one row is in memory; the byte span lets ``load_row`` read that row again later."""
+    with open(path, "rb") as f:
         head = f.read(4096).lstrip()
-    if head.startswith("["):
+    if not head.startswith(b"["):
+        with open(path, "rb") as f:
+            n = 0
+            while True:
+                start = f.tell()
+                line = f.readline()
+                if not line:
+                    return
+                n += 1
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line.decode("utf-8"))
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise UserError(f"{path}:{n}: not valid JSON ({exc})") from None
+                yield n, row, (start, len(line))
+        return
+    decoder = json.JSONDecoder()
+    with open(path, "rb") as f:
+        buf, base, pos, eof, n, want = b"", 0, 0, False, 0, _CHUNK  # base: file offset of buf[0]
+
+        def more(size: int) -> bool:
+            nonlocal buf, eof
+            chunk = f.read(size)
+            eof = not chunk
+            buf += chunk
+            return bool(chunk)
+
+        more(_CHUNK)
+        pos = buf.index(b"[") + 1
+        while True:
+            while True:  # skip whitespace and the separating comma
+                while pos < len(buf) and buf[pos] in b" \t\r\n,":
+                    pos += 1
+                if pos < len(buf) or not more(_CHUNK):
+                    break
+            if pos >= len(buf):
+                raise UserError(f"{path}: not valid JSON (the array is not closed)")
+            if buf[pos:pos + 1] == b"]":
+                return
+            while True:
+                text = buf[pos:].decode("utf-8", errors="strict") if eof else _decodable(buf[pos:])
+                try:
+                    row, end = decoder.raw_decode(text)
+                    break
+                except ValueError as exc:
+                    if eof:
+                        raise UserError(f"{path}: not valid JSON ({exc})") from None
+                    more(want)  # the element is longer than what is buffered: read more, in doubling steps
+                    want *= 2
+            used = len(text[:end].encode("utf-8"))
+            n += 1
+            yield n, row, (base + pos, used)
+            pos += used
+            buf, base, pos, want = buf[pos:], base + pos, 0, _CHUNK
+
+
+def _decodable(b: bytes) -> str:
+    """``b`` decoded, leaving out a UTF-8 sequence cut at the end of the buffer."""
+    for cut in range(4):
         try:
-            with open(path, encoding="utf-8") as f:
-                rows = json.load(f)
-        except ValueError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
-        for i, row in enumerate(rows):
-            yield i + 1, row
-    else:
-        yield from enumerate(read_jsonl(path), 1)
+            return b[:len(b) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return b.decode("utf-8")  # raises: really not UTF-8
+
+
+def load_row(path: Path, span: tuple[int, int]) -> Any:
+    """The row at ``span`` (from ``read_rows_at``), read again from the file."""
+    with open(path, "rb") as f:
+        f.seek(span[0])
+        return json.loads(f.read(span[1]).decode("utf-8"))
 
 
 def check_row(task: str, where: str, row: Any, need_context: bool) -> Mapping[str, Any]:
