@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=2, help="plans in a row sharing one cache folder")
     ap.add_argument("--tracemalloc", action="store_true", help="also report Python memory held by the plan")
     ap.add_argument("--keep", type=Path, help="write data.json here and keep it (default: a temp folder)")
+    ap.add_argument("--data", type=Path, help="plan this data.json (one written before with --keep) instead")
     args = ap.parse_args(argv)
 
     from evalsuite.backends.embedded import ensure_tokenizer
@@ -125,11 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         (tok / "tokenizer_config.json").write_text(json.dumps(cfg))
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        data = folder / "data.json"
+        data = args.data or folder / "data.json"
         t0 = time.perf_counter()
-        shape = write_data(data, args.scale)
-        print(f"data: {shape['rows']} rows, {shape['words'] / 1e6:.1f}M words, {shape['bytes'] / 2**20:.0f} MiB "
-              f"(written in {time.perf_counter() - t0:.0f} s)", flush=True)
+        if args.data:
+            shape = {"rows": None, "words": None, "bytes": data.stat().st_size}
+        else:
+            shape = write_data(data, args.scale)
+        if not args.data:
+            print(f"data: {shape['rows']} rows, {shape['words'] / 1e6:.1f}M words, {shape['bytes'] / 2**20:.0f} MiB "
+                  f"(written in {time.perf_counter() - t0:.0f} s)", flush=True)
         cache = Path(tmp) / "cache"
         results = []
         for k in range(args.runs):

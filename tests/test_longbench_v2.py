@@ -28,7 +28,7 @@ from evalsuite.types import Generation, Record, Request
 from evalsuite.tasks.longbench_v2._prompts import PROMPT_DIR, extract_choice, templates
 from evalsuite.tasks.longbench_v2._truncation import ContentTruncation
 
-from conftest import SHARED
+from conftest import REPO, SHARED
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "longbench_v2"
 DATA = FIXTURES / "data.json"
@@ -529,3 +529,45 @@ def test_json_array_is_read_one_row_at_a_time(tmp_path, monkeypatch):
     f.write_text(json.dumps(rows)[:-1])  # not closed
     with pytest.raises(UserError, match="not valid JSON"):
         list(_data.read_rows_at(f))
+
+
+def test_piecewise_encoding_equals_the_whole_encoding(monkeypatch, smollm2_tokenizer_dir):
+    """A long document is encoded in overlapping pieces joined at seams both encodings agree on; the count and
+    the head/tail ids must be the whole encoding's, for BPE tokenizers through both wrappers, on text with
+    newlines, tabs, digits, punctuation, accents, CJK and emoji; and the whole-text encode must not be used."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from evalsuite.backends.hf import HFTokenizer
+    from evalsuite.tasks.longbench_v2 import _truncation as T
+
+    toy = REPO / "tasks" / "ruler" / "fixtures" / "toy_tokenizer"
+    toks = {"smollm2": load_tokenizer(smollm2_tokenizer_dir), "toy": load_tokenizer(toy),
+            "hf": HFTokenizer(AutoTokenizer.from_pretrained(str(smollm2_tokenizer_dir)), "smollm2")}
+    monkeypatch.setattr(T, "PIECE_CHARS", 700)
+    monkeypatch.setattr(T, "OVERLAP_CHARS", 200)
+    monkeypatch.setattr(T, "AGREE", 8)
+    rng = random.Random(1)
+    vocab = ["alpha", "Beta", "gamma,", "delta.", "\n", "\n\n", "  ", "12345", "x9", "héllo", "漢字", "🙂", "it's",
+             "—", "\t", "don't", "U.S.A."]
+
+    class WholeRefused:
+        def __init__(self, tok):
+            self.tok = tok
+
+        def encode(self, text, add_special_tokens=False):
+            assert len(text) <= 2 * T.PIECE_CHARS, "the whole text was encoded at once"
+            return self.tok.encode(text, add_special_tokens)
+
+        def encode_offsets(self, text):
+            return self.tok.encode_offsets(text)
+
+    for trial in range(12):
+        text = "".join(rng.choice(vocab) + (" " if rng.random() < 0.7 else "")
+                       for _ in range(rng.randint(1500, 3000)))
+        for name, tok in toks.items():
+            ids = tok.encode(text)
+            for head, tail in ((50, 50), (0, 10), (3000, 0)):
+                want = (len(ids), ids[:head], ids[len(ids) - tail:] if tail else [])
+                assert T.encode_ends(WholeRefused(tok), text, head, tail) == want, (name, trial, head, tail)
