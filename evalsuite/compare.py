@@ -153,9 +153,7 @@ def _values(run: TaskRun, metric: str, ids: Iterable[str]) -> list[float | None]
     return out
 
 
-def _corpus_fn(metric: str, signature: str | None = None) -> Callable[[Sequence[Any]], float] | None:
-    """The metric's ``corpus_from_stats``, with the options the run recorded in its signature (BLEU smoothing
-    and effective order, chrF orders, beta and epsilon smoothing) when the metric can read them."""
+def _corpus_fn(metric: str) -> Callable[[Sequence[Any]], float] | None:
     try:
         from .registry import default_registry
 
@@ -163,8 +161,13 @@ def _corpus_fn(metric: str, signature: str | None = None) -> Callable[[Sequence[
     except Exception:
         return None
     fn = getattr(factory, "corpus_from_stats", None)
-    if not callable(fn):
-        return None
+    return fn if callable(fn) else None
+
+
+def _with_signature(fn: Callable[..., float], signature: str | None) -> Callable[[Sequence[Any]], float]:
+    """``fn`` given the run's recorded metric signature, when it takes one, so that the corpus score is rebuilt
+    with the options the run was scored with (BLEU smoothing and effective order, chrF orders, beta and
+    epsilon smoothing), not with the metric's defaults."""
     import inspect
 
     try:
@@ -217,7 +220,9 @@ def compare_task(base: TaskRun, cand: TaskRun, opts: CompareOptions,
             stats_pairs = [(base.per_sample[s].get("stats", {}).get(name), cand.per_sample[s].get("stats", {}).get(name))
                            for s in ids]
             stats_pairs = [(a, b) for a, b in stats_pairs if a is not None and b is not None]
-            fn = _corpus_fn(name, ea.get("signature")) if stats_pairs else None
+            fn = _corpus_fn(name) if stats_pairs else None
+            if fn is not None:
+                fn = _with_signature(fn, ea.get("signature"))
             if fn is not None:
                 res = paired_corpus_bootstrap([a for a, _ in stats_pairs], [b for _, b in stats_pairs], fn,
                                               n_resamples=opts.iterations, alpha=opts.alpha, seed=opts.seed)
