@@ -181,6 +181,21 @@ def _corpus_fn(metric: str) -> Callable[[Sequence[Any]], float] | None:
     return fn if callable(fn) else None
 
 
+def _with_signature(fn: Callable[..., float], signature: str | None) -> Callable[[Sequence[Any]], float]:
+    """``fn`` given the run's recorded metric signature, when it takes one, so that the corpus score is rebuilt
+    with the options the run was scored with (BLEU smoothing and effective order, chrF orders, beta and
+    epsilon smoothing), not with the metric's defaults."""
+    import inspect
+
+    try:
+        takes_signature = "signature" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes_signature = False
+    if signature and takes_signature:
+        return lambda stats: fn(stats, signature=signature)
+    return fn
+
+
 def compare_task(base: TaskRun, cand: TaskRun, opts: CompareOptions,
                  metrics: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One row per metric both runs scored."""
@@ -223,6 +238,8 @@ def compare_task(base: TaskRun, cand: TaskRun, opts: CompareOptions,
                            for s in ids]
             stats_pairs = [(a, b) for a, b in stats_pairs if a is not None and b is not None]
             fn = _corpus_fn(name) if stats_pairs else None
+            if fn is not None:
+                fn = _with_signature(fn, ea.get("signature"))
             if fn is not None:
                 res = paired_corpus_bootstrap([a for a, _ in stats_pairs], [b for _, b in stats_pairs], fn,
                                               n_resamples=opts.iterations, alpha=opts.alpha, seed=opts.seed)

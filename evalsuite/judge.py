@@ -86,6 +86,8 @@ class JudgeQuery:
     prompt: str | tuple[Message, ...]
     max_tokens: int = YES_NO_TOKENS
     """Budget for this query (``-J max_tokens`` overrides it for every query)."""
+    stop: tuple[str, ...] = ()
+    """Stop strings for this query (a judge protocol's own, e.g. LongBench-Cite's few-shot rating)."""
 
 
 def parse_yes_no(text: str) -> bool | None:
@@ -124,7 +126,7 @@ class Judge:
 
     def _request(self, q: JudgeQuery, index: int) -> Request:
         params = GenParams(max_tokens=self.max_tokens_override or q.max_tokens, temperature=self.temperature,
-                           top_p=self.top_p, seed=self.seed)
+                           top_p=self.top_p, seed=self.seed, stop=tuple(q.stop))
         return Request(task=self.task, sample_id=q.id, index=index, prompt=q.prompt, params=params,
                        use_chat_template=self.chat_template)
 
@@ -140,7 +142,7 @@ class Judge:
         keys: dict[int, str] = {}
         todo: dict[str, list[int]] = {}
         for i, q in enumerate(queries):
-            memo = self._memo.get((q.id, q.max_tokens, q.prompt))  # asked before by this object
+            memo = self._memo.get((q.id, q.max_tokens, q.stop, q.prompt))  # asked before by this object
             if memo is not None:
                 out[i] = memo
                 self.n_cached += 1
@@ -180,7 +182,7 @@ class Judge:
         for i, g in enumerate(out):
             if g is not None and g.ok:
                 q = queries[i]
-                self._memo[(q.id, q.max_tokens, q.prompt)] = g
+                self._memo[(q.id, q.max_tokens, q.stop, q.prompt)] = g
         return [g if g is not None else Generation.failed("judge: no answer") for g in out]
 
     def yes_no(self, queries: Sequence[JudgeQuery]) -> list[bool | None]:

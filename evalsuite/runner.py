@@ -236,6 +236,16 @@ def _select(name: str, stream: Iterable[Sample], selections: Sequence[Mapping[st
             return
 
 
+def _backend_model_name(backend: Any, given: str | None) -> str | None:
+    """The model's name as the backend holds it (hf/vllm ``model_name``, lmeval ``pretrained``, openai
+    ``model``), else ``--model`` as given."""
+    for attr in ("model_name", "pretrained", "model"):
+        v = getattr(backend, attr, None)
+        if isinstance(v, str) and v:
+            return v
+    return given
+
+
 def apply_overrides(req: Request, overrides: Mapping[str, Any]) -> Request:
     """The request with the run's generation overrides (``--max-tokens``, ``--temperature``, ...)."""
     if not overrides:
@@ -265,6 +275,7 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any, validated: Any = None
     overrides = cfg.overrides()
     ctx = TaskContext(tokenizer=getattr(backend, "tokenizer", None),
                       max_model_len=getattr(backend, "max_model_len", None),
+                      model=_backend_model_name(backend, cfg.model),
                       **({"tokenizer_hint": backend.tokenizer_hint}
                          if isinstance(getattr(backend, "tokenizer_hint", None), str) else {}))
     tasks: dict[str, Any] = {}
@@ -661,6 +672,7 @@ def records_from_rows(task: Any, rows: Sequence[Mapping[str, Any]]) -> tuple[lis
             flags.append("repaired")
         if gen.finish_reason == "length":
             flags.append("output_truncated")  # the answer was cut at max_tokens (or the context limit)
+        flags.extend(f for f in gen.flags if f not in flags)
         records.append(Record(sample=s, prediction=prediction, generation=gen, flags=tuple(flags)))
         extra.append({"key": row["key"]})
     return records, extra
@@ -763,6 +775,12 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
         "log_bytes": size,
         "scored_at": _now(),
     }
+    backend_flags: dict[str, int] = {}
+    for r in records:
+        for f in r.generation.flags:
+            backend_flags[f] = backend_flags.get(f, 0) + 1
+    if backend_flags:  # e.g. prompt_reencoded (lmeval): answers whose prompt differs from the planned ids
+        scores["backend_flags"] = dict(sorted(backend_flags.items()))
     if plan_doc.get("shard"):
         scores["shard"] = plan_doc["shard"]
     if skipped:

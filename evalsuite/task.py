@@ -52,6 +52,9 @@ class TaskContext:
     seed: int = 0
     tokenizer_hint: str = "--model <local model or tokenizer folder>"
     """How to give this run's backend a tokenizer, for messages (the openai backend: ``-B tokenizer=``)."""
+    model: str | None = None
+    """The model's name as the backend knows it (hub id, folder or served name), when it has one: for
+    tables keyed by model, such as LongBench's ``model2maxlen``."""
 
 
 @runtime_checkable

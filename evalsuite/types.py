@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
 
 FinishReason = Literal["stop", "length", "error"]
@@ -92,6 +92,12 @@ class GenParams:
     stop: tuple[str, ...] = ()
     """Stop strings; the returned text excludes them."""
     seed: int = 0
+    stop_token_ids: tuple[int, ...] = ()
+    """Token ids that end the generation like EOS does (in addition to the model's EOS ids); the returned text
+    excludes the stop token. LongBench's samsum stops on the "\\n" token this way."""
+    min_tokens: int = 0
+    """New tokens generated before EOS or a ``stop_token_ids`` token may be picked (transformers'
+    ``min_new_tokens``, vLLM's ``min_tokens``). Stop strings are not affected."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_tokens, int) or self.max_tokens <= 0:
@@ -101,15 +107,31 @@ class GenParams:
         if not 0 < self.top_p <= 1:
             raise ValueError("top_p must be in (0, 1]")
         object.__setattr__(self, "stop", tuple(self.stop))
+        ids = tuple(self.stop_token_ids)
+        if any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in ids):
+            raise ValueError(f"stop_token_ids must be non-negative ints, got {list(ids)!r}")
+        object.__setattr__(self, "stop_token_ids", ids)
+        if isinstance(self.min_tokens, bool) or not isinstance(self.min_tokens, int) or \
+                not 0 <= self.min_tokens <= self.max_tokens:
+            raise ValueError(f"min_tokens must be an int in [0, max_tokens], got {self.min_tokens!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stop"] = list(self.stop)
+        # Left out at their defaults, so that every request key and log row written before these fields
+        # existed stays the same.
+        if self.stop_token_ids:
+            d["stop_token_ids"] = list(self.stop_token_ids)
+        else:
+            del d["stop_token_ids"]
+        if not self.min_tokens:
+            del d["min_tokens"]
         return d
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "GenParams":
-        return GenParams(**{**d, "stop": tuple(d.get("stop", ()))})
+        return GenParams(**{**d, "stop": tuple(d.get("stop", ())),
+                            "stop_token_ids": tuple(d.get("stop_token_ids", ()))})
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +159,10 @@ class Request:
     counted them already (RULER fits every prompt to a length with the backend's tokenizer): backends
     that only count use it instead of encoding the prompt again (``tokenizer.request_token_count``).
     Derived from the prompt, so not part of ``prompt_hash`` or ``key``; ``prompt_ids`` wins when set."""
+    text_dropped: tuple[str, int] | None = None
+    """``(prompt_hash, prompt_chars)`` of the full request when its text was dropped to save memory (see
+    ``drop_text``): the request then carries its ``prompt_ids`` and a placeholder text, and keeps the hash
+    and the size of the text it had, so keys and log rows are the same as if the text were there."""
 
     @property
     def is_chat(self) -> bool:
@@ -155,6 +181,8 @@ class Request:
 
     def prompt_hash(self) -> str:
         """sha256 of the prompt (text, messages with image references, or token ids)."""
+        if self.text_dropped is not None:
+            return self.text_dropped[0]
         payload = {"prompt": self.prompt_payload(), "chat": self.use_chat_template}
         if self.prompt_ids is not None:
             payload["ids"] = list(self.prompt_ids)
@@ -178,9 +206,24 @@ class Request:
         return out
 
     def prompt_chars(self) -> int:
+        if self.text_dropped is not None:
+            return self.text_dropped[1]
         if isinstance(self.prompt, str):
             return len(self.prompt)
         return sum(len(m.text) for m in self.prompt)
+
+    def drop_text(self) -> "Request":
+        """This request without its text, for a long prompt that backends receive as ``prompt_ids`` (a
+        LongBench v2 document of a million words, cut to 120K tokens, need not stay in memory). The prompt
+        becomes the same shape with empty text (a chat keeps its roles); ``prompt_hash``, ``prompt_chars``
+        and hence ``key`` are those of the full request."""
+        if self.prompt_ids is None:
+            raise ValueError("only a request with prompt_ids can drop its text")
+        if self.text_dropped is not None:
+            return self
+        stub: str | tuple[Message, ...] = "" if isinstance(self.prompt, str) else tuple(
+            Message(m.role, "") for m in self.prompt)
+        return replace(self, prompt=stub, text_dropped=(self.prompt_hash(), self.prompt_chars()))
 
     def key(self, backend_id: str) -> str:
         """Resume key: backend identity + task + sample + prompt + generation parameters."""
@@ -199,6 +242,8 @@ class Request:
             d["prompt_ids"] = list(self.prompt_ids)
         if self.token_count is not None:
             d["token_count"] = self.token_count
+        if self.text_dropped is not None:
+            d["text_dropped"] = {"prompt_sha256": self.text_dropped[0], "prompt_chars": self.text_dropped[1]}
         return d
 
     @staticmethod
@@ -207,11 +252,13 @@ class Request:
         if not isinstance(prompt, str):
             prompt = tuple(Message.from_dict(m) for m in prompt)
         ids = d.get("prompt_ids")
+        dropped = d.get("text_dropped")
         return Request(task=d["task"], sample_id=d["sample_id"], index=d["index"], prompt=prompt,
                        params=GenParams.from_dict(d["params"]),
                        use_chat_template=d.get("use_chat_template", True),
                        prompt_ids=tuple(ids) if ids is not None else None,
-                       truncated=d.get("truncated", False), token_count=d.get("token_count"))
+                       truncated=d.get("truncated", False), token_count=d.get("token_count"),
+                       text_dropped=(dropped["prompt_sha256"], int(dropped["prompt_chars"])) if dropped else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +271,10 @@ class Generation:
     completion_tokens: int | None = None
     error: str | None = None
     latency_s: float | None = None
+    flags: tuple[str, ...] = ()
+    """What the backend noticed about this answer that can move a score, e.g. ``prompt_reencoded`` (the
+    engine takes text only and re-encoding a runner-cut prompt gave other token ids). Each becomes a record
+    flag and is counted in the task's scores."""
 
     @staticmethod
     def failed(error: str, latency_s: float | None = None) -> "Generation":
@@ -234,11 +285,16 @@ class Generation:
         return self.finish_reason != "error"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.flags:  # left out when empty: log rows written before the field existed stay the same
+            d["flags"] = list(self.flags)
+        else:
+            del d["flags"]
+        return d
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "Generation":
-        return Generation(**d)
+        return Generation(**{**d, "flags": tuple(d.get("flags", ()))})
 
 
 @dataclass(frozen=True, slots=True)

@@ -459,3 +459,32 @@ def test_embedded_smollm2_answers_paris():
         assert b.max_model_len == 8192 and len(b.tokenizer.encode("12345")) == 5
     finally:
         b.close()
+
+
+# --- token stops and a minimum length (GenParams.stop_token_ids / min_tokens) ------------------------
+
+def test_stop_token_ids_end_the_row_and_min_tokens_hold_them_back(chain):
+    hello, world = (chain.tokenizer.encode(t)[0] for t in ("Hello", " world"))
+    out = chain.generate([
+        req("a", max_tokens=8, stop_token_ids=(world,)),                      # "Hello", then the stop token
+        req("b", max_tokens=8, i=1, stop_token_ids=(hello,)),                 # stops on its first token
+        req("c", max_tokens=8, i=2, stop_token_ids=(hello,), min_tokens=1),   # Hello may not come first
+        req("Hello", max_tokens=8, i=3, chat=False, min_tokens=2),            # EOS held back for 2 tokens
+    ])
+    assert [(g.text, g.finish_reason, g.completion_tokens) for g in out[:2]] == [
+        ("Hello", "stop", 1), ("", "stop", 0)]
+    # with min_tokens=1 the first token is something else (the stop token and EOS are masked); the next one
+    # is Hello again, which then ends the row
+    assert (out[2].finish_reason, out[2].completion_tokens) == ("stop", 1)
+    # " world" then EOS is forbidden at step 2: the row goes on past where it would have ended
+    assert out[3].completion_tokens > 1 and out[3].text.startswith(" world")
+    # the parameters are part of the request key
+    base = req("a", max_tokens=8)
+    assert base.key("b") != req("a", max_tokens=8, stop_token_ids=(world,)).key("b")
+    assert req("a", max_tokens=8, min_tokens=1).key("b") != base.key("b")
+
+
+def test_stop_token_id_outside_the_vocabulary_fails_alone(chain):
+    out = chain.generate([req("a", max_tokens=4, stop_token_ids=(10 ** 7,)), req("b", max_tokens=4, i=1)])
+    assert not out[0].ok and "stop token id 10000000" in out[0].error
+    assert out[1].text == "Hello world"

@@ -389,3 +389,50 @@ def test_as_a_judge_backend(recorder_model):
                              default_registry())
     b = provider.backend()
     assert isinstance(b, LMEvalBackend) and type(b.lm).last["pretrained"] == "judge-m"
+
+
+# --- token stops, minimum length and re-encoded prompts -------------------------------------------------
+
+def test_token_stops_and_min_tokens_reach_hflm_and_match_the_hf_backend(chain, chain_llama_dir, monkeypatch):
+    ref = HFBackend(str(chain_llama_dir), threads="1")
+    try:
+        hello, world = (ref.tokenizer.encode(t)[0] for t in ("Hello", " world"))
+        reqs = [req("a", stop_token_ids=(world,)), req("b", i=1, stop_token_ids=(hello,), min_tokens=1),
+                req("Hello", i=2, chat=False, min_tokens=2)]
+        seen = []
+        real = chain.lm.generate_until
+        monkeypatch.setattr(chain.lm, "generate_until", lambda inst, **kw: seen.extend(inst) or real(inst, **kw))
+        ours, theirs = chain.generate(reqs), ref.generate(reqs)
+    finally:
+        ref.close()
+    # same answers as the hf backend, the stop token's text left out ("Hello", not "Hello world")
+    assert [g.text for g in ours] == [g.text for g in theirs] and ours[0].text == "Hello"
+    kw = [i.args[1] for i in seen]
+    assert kw[0]["eos_token_id"] == sorted({2, world}) and "min_new_tokens" not in kw[0]
+    assert kw[1]["eos_token_id"] == sorted({2, hello}) and kw[1]["min_new_tokens"] == 1
+    assert kw[2]["eos_token_id"] == [2] and kw[2]["min_new_tokens"] == 2
+
+
+def test_token_stops_reach_an_api_model_as_vllm_fields(fake_openai):
+    pytest.importorskip("tenacity")
+    server = fake_openai()
+    b = LMEvalBackend(model="local-chat-completions", batch_size="4",
+                      model_args=f"model=test-model,base_url={server.url}/chat/completions,max_retries=1")
+    out = b.generate([req("hi", stop_token_ids=(198,), min_tokens=1), req("plain", i=1)])
+    assert all(g.ok for g in out)
+    bodies = {c.prompt_text: c.body for c in server.posts()}
+    assert bodies["hi"]["stop_token_ids"] == [198] and bodies["hi"]["min_tokens"] == 1
+    assert "stop_token_ids" not in bodies["plain"] and "min_tokens" not in bodies["plain"]
+
+
+def test_a_reencoded_prompt_that_differs_is_flagged(lme, hfb):
+    tok = hfb.tokenizer
+    # "Hel" + "lo" as two tokens decodes to "Hello", which the model re-encodes as one token
+    split = tok.encode("Say Hel") + tok.encode("lo there")
+    assert tok.encode(tok.decode(split)) != split
+    same = request_ids(hfb.tokenizer, MIXED[1])[-12:]
+    a, b = lme.generate([req("x", ids=split), req("y", i=1, ids=same)])
+    assert a.ok and a.flags == ("prompt_reencoded",) and a.prompt_tokens == len(tok.encode(tok.decode(split)))
+    assert b.ok and b.flags == () and b.prompt_tokens == 12
+    # the hf backend takes the ids as they are: nothing to flag
+    assert hfb.generate([req("x", ids=split)])[0].flags == ()

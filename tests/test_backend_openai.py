@@ -431,3 +431,32 @@ def test_registered_as_openai():
     from evalsuite.registry import default_registry
 
     assert default_registry().backend("openai") is OpenAIBackend
+
+
+def test_token_stops_and_min_tokens_are_sent_as_vllm_fields(fake_openai):
+    server = fake_openai()
+    b = make(server)
+    p = GenParams(max_tokens=16, stop_token_ids=(198,), min_tokens=1)
+    out = b.generate([Request(task="t", sample_id="a", index=0, prompt="Summary:", use_chat_template=False,
+                              params=p), chat("plain", 1)])
+    assert all(g.ok for g in out)
+    bodies = {c.prompt_text: c.body for c in server.posts()}
+    assert bodies["Summary:"]["stop_token_ids"] == [198] and bodies["Summary:"]["min_tokens"] == 1
+    assert "stop_token_ids" not in bodies["plain"] and "min_tokens" not in bodies["plain"]
+    with pytest.raises(UserError, match="min_tokens"):
+        make(server, extra_body='{"min_tokens": 3}')
+
+
+def test_a_server_refusing_token_fields_fails_that_request_with_a_hint(fake_openai):
+    def strict(call):
+        if call.method == "POST" and "stop_token_ids" in (call.body or {}):
+            return FakeReply(400, {"error": {"message": "Unrecognized request argument supplied: stop_token_ids"}})
+        return None
+
+    server = fake_openai(strict)
+    token_stop = Request(task="t", sample_id="a", index=0, prompt=(Message("user", "x"),),
+                         params=GenParams(max_tokens=8, stop_token_ids=(198,)))
+    out = make(server, backoff=0).generate([token_stop, chat("y", 1)])
+    assert not out[0].ok and "Unrecognized request argument" in out[0].error
+    assert "stop_token_ids/min_tokens" in out[0].error and "no fallback" in out[0].error
+    assert out[1].ok

@@ -41,6 +41,107 @@ def test_sampling_parameters_are_ours_field_by_field():
     assert sampled["seed"] == 5
 
 
+def test_token_stops_and_min_tokens_are_mapped():
+    kw = sampling_kwargs(GenParams(max_tokens=64, stop_token_ids=(198, 2), min_tokens=1), 64)
+    assert kw["stop_token_ids"] == [198, 2] and kw["min_tokens"] == 1
+    assert sampling_kwargs(GenParams(max_tokens=8), 8)["stop_token_ids"] == []
+    # a budget cut short by the context never asks for more minimum tokens than it allows
+    assert sampling_kwargs(GenParams(max_tokens=8, min_tokens=5), 3)["min_tokens"] == 3
+
+
+class _FakeVLLM:
+    """Just enough of the ``vllm`` package for VLLMBackend: records every SamplingParams it is handed and
+    answers each request with the ids it got (no model runs)."""
+
+    def __init__(self, tokenizer_dir):
+        import dataclasses
+        import types
+
+        fake = self
+        self.params: list[dict] = []
+
+        @dataclasses.dataclass
+        class EngineArgs:
+            dtype: str = "auto"
+            max_model_len: int | None = None
+            seed: int = 0
+            enable_prefix_caching: bool = True
+            enable_chunked_prefill: bool = True
+            generation_config: str = "auto"
+            disable_log_stats: bool = True
+
+        class SamplingParams:
+            def __init__(self, **kw):
+                fake.params.append(kw)
+                self.kw = kw
+
+        class Engine:
+            model_config = types.SimpleNamespace(max_model_len=4096, revision=None, dtype="torch.float32",
+                                                 quantization=None)
+
+            def __init__(self):
+                self.pending = []
+
+            def add_request(self, rid, prompt, sp):
+                self.pending.append((rid, prompt["prompt_token_ids"]))
+
+            def has_unfinished_requests(self):
+                return bool(self.pending)
+
+            def step(self):
+                done, self.pending = self.pending, []
+                return [types.SimpleNamespace(
+                    request_id=rid, finished=True, prompt_token_ids=ids, metrics=None,
+                    outputs=[types.SimpleNamespace(text="ok", finish_reason="stop", token_ids=[1])])
+                    for rid, ids in done]
+
+            def abort_request(self, ids):
+                pass
+
+            def get_metrics(self):
+                return []
+
+        class LLM:
+            def __init__(self, model, **kw):
+                self.llm_engine = Engine()
+
+            def get_tokenizer(self):
+                from transformers import AutoTokenizer
+                return AutoTokenizer.from_pretrained(str(tokenizer_dir))
+
+        platform = types.SimpleNamespace(is_cpu=lambda: False, device_name="fake")
+        self.modules = {
+            "vllm": types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams, __version__="0.0-fake"),
+            "vllm.engine": types.SimpleNamespace(),
+            "vllm.engine.arg_utils": types.SimpleNamespace(EngineArgs=EngineArgs),
+            "vllm.platforms": types.SimpleNamespace(current_platform=platform),
+            "vllm.inputs": types.SimpleNamespace(TokensPrompt=lambda prompt_token_ids: {"prompt_token_ids":
+                                                                                           prompt_token_ids}),
+            "vllm.sampling_params": types.SimpleNamespace(
+                RequestOutputKind=types.SimpleNamespace(FINAL_ONLY="final")),
+        }
+
+
+def test_token_stops_and_min_tokens_reach_the_engine(monkeypatch, smollm2_tokenizer_dir):
+    """Through VLLMBackend.generate with a fake ``vllm`` module: the engine's SamplingParams carry them."""
+    from evalsuite.backends.vllm_engine import VLLMBackend
+    from evalsuite.types import Request
+
+    fake = _FakeVLLM(smollm2_tokenizer_dir)
+    for name, mod in fake.modules.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    b = VLLMBackend(str(smollm2_tokenizer_dir))
+    reqs = [Request(task="t", sample_id="a", index=0, prompt="Dialogue: hi\nSummary:", use_chat_template=False,
+                    params=GenParams(max_tokens=16, stop_token_ids=(198,), min_tokens=1)),
+            Request(task="t", sample_id="b", index=1, prompt="x", use_chat_template=False,
+                    params=GenParams(max_tokens=16))]
+    out = b.generate(reqs)
+    assert [g.text for g in out] == ["ok", "ok"]
+    assert (fake.params[0]["stop_token_ids"], fake.params[0]["min_tokens"]) == ([198], 1)
+    assert (fake.params[1]["stop_token_ids"], fake.params[1]["min_tokens"]) == ([], 0)
+    assert fake.params[0]["include_stop_str_in_output"] is False
+
+
 def test_option_values_parse_as_json_else_text():
     assert parse_value("8") == 8 and parse_value("0.9") == 0.9 and parse_value("true") is True
     assert parse_value("False") is False and parse_value('{"a": 1}') == {"a": 1}

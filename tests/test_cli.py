@@ -237,3 +237,21 @@ def test_score_file_ruler_official_prediction_format(cli, tmp_path):
     bad.write_text('{"prediction": "x"}\n')
     r = cli("score-file", str(bad), "--task", "ruler/niah_single_1")
     assert r.returncode == 2 and "needs 'pred' and 'outputs'" in r.stderr
+
+
+def test_backend_flags_become_record_flags_and_are_counted(cli, tmp_path):
+    # A backend note on an answer (Generation.flags, e.g. lmeval's prompt_reencoded) is kept in the samples
+    # log, shown per sample and counted in scores.json; a row without it is written as before.
+    r = cli("run", "--tasks", "toy/addition", "--backend", "gold", "--run-id", "f", "--limit", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    log = tmp_path / "results/f/toy/addition/samples.jsonl"
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    assert all("flags" not in row["generation"] for row in rows)
+    rows[1]["generation"]["flags"] = ["prompt_reencoded"]
+    log.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (tmp_path / "results/f/toy/addition/scores.json").unlink()
+    r = cli("score", "results/f", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["scores"]["toy/addition"]["backend_flags"] == {"prompt_reencoded": 1}
+    per = [json.loads(x) for x in (tmp_path / "results/f/toy/addition/per_sample.jsonl").read_text().splitlines()]
+    assert sorted(p["flags"] for p in per) == [[], [], ["prompt_reencoded"]]

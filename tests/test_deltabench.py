@@ -12,7 +12,7 @@ import pytest
 
 from evalsuite.errors import UserError
 from evalsuite.tasks.deltabench import DeltaBenchTask, PROMPT_FILE, gold_sections, n_sections
-from evalsuite.tasks.deltabench._metric import parse_critic, sample_score
+from evalsuite.tasks.deltabench._metric import exclusion, parse_critic, sample_score
 
 V0 = "Conclusion: yes\nError Section Number: 4\nExplanation: bad.\nError Section Number: 9\nExplanation: worse.\n"
 V1 = "Conclusion: no error"
@@ -183,3 +183,54 @@ def test_offline_hub_fails_fast_naming_local_option():
         list(DeltaBenchTask().samples())
     with pytest.raises(UserError, match="mode=critic"):
         DeltaBenchTask(mode="prm")
+
+
+# -- parity with upstream evaluation.py on the corners that exclude a record ----------------------------
+
+FIXTURE = Path(__file__).parent / "fixtures" / "deltabench"
+
+# Produced by upstream, not by us: OpenStellarTeam/DeltaBench@6b67c64 `evaluation.py` (unmodified, run
+# from a scratch checkout outside this repository): `process_line` on each line of
+# fixtures/deltabench/Deltabench_v1.jsonl with its critic from critic.jsonl pre-filled, then
+# `get_metrics`; the CSV rows (fractions) are in fixtures/deltabench/README.md.
+UPSTREAM_CSV = {
+    "Overall": (0.5, 0.5178571428571428, 0.44791666666666663, 0.5384615384615384, 0.4666666666666667, 0.5),
+    "Physics&Chemistry&Biology": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    "code": (0.75, 1.0, 0.8333333333333333, 0.6666666666666666, 1.0, 0.8),
+    "general": (0.5, 0.5, 0.5, 0.75, 0.75, 0.75),
+    "math": (0.5, 0.38095238095238093, 0.3055555555555555, 0.5, 0.25, 0.3333333333333333),
+}
+_COLS = ("macro_recall", "macro_precision", "macro_f1", "micro_recall", "micro_precision", "micro_f1")
+
+
+def test_empty_gold_is_excluded_by_official_and_trivial_counted_by_strict():
+    assert sample_score("Conclusion: yes\nError Section Number: 1\nExplanation: a", [], 10, "official") is None
+    assert sample_score("Conclusion: no error", [], 10, "official") is None
+    assert sample_score("anything", [], 10, "trivial") is None
+    s = sample_score("Conclusion: yes\nError Section Number: 1\nExplanation: a", [], 10, "strict")
+    assert (s.tp, s.fp, s.fn, s.f1) == (0, 1, 0, 0.0)
+    assert exclusion("", [], "official") == "empty_output"  # upstream tests the empty output first
+    assert exclusion("x", [], "official") == "empty_gold" and exclusion("x", [], "strict") is None
+
+
+def test_official_variant_matches_upstream_evaluation(cli, tmp_path):
+    r = cli("run", "--tasks", "deltabench", "--backend", "replay", "-B", f"file={FIXTURE / 'critic.jsonl'}",
+            "-T", f"data_file={FIXTURE / 'Deltabench_v1.jsonl'}", "--run-id", "u", "--json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    m = {x["name"]: x for x in json.loads(r.stdout)["scores"]["deltabench"]["metrics"]}
+    d = m["macro_f1"]["details"]
+    got = {"Overall": tuple(d[c] / 100 for c in _COLS)}
+    got |= {dom: tuple(v[c] / 100 for c in _COLS) for dom, v in d["per_domain"].items()}
+    assert set(got) == set(UPSTREAM_CSV)
+    for dom, want in UPSTREAM_CSV.items():
+        assert got[dom] == pytest.approx(want, abs=1e-12), dom
+    assert m["macro_recall"]["value"] / 100 == pytest.approx(UPSTREAM_CSV["Overall"][0], abs=1e-12)
+    assert m["macro_precision"]["value"] / 100 == pytest.approx(UPSTREAM_CSV["Overall"][1], abs=1e-12)
+    # the excluded records are counted, by reason (g08 is empty on both counts: the output wins, as upstream
+    # tests it first)
+    assert (d["n_scored"], d["n_excluded_empty"], d["n_excluded_empty_gold"]) == (8, 2, 2)
+    # strict keeps all 12 (the three empty-gold records score 0)
+    st = m["strict_macro_f1"]["details"]
+    assert (st["n_scored"], st["n_excluded_empty"], st["n_excluded_empty_gold"]) == (12, 0, 0)
+    # the trivial baseline drops the three empty-gold records, as the official rules would
+    assert m["trivial_all_sections_macro_f1"]["details"]["n_scored"] == 9

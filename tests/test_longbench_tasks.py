@@ -477,3 +477,117 @@ def test_score_file_reads_pred_py_output(cli, tmp_path):
     r = cli("score-file", str(f), "--task", "longbench/trec")
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(r.stdout)["score"] == pytest.approx(100 * 2.5 / 3, abs=0.006)
+
+
+# -- samsum's token stop and minimum length (pred.py) ------------------------------------------------
+
+def test_samsum_stops_on_the_newline_token_with_min_tokens_one(registry, tok):
+    # pred.py: eos_token_id=[eos, tokenizer.encode("\n", add_special_tokens=False)[-1]], min_length=len+1
+    nl = tok.encode("\n", add_special_tokens=False)[-1]
+    task, samples = fixture_samples(registry, "longbench/samsum", tok)
+    p = task.request(samples[0]).params
+    assert (p.stop_token_ids, p.min_tokens, p.stop) == ((nl,), 1, ())
+    assert task.version == "2" and task.describe()["stop_token_ids"] == [nl] and task.describe()["min_tokens"] == 1
+    # recorded with the request: the key differs from the same request without them
+    assert "stop_token_ids" in task.request(samples[0]).to_dict()["params"]
+    # only samsum; the others keep the stable defaults (their keys and rows unchanged)
+    trec, ts = fixture_samples(registry, "longbench/trec", tok)
+    assert (trec.request(ts[0]).params.stop_token_ids, trec.request(ts[0]).params.min_tokens) == ((), 0)
+    assert "stop_token_ids" not in trec.request(ts[0]).to_dict()["params"] and trec.version == "1"
+    # opt out; and without a tokenizer (max_length=0) there is no id to stop on
+    off, s2 = fixture_samples(registry, "longbench/samsum", tok, token_stop="false")
+    assert (off.request(s2[0]).params.stop_token_ids, off.request(s2[0]).params.min_tokens) == ((), 0)
+    bare = make(registry, "longbench/samsum", None, None, data_dir=str(FIXTURES), max_length="0")
+    assert bare.request(next(iter(bare.samples()))).params.stop_token_ids == ()
+
+
+def test_samsum_newline_id_of_a_bpe_tokenizer(registry, smollm2_tokenizer_dir):
+    smol = load_tokenizer(smollm2_tokenizer_dir)
+    task = make(registry, "longbench/samsum", smol, 8192, data_dir=str(FIXTURES))
+    assert task.request(next(iter(task.samples()))).params.stop_token_ids == (198,)  # "Ċ"
+
+
+# -- -T max_length=official (pred.py's config/model2maxlen.json) --------------------------------------
+
+def test_model2path_is_upstreams_bytes():
+    # `git show 2e00731f:LongBench/config/model2path.json | sha256sum` (blob f554c8b2)
+    assert hashlib.sha256((CONFIG_DIR / "model2path.json").read_bytes()).hexdigest() == \
+        "d36ac172d89e71404eae0f9a94e6d7ac50a4e15924ac03c73e6a406d1b828082"
+
+
+@pytest.mark.parametrize("model, spec, want, key, how", [
+    ("llama2-7b-chat-4k", "official", 3500, "llama2-7b-chat-4k", "name"),                  # upstream's name
+    ("meta-llama/Llama-2-7b-chat-hf", "official", 3500, "llama2-7b-chat-4k", "hub_id"),    # model2path.json
+    ("/models/vicuna-7b-v1.5-16k", "official", 15500, "vicuna-v1.5-7b-16k", "folder_name"),
+    ("THUDM/chatglm3-6b-32k", "official", 31500, "chatglm3-6b-32k", "hub_id"),
+    ("anything", "official:xgen-7b-8k", 7500, "xgen-7b-8k", "explicit"),                   # named explicitly
+])
+def test_max_length_official_looks_the_model_up(registry, tok, model, spec, want, key, how):
+    task = registry.task("longbench/qasper").factory(max_length=spec)
+    task.prepare(TaskContext(tokenizer=tok, max_model_len=32768, model=model))
+    assert task.truncation().max_tokens == want  # model2maxlen.json's value, not context - 128 - template
+    assert task.describe()["max_length"] == want
+    assert task.describe()["max_length_official"] == {"model2maxlen": key, "matched_by": how, "model": model}
+
+
+def test_max_length_official_fails_clearly_for_an_unknown_model(registry, tok, cli, tok_dir, tmp_path):
+    task = registry.task("longbench/qasper").factory(max_length="official")
+    with pytest.raises(UserError, match=r"model 'Qwen/Qwen2.5-7B' is not in LongBench's config/model2maxlen.json "
+                                        r"\(chatglm2-6b, .*, xgen-7b-8k\).*official:<name>"):
+        task.prepare(TaskContext(tokenizer=tok, max_model_len=32768, model="Qwen/Qwen2.5-7B"))
+    with pytest.raises(UserError, match="entry 'nope'"):
+        registry.task("longbench/qasper").factory(max_length="official:nope").prepare(
+            TaskContext(tokenizer=tok, max_model_len=32768, model="x"))
+    with pytest.raises(UserError, match="max_length"):
+        registry.task("longbench/qasper").factory(max_length="offcial")
+    # through the CLI: one line, exit 2, before anything is generated
+    r = cli("run", "--tasks", "longbench/qasper", "--backend", "echo", "--model", str(tok_dir),
+            "-T", f"data_dir={FIXTURES}", "-T", "max_length=official", "--no-progress")
+    assert r.returncode == 2 and "model2maxlen.json" in r.stderr and "Traceback" not in r.stderr
+    # a folder named like an entry's hub id is found, and the budget is recorded in the manifest
+    named = shutil.copytree(tok_dir, tmp_path / "Llama-2-7b-chat-hf")
+    r = cli("run", "--tasks", "longbench/qasper", "--backend", "echo", "--model", str(named),
+            "-T", f"data_dir={FIXTURES}", "-T", "max_length=official", "--run-id", "o", "--json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    entry = json.loads((tmp_path / "results" / "o" / "manifest.json").read_text())["tasks"]["longbench/qasper"]
+    assert entry["truncation"]["max_tokens"] == 3500
+    assert entry["describe"]["max_length_official"]["model2maxlen"] == "llama2-7b-chat-4k"
+
+
+@pytest.mark.slow
+def test_samsum_on_the_embedded_model_never_starts_with_and_stops_at_the_newline_token(tmp_path, monkeypatch):
+    """SmolLM2-135M-Instruct (the embedded backend) through `evalsuite run`: every generated row is captured
+    at the token level (the hf backend's finish_row sees each row's new ids). SmolLM2 opens these three
+    samsum rows with the "\\n" token when nothing forbids it (checked first, with a 1-token budget and the
+    token stop off); with pred.py's setting the first token is never "\\n" (id 198), the row ends at its
+    first "\\n" token, and samples.jsonl records the parameters."""
+    from evalsuite import cli
+    import evalsuite.backends.hf as hf
+
+    seen: list[list[int]] = []
+    real = hf.finish_row
+
+    def spy(tokens, **kw):
+        seen.append(list(tokens))
+        return real(tokens, **kw)
+
+    monkeypatch.setattr(hf, "finish_row", spy)
+    common = ["run", "--tasks", "longbench/samsum", "--backend", "embedded", "-B", "threads=1",
+              "-T", f"data_dir={FIXTURES}", "--output", str(tmp_path), "--no-progress"]
+    assert cli.main(common + ["--run-id", "free", "--max-tokens", "1", "-T", "token_stop=false"]) == 0
+    assert len(seen) == 3 and any(row[0] == 198 for row in seen)  # the constraint below really binds
+    seen.clear()
+
+    assert cli.main(common + ["--run-id", "pred"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "pred" / "longbench" / "samsum" / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and len(seen) == 3
+    for r in rows:
+        assert r["params"]["stop_token_ids"] == [198] and r["params"]["min_tokens"] == 1
+        assert r["generation"]["finish_reason"] == "stop"
+    ends = {0, 2}  # SmolLM2's <|endoftext|> and <|im_end|> (EOS, padding)
+    for row in seen:
+        assert row[0] != 198  # min_tokens=1: the newline token may not come first
+        first_nl = row.index(198)  # and the row ended on a newline token, not on EOS or the budget
+        assert first_nl > 0 and not ends & set(row[:first_nl])
+    # what was recorded is the row up to, not including, its first newline token
+    assert sorted(row.index(198) for row in seen) == sorted(r["generation"]["completion_tokens"] for r in rows)

@@ -28,7 +28,7 @@ from evalsuite.types import Generation, Record, Request
 from evalsuite.tasks.longbench_v2._prompts import PROMPT_DIR, extract_choice, templates
 from evalsuite.tasks.longbench_v2._truncation import ContentTruncation
 
-from conftest import SHARED
+from conftest import REPO, SHARED
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "longbench_v2"
 DATA = FIXTURES / "data.json"
@@ -485,3 +485,89 @@ def test_bad_options_and_paths_are_user_errors(reg, tmp_path):
     (tmp_path / "two" / "b.jsonl").write_text("")
     with pytest.raises(UserError, match="has no data.json and 2 JSON files"):
         samples(make(reg, "longbench_v2", data_file=None, data_dir=str(tmp_path / "two")))
+
+
+# -- planning memory: documents read when needed, cut prompts keep ids only ---------------------------
+
+def test_samples_hold_no_document_and_cut_requests_keep_ids_not_text(reg, tmp_path, word_tokenizer_dir):
+    tok = load_tokenizer(word_tokenizer_dir)
+    task = _long_task(reg, tmp_path, 1000, max_length="101")
+    (s,) = samples(task)
+    assert set(s.input) == {"question", "choices"}  # the document is read from the file per request
+    req = task.request(s)
+    assert "w199 w0 w1" in req.prompt
+    cut = task.truncation().apply(req, tok)
+    # the same request as before the text was dropped: same key, hash and size, as the log rows record
+    full = Request(req.task, req.sample_id, req.index, req.prompt, req.params, req.use_chat_template,
+                   prompt_ids=cut.prompt_ids, truncated=True)
+    assert cut.key("b") == full.key("b") and cut.prompt_hash() == full.prompt_hash()
+    assert cut.prompt_chars() == len(req.prompt) and cut.prompt == "" and cut.text_dropped is not None
+    # equal ids are one int object (a tokenizer returns a fresh one per token)
+    ids = [t for t in cut.prompt_ids if t > 256]
+    firsts = {}
+    assert all(firsts.setdefault(t, t) is t for t in ids)
+    # the cot answer pass does not read the document at all
+    cot = _long_task(reg, tmp_path, 1000, name="longbench_v2/cot")
+    (c,) = samples(cot)
+    cot._spans.clear()
+    ans = cot._request(c, "$Q$ $COT$", 8, cot="because")  # no $DOC$: no file read
+    assert ans.prompt.endswith("because")
+
+
+def test_json_array_is_read_one_row_at_a_time(tmp_path, monkeypatch):
+    from evalsuite.tasks.longbench_v2 import _data
+
+    monkeypatch.setattr(_data, "_CHUNK", 5)  # every row crosses buffer boundaries, multi-byte characters too
+    rows = [{"_id": "a", "context": "héllo wörld " * 40}, {"_id": "b", "context": "漢字" * 30}, {"_id": "c"}]
+    for text in (json.dumps(rows, ensure_ascii=False),
+                 " [\n " + ",\n  ".join(json.dumps(r, ensure_ascii=False) for r in rows) + " ]\n"):
+        f = tmp_path / "a.json"
+        f.write_text(text, encoding="utf-8")
+        got = list(_data.read_rows_at(f))
+        assert [r for _, r, _ in got] == rows and [n for n, _, _ in got] == [1, 2, 3]
+        assert [_data.load_row(f, span) for _, _, span in got] == rows
+    f.write_text(json.dumps(rows)[:-1])  # not closed
+    with pytest.raises(UserError, match="not valid JSON"):
+        list(_data.read_rows_at(f))
+
+
+def test_piecewise_encoding_equals_the_whole_encoding(monkeypatch, smollm2_tokenizer_dir):
+    """A long document is encoded in overlapping pieces joined at seams both encodings agree on; the count and
+    the head/tail ids must be the whole encoding's, for BPE tokenizers through both wrappers, on text with
+    newlines, tabs, digits, punctuation, accents, CJK and emoji; and the whole-text encode must not be used."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from evalsuite.backends.hf import HFTokenizer
+    from evalsuite.tasks.longbench_v2 import _truncation as T
+
+    toy = REPO / "tasks" / "ruler" / "fixtures" / "toy_tokenizer"
+    toks = {"smollm2": load_tokenizer(smollm2_tokenizer_dir), "toy": load_tokenizer(toy),
+            "hf": HFTokenizer(AutoTokenizer.from_pretrained(str(smollm2_tokenizer_dir)), "smollm2")}
+    monkeypatch.setattr(T, "PIECE_CHARS", 700)
+    monkeypatch.setattr(T, "OVERLAP_CHARS", 200)
+    monkeypatch.setattr(T, "AGREE", 8)
+    rng = random.Random(1)
+    vocab = ["alpha", "Beta", "gamma,", "delta.", "\n", "\n\n", "  ", "12345", "x9", "héllo", "漢字", "🙂", "it's",
+             "—", "\t", "don't", "U.S.A."]
+
+    class WholeRefused:
+        def __init__(self, tok):
+            self.tok = tok
+
+        def encode(self, text, add_special_tokens=False):
+            assert len(text) <= 2 * T.PIECE_CHARS, "the whole text was encoded at once"
+            return self.tok.encode(text, add_special_tokens)
+
+        def encode_offsets(self, text):
+            return self.tok.encode_offsets(text)
+
+    for trial in range(12):
+        text = "".join(rng.choice(vocab) + (" " if rng.random() < 0.7 else "")
+                       for _ in range(rng.randint(1500, 3000)))
+        for name, tok in toks.items():
+            ids = tok.encode(text)
+            for head, tail in ((50, 50), (0, 10), (3000, 0)):
+                want = (len(ids), ids[:head], ids[len(ids) - tail:] if tail else [])
+                assert T.encode_ends(WholeRefused(tok), text, head, tail) == want, (name, trial, head, tail)

@@ -5,13 +5,14 @@ Expected values are worked out by hand from the upstream rules (comments show th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from conftest import SHARED
 from evalsuite.tasks.longgenbench_liu import (GSM8K_EXEMPLARS, MMLU_EXEMPLARS, _make, mmlu_exemplar_pairs)
-from evalsuite.tasks.longgenbench_liu._extract import (official_answers, official_score, robust_answers,
-                                                       robust_score)
+from evalsuite.tasks.longgenbench_liu._extract import (official_answers, official_log, official_score,
+                                                       official_tally, robust_answers, robust_score)
 from evalsuite.tasks.longgenbench_wu._metric import analyse, completion_rate, parse_blocks, summarize
 from evalsuite.types import Generation, Record, Sample
 
@@ -225,3 +226,55 @@ def test_offline_without_local_data_names_the_option():
     for task in (_make("gsm8k", False)(), _make("mmlu", True)(), _cls("short")()):
         with pytest.raises(UserError, match="data_dir|data_file"):
             list(task.samples())
+
+
+# -- Liu: the official records rule against upstream's scripts ---------------------------------------
+
+LIU_FIX = Path(__file__).parent / "fixtures" / "longgenbench_liu"
+
+
+def test_liu_official_records_match_upstream_parse_pred_ans(cli):
+    """Goldens produced by upstream, not by us: Dominic789654/LongGenBench@9845864's scripts (unmodified,
+    imported from a scratch checkout outside this repository) with a fake OpenAI client answering each batch
+    with the replay outputs in fixtures/longgenbench_liu/. GSM8K: `process_question` per batch (K=2, dataset
+    order), the results appended in batch order, then `parse_pred_ans` printed
+    `num_q 9 correct 3 ratio 0.3333`. MMLU: `main()` with TASKS = abstract_algebra, anatomy and k=3 on the
+    copied MMLU slice printed `Total correct: 4`, `Total acc ratio: 0.6666666666666666` (K=3 per subject).
+    See fixtures/longgenbench_liu/README.md."""
+    r = cli("run", "--tasks", "longgenbench_liu/gsm8k", "--backend", "replay", "-B",
+            f"file={LIU_FIX / 'replay_gsm8k.jsonl'}", "-T", f"data_file={LIU_FIX / 'gsm8k_test.jsonl'}",
+            "-T", "k=2", "-T", "batches=3", "-T", "order=dataset", "--json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    m = {x["name"]: x for x in json.loads(r.stdout)["scores"]["longgenbench_liu/gsm8k"]["metrics"]}
+    off = m["accuracy_official"]
+    assert (off["details"]["correct"], off["details"]["records"]) == (3, 9)
+    assert off["value"] == pytest.approx(100 * 3 / 9)
+    assert off["details"]["answered"] == 6  # six answers extracted; three "Question:" lines add records
+
+    r = cli("run", "--tasks", "longgenbench_liu/mmlu", "--backend", "replay", "-B",
+            f"file={LIU_FIX / 'replay_mmlu.jsonl'}", "-T", f"data_dir={MMLU_DIR}", "-T", "k=3", "-T", "batches=2",
+            "-T", "order=dataset", "--json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    m = {x["name"]: x for x in json.loads(r.stdout)["scores"]["longgenbench_liu/mmlu"]["metrics"]}
+    off = m["accuracy_official"]
+    assert off["details"]["correct"] == 4 and off["details"]["answered"] == 6
+    assert off["value"] / 100 == pytest.approx(0.6666666666666666)
+    assert off["details"]["records"] == 7  # the restated question opened a record of its own
+
+
+def test_liu_official_tally_rules():
+    # a "Question:" line inside an answer: the text before it is scored against the gold still held (the
+    # previous record's), and the count grows; the first record of the file is scored only at the next
+    # "Question:" line
+    log0 = official_log(["q1", "q2"], ["#### 7", "#### 8"], ans(9, "The answer is 7.") + ans(10, "Question: q2\n8"))
+    assert official_tally("gsm8k", [log0]) == [(1, 3)]  # 7 ok; "A_model:Q_1" (1) vs 7 no; "A_model:Q_1" vs 8 no
+    # across logs (batches written to one file): the stale gold is the previous batch's last one
+    log1 = official_log(["q3"], ["#### 1"], ans(9, "Question: restated\nThe answer is 1."))
+    assert official_tally("gsm8k", [log0, log1]) == [(1, 3), (0, 2)]
+    # "\r" ends a line when the log is read back
+    log2 = official_log(["q"], ["#### 5"], ans(9, "See\rQuestion: q\rThe answer is 5."))
+    assert official_tally("gsm8k", [log2]) == [(0, 2)]
+    # no "Question:" line in any answer: the positional rule, unchanged
+    text = CASES["skipped"][0]
+    logs = official_log(["a", "b", "c", "d"], [f"#### {g}" for g in GOLD], text)
+    assert official_tally("gsm8k", [logs]) == [official_score("gsm8k", text, GOLD)]

@@ -91,6 +91,57 @@ def test_vt_cwe_fwe_qa_equal_upstream_generator_output(registry, qa_files):
             assert s.metadata["length"] == u["length"], (name, length, s.index)
 
 
+@needs_essays
+def test_model_templates_reproduce_upstream_prepare_py(registry, tok_dir=TOY):
+    """`-T template=<name>` against rows written by RULER's own prepare.py with --model_template_type
+    meta-chat (niah noise/essay/multivalue, vt, cwe, fwe), vicuna-chat (niah_single_1: the singular
+    replacements also rewrite the model template, "answers" -> "answer") and meta-llama3 (niah_single_2),
+    toy tokenizer, length 2048, seed 42 (settings in the fixture's first line; see SOURCE.md). Same prompt
+    bytes (input + answer prefix), references and RULER length, sample by sample."""
+    tok = load_tokenizer(tok_dir)
+    lines = (FIXTURES / "upstream_model_templates.jsonl").read_text().splitlines()
+    assert "prepare.py" in json.loads(lines[0])["_meta"]["generator"]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in map(json.loads, lines[1:]):
+        groups.setdefault((r["template"], r["task"]), []).append(r)
+    assert len(groups) == 8
+    for (template, name), ups in groups.items():
+        opts = {"data_file": str(ESSAY_JSON)} if name in ("niah_multikey_1", "niah_multivalue", "niah_single_2") else {}
+        task = make(registry, tok, f"ruler/{name}", length=2048, num_samples=len(ups), seed=42, template=template,
+                    **opts)
+        for s, u in zip(task.samples(), ups):
+            where = (template, name, s.index)
+            assert s.input["input"] == u["input"], where
+            assert s.input["answer_prefix"] == u["answer_prefix"], where
+            assert list(s.target) == list(u["outputs"]), where
+            assert s.metadata["length"] == u["length"], where
+            req = task.request(s)  # raw text, exactly prepare.py's prompt: no chat template on top
+            assert req.prompt == u["input"] + u["answer_prefix"] and req.use_chat_template is False, where
+    assert "[INST] " in groups[("meta-chat", "cwe")][0]["input"].split("\n")[0]  # the quirk: in each example too
+
+
+def test_template_option_is_checked_and_recorded(registry):
+    tok = load_tokenizer(TOY)
+    with pytest.raises(UserError, match="meta-chat, vicuna-chat"):
+        registry.task("ruler/niah_single_1").factory(template="llama-9")
+    task = make(registry, tok, "ruler/niah_single_1", length=1024, num_samples=1, template="meta-llama3")
+    d = task.describe()
+    assert d["model_template"]["name"] == "meta-llama3" and d["options"]["chat_template"] is False
+    assert task.request(next(iter(task.samples()))).prompt.startswith(
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nA special magic number")
+    assert make(registry, tok, "ruler/niah_single_1", length=1024, num_samples=1).describe()["model_template"] is None
+
+
+def test_model_templates_file_is_upstreams_dict():
+    # the values of `Templates` in scripts/data/template.py at c3f5e3b4 (blob 9bbf7b91), read with
+    # ast.literal_eval and written as JSON; the pinned hash is that file's
+    data = (REPO / "tasks" / "ruler" / "model_templates.json").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == "367ce9ecaddcde7472af1c32b25d004192ebfa195ce2670dc18b014bd8a0e184"
+    t = json.loads(data)
+    assert t["meta-chat"] == "[INST] {task_template} [/INST]" and t["base"] == "{task_template}"
+    assert len(t) == 11 and all(v.count("{task_template}") == 1 for v in t.values())
+
+
 def _sample_rows(results: Path) -> dict[str, list[dict]]:
     out = {}
     for name in ALL_13:

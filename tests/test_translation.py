@@ -339,3 +339,43 @@ def test_compare_bootstraps_bleu_and_chrf_over_paired_segments(cli, tmp_path):
         assert row["test"] == "corpus_bootstrap" and row["n_shared"] == 8
         assert row["delta"] < 0 and row["ci_low"] <= row["delta"] <= row["ci_high"]
     assert rows_out["bleu"]["candidate"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_compare_rebuilds_corpus_scores_with_the_options_the_run_recorded():
+    """A run scored with non-default BLEU/chrF options keeps them in its metric signature; `compare` rebuilds
+    each corpus score from the per-segment statistics with those options, so its baseline/candidate values
+    equal the runs' own. Golden values: sacrebleu itself on the same segments."""
+    import sacrebleu
+
+    from evalsuite.compare import CompareOptions, TaskRun, compare_task
+    from evalsuite.metrics.sacrebleu_metrics import BLEU, CHRF, records_for
+
+    refs = ["the cat sat on the mat today", "a dog barked at the moon", "rain fell all night long"]
+    hyp_a = ["the cat sat", "a dog barked", "rain"]            # short: zero 4-gram matches, smoothing matters
+    hyp_b = ["the cat sat on the mat", "a dog barked at it", "rain fell all night"]
+    cases = [
+        (BLEU(smooth_method="floor", smooth_value="0.5", effective_order="true"),
+         lambda h: sacrebleu.corpus_bleu(h, [refs], smooth_method="floor", smooth_value=0.5, use_effective_order=True).score),
+        (BLEU(max_ngram_order="2"), lambda h: sacrebleu.metrics.BLEU(max_ngram_order=2).corpus_score(h, [refs]).score),
+        (CHRF(word_order="2", beta="1", eps_smoothing="true"),
+         lambda h: sacrebleu.metrics.CHRF(word_order=2, beta=1, eps_smoothing=True).corpus_score(h, [refs]).score),
+        (CHRF(char_order="4"), lambda h: sacrebleu.metrics.CHRF(char_order=4).corpus_score(h, [refs]).score),
+    ]
+    for metric, official in cases:
+        runs = []
+        for hyps in (hyp_a, hyp_b):
+            res = metric.score(records_for(hyps, refs))
+            assert res.value == pytest.approx(official(hyps), abs=1e-9)
+            runs.append(TaskRun(name="t", scores={"metrics": [{"name": metric.name, "value": res.value,
+                                                               "signature": res.signature}], "main": metric.name},
+                                manifest_entry={}, prompt_hashes={},
+                                per_sample={str(i): {"sample_id": str(i), "index": i, "metrics": {metric.name: None},
+                                                     "stats": {metric.name: list(st)}}
+                                            for i, st in enumerate(res.per_sample_stats)}))
+        (row,) = compare_task(runs[0], runs[1], CompareOptions(iterations=50))
+        assert row["test"] == "corpus_bootstrap", metric.signature()
+        assert row["baseline"] == pytest.approx(official(hyp_a), abs=1e-9), metric.signature()
+        assert row["candidate"] == pytest.approx(official(hyp_b), abs=1e-9), metric.signature()
+    # the signature says what sacrebleu's leaves out (chrF's beta), and only when it is not the default
+    assert "|beta:1|" in CHRF(beta="1").score(records_for(hyp_a, refs)).signature
+    assert "beta" not in CHRF().score(records_for(hyp_a, refs)).signature

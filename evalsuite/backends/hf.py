@@ -19,6 +19,11 @@ with like (the vLLM ``generation_config`` trap, vLLM #15241). Only the end-of-se
 from it, because they are a property of the model (Llama 3 ends turns with ``<|eot_id|>``, which
 only the generation config lists).
 
+``GenParams.stop_token_ids`` join those EOS ids for the request (generation ends there; the token's text is
+not returned), and ``GenParams.min_tokens`` becomes ``min_new_tokens``, which holds every one of them back
+for the first ``min_tokens`` new tokens: LongBench's ``pred.py`` does exactly this for samsum with
+``eos_token_id=[eos, newline]`` and ``min_length = prompt length + 1``.
+
 torch and transformers are imported inside methods, so importing this module stays cheap.
 """
 
@@ -503,12 +508,16 @@ class HFBackend(BaseBackend):
                 out[i] = Generation.failed(f"building the prompt failed: {type(exc).__name__}: {exc}")
                 continue
             bad = [t for t in ids if not 0 <= t < self.vocab_size]
+            bad_stop = [t for t in req.params.stop_token_ids if not t < self.vocab_size]
             if not ids:
                 out[i] = Generation.failed("empty prompt (no tokens)")
             elif bad:
                 # Checked here because on a GPU an out-of-range id is a device-side assert that
                 # poisons the CUDA context for every later request, not just an exception.
                 out[i] = Generation.failed(f"prompt token id {bad[0]} is outside the vocabulary "
+                                           f"(size {self.vocab_size})")
+            elif bad_stop:
+                out[i] = Generation.failed(f"stop token id {bad_stop[0]} is outside the vocabulary "
                                            f"(size {self.vocab_size})")
             elif self.max_model_len is not None and len(ids) >= self.max_model_len:
                 out[i] = Generation.failed(f"prompt has {len(ids)} tokens; max_model_len is "
@@ -569,17 +578,23 @@ class HFBackend(BaseBackend):
         # from transformers' global defaults, which only matter when sampling: hence the explicit
         # top_k=0 there (the global default top_k=50 would silently truncate the distribution).
         kw: dict[str, Any] = dict(
-            max_new_tokens=max_new, min_new_tokens=0, do_sample=params.temperature > 0, num_beams=1,
+            max_new_tokens=max_new, min_new_tokens=params.min_tokens, do_sample=params.temperature > 0, num_beams=1,
             num_return_sequences=1, repetition_penalty=1.0, encoder_repetition_penalty=1.0,
             no_repeat_ngram_size=0, bad_words_ids=None, suppress_tokens=None, begin_suppress_tokens=None,
             forced_bos_token_id=None, forced_eos_token_id=None, renormalize_logits=False,
             use_cache=True, return_dict_in_generate=True, output_scores=False,
-            bos_token_id=self.tokenizer.tok.bos_token_id, eos_token_id=sorted(self.eos_ids) or None,
+            bos_token_id=self.tokenizer.tok.bos_token_id, eos_token_id=sorted(self._ends(params)) or None,
             pad_token_id=self.pad_id)
         if params.temperature > 0:
             kw.update(temperature=params.temperature, top_p=params.top_p, top_k=0, typical_p=1.0,
                       epsilon_cutoff=0.0, eta_cutoff=0.0)
         return GenerationConfig(**kw)
+
+    def _ends(self, params: GenParams) -> frozenset[int]:
+        """The ids that end a row: the model's EOS ids and the request's ``stop_token_ids``. generate() gets
+        them as ``eos_token_id``, so ``min_new_tokens`` holds every one of them back (LongBench's pred.py
+        passes ``eos_token_id=[eos, newline]`` with ``min_length`` for samsum)."""
+        return self.eos_ids | frozenset(params.stop_token_ids)
 
     def _run_batch(self, chunk: list[tuple[int, list[int]]], params: GenParams) -> list[tuple[int, Generation]]:
         torch = self._torch
@@ -609,7 +624,7 @@ class HFBackend(BaseBackend):
 
         out = []
         for (i, ids), row, cap in zip(chunk, new, caps, strict=True):
-            text, reason, n = finish_row(row, eos_ids=self.eos_ids, pad_id=self.pad_id, cap=cap,
+            text, reason, n = finish_row(row, eos_ids=self._ends(params), pad_id=self.pad_id, cap=cap,
                                          stop=params.stop, decode=decode)
             # latency_s is the batch's wall time: the time this request waited for its answer.
             out.append((i, Generation(text=text, finish_reason=reason, prompt_tokens=len(ids),
@@ -643,7 +658,7 @@ class HFBackend(BaseBackend):
             res = self.model.generate(**inputs, generation_config=self._generation_config(req.params, cap),
                                       stopping_criteria=stopping)
         row = res.sequences[0, width:].tolist()
-        text_out, reason, n = finish_row(row, eos_ids=self.eos_ids, pad_id=self.pad_id, cap=cap,
+        text_out, reason, n = finish_row(row, eos_ids=self._ends(req.params), pad_id=self.pad_id, cap=cap,
                                          stop=req.params.stop,
                                          decode=lambda ids: self.tokenizer.tok.decode(list(ids), skip_special_tokens=True))
         return Generation(text=text_out, finish_reason=reason, prompt_tokens=width, completion_tokens=n,
@@ -675,7 +690,8 @@ class HFBackend(BaseBackend):
             "generation_config_policy": (
                 "checkpoint generation_config ignored: decoding comes from GenParams only (greedy when "
                 "temperature == 0, else temperature/top_p sampling seeded per batch; top_k, min_p and "
-                "repetition penalties disabled); only its EOS ids are kept"),
+                "repetition penalties disabled); only its EOS ids are kept; a request's stop_token_ids join the "
+                "EOS ids and its min_tokens is min_new_tokens"),
             "ignored_generation_config": json.loads(json.dumps(self.ignored_generation_config, default=str)),
             "trust_remote_code": self.opts["trust_remote_code"],
             "load_s": round(self.load_s, 3),

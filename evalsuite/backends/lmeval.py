@@ -34,11 +34,21 @@ Each evalsuite ``Request`` becomes one ``generate_until`` ``Instance``:
   the model's own ``apply_chat_template(chat, add_generation_prompt=...)``. A final assistant message is
   a prefill: it is rendered with ``add_generation_prompt=False``, which lm-eval's HF-tokenizer models
   turn into transformers' ``continue_final_message=True`` (the text the ``hf`` backend renders). Runner
-  truncated prompts (``prompt_ids``) are decoded with the model's tokenizer (lm-eval takes text only).
+  truncated prompts (``prompt_ids``) are decoded with the model's tokenizer: every generating lm-eval
+  model (0.4.13: ``HFLM``, ``VLLM``, the ``TemplateAPI`` models) takes its context as text and encodes it
+  itself, so the ids cannot be handed over. The text is re-encoded here the way the model will encode it
+  (``tok_batch_encode`` for ``HFLM``, else ``tok_encode``); when that gives other ids than the runner
+  planned (a merge across the cut, a BOS rule), the answer carries the flag ``prompt_reencoded``, which
+  the task's scores count (``backend_flags``).
 * gen_kwargs: ``until`` = our stop strings (an empty list stays empty: lm-eval's models then stop on
   EOS only; the ``"\\n\\n"`` some lm-eval tasks stop on comes from their task configs, not the models),
   ``max_gen_toks`` = ``max_tokens`` (always explicit, capped at the context length as the ``hf``
   backend does), ``do_sample`` = ``temperature > 0``, ``temperature``, and ``top_p`` when sampling.
+  ``stop_token_ids`` / ``min_tokens`` (when set): for ``HFLM`` the model's EOS ids plus the stop ids as
+  ``eos_token_id`` and ``min_new_tokens`` (transformers' ``generate`` kwargs; the stop token's text, which
+  lm-eval returns, is cut off); for ``VLLM`` and the API models ``stop_token_ids`` / ``min_tokens``
+  (``SamplingParams`` fields; request-body fields that vLLM servers accept). Any other model fails such a
+  request with a clear error rather than generating differently.
 
 lm-eval returns text only: ``prompt_tokens`` / ``completion_tokens`` are counted with the model's
 tokenizer when it exposes a Hugging Face one (else ``None``), and ``finish_reason`` is inferred
@@ -62,7 +72,7 @@ from typing import Any, Callable, Iterator, Sequence
 from ..data import offline
 from .. import redact
 from ..errors import BackendUnavailable, UserError
-from ..types import Generation, Message, Request, canonical_json, sha256_text
+from ..types import GenParams, Generation, Message, Request, canonical_json, sha256_text
 from . import BaseBackend, parse_options
 from .hf import HFTokenizer, _looks_like_path, folder_fingerprint
 
@@ -226,6 +236,10 @@ def _implements_generate_until(cls: type) -> bool:
 def _is_hflm(lm: Any) -> bool:
     mod = sys.modules.get("lm_eval.models.huggingface")
     return mod is not None and isinstance(lm, getattr(mod, "HFLM", ()))
+
+
+def _is_lmeval_vllm(lm: Any) -> bool:
+    return any(c.__name__ == "VLLM" and c.__module__.startswith("lm_eval.models.") for c in type(lm).__mro__)
 
 
 def _is_template_api(cls: type) -> bool:
@@ -432,8 +446,9 @@ class LMEvalBackend(BaseBackend):
             for i, g in self._generate(requests[start:start + self.batch_size]):
                 yield start + i, g
 
-    def _context(self, req: Request) -> tuple[Any, int | None]:
-        """The context lm-eval is given and its length in tokens (``None`` when it cannot be counted)."""
+    def _context(self, req: Request) -> tuple[Any, int | None, tuple[str, ...]]:
+        """The context lm-eval is given, its length in tokens (``None`` when it cannot be counted) and the
+        answer's flags (``prompt_reencoded``)."""
         tok = self.tokenizer
         if any(not isinstance(m.content, str) and any(p.type == "image" for p in m.content)
                for m in req.messages()) and req.is_chat:
@@ -441,12 +456,16 @@ class LMEvalBackend(BaseBackend):
         if req.prompt_ids is not None:
             if tok is None:
                 raise UserError("the request carries token ids but the lm-eval model exposes no tokenizer")
-            return tok.decode(req.prompt_ids), len(req.prompt_ids)
+            text = tok.decode(req.prompt_ids)
+            fed = self._lm_encode(text)
+            if fed is None:
+                return text, len(req.prompt_ids), ()
+            return text, len(fed), ("prompt_reencoded",) if fed != list(req.prompt_ids) else ()
         if isinstance(req.prompt, str) and not req.use_chat_template:
             if self.chat_api:
                 raise UserError(f"lm-eval model {self.lm_name!r} takes chat messages only, and this request is "
                                 "raw text (the task runs without a chat template)")
-            return req.prompt, len(tok.encode(req.prompt, add_special_tokens=True)) if tok else None
+            return req.prompt, len(tok.encode(req.prompt, add_special_tokens=True)) if tok else None, ()
         msgs = req.messages()
         prefill = msgs[-1].role == "assistant"
         try:
@@ -460,7 +479,54 @@ class LMEvalBackend(BaseBackend):
                             "prompt (give it a Hugging Face tokenizer, e.g. model_args tokenizer=<folder>, use a "
                             "*-chat-completions model, or run the task with -T chat_template=false)")
         n = len(tok.encode(ctx, add_special_tokens=False)) if tok is not None and isinstance(ctx, str) else None
-        return ctx, n
+        return ctx, n, ()
+
+    def _lm_encode(self, text: str) -> list[int] | None:
+        """The ids the lm-eval model will feed for ``text`` (its own encoding rule), or None if unknown."""
+        lm = self.lm
+        try:
+            if _is_hflm(lm):
+                ids, _ = lm.tok_batch_encode([text])  # what HFLM.generate_until calls
+                return [int(t) for t in ids[0].tolist()]
+            if callable(getattr(lm, "tok_encode", None)):
+                out = lm.tok_encode(text)
+                if isinstance(out, (list, tuple)) and all(isinstance(t, int) for t in out):
+                    return list(out)
+        except Exception:
+            return None
+        return None
+
+    def _model_eos_ids(self) -> set[int]:
+        """An HFLM model's own end-of-sequence ids (tokenizer, config and generation config together)."""
+        eos: set[int] = set()
+        model = getattr(self.lm, "model", None)
+        for v in (getattr(getattr(self.lm, "tokenizer", None), "eos_token_id", None),
+                  getattr(getattr(model, "config", None), "eos_token_id", None),
+                  getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+            if isinstance(v, int):
+                eos.add(v)
+            elif isinstance(v, (list, tuple)):
+                eos.update(int(x) for x in v)
+        return eos
+
+    def _token_kwargs(self, p: GenParams) -> dict[str, Any]:
+        """``stop_token_ids`` / ``min_tokens`` in the form the lm-eval model passes on to its engine."""
+        if not p.stop_token_ids and not p.min_tokens:
+            return {}
+        if _is_hflm(self.lm):
+            kw: dict[str, Any] = {"eos_token_id": sorted(self._model_eos_ids() | set(p.stop_token_ids))}
+            if p.min_tokens:
+                kw["min_new_tokens"] = int(p.min_tokens)
+            return kw
+        if self.is_api or _is_lmeval_vllm(self.lm):
+            kw = {}
+            if p.stop_token_ids:
+                kw["stop_token_ids"] = list(p.stop_token_ids)
+            if p.min_tokens:
+                kw["min_tokens"] = int(p.min_tokens)
+            return kw
+        raise UserError(f"lm-eval model {self.lm_name!r} has no known way to take stop_token_ids/min_tokens "
+                        "(supported: hf, vllm and the API models); use the hf, vllm or openai backend")
 
     def _gen_kwargs(self, req: Request, cap: int) -> dict[str, Any]:
         p = req.params
@@ -470,6 +536,7 @@ class LMEvalBackend(BaseBackend):
             kw["top_p"] = float(p.top_p)
             if self.seed_mode == "kwarg":
                 kw["seed"] = int(p.seed)
+        kw.update(self._token_kwargs(p))
         return kw
 
     def _generate(self, requests: Sequence[Request]) -> list[tuple[int, Generation]]:
@@ -480,7 +547,8 @@ class LMEvalBackend(BaseBackend):
         groups: dict[int | None, list[tuple[int, Any, int | None, int]]] = {}
         for i, req in enumerate(requests):
             try:
-                ctx, n = self._context(req)
+                ctx, n, flags = self._context(req)
+                kwargs = self._gen_kwargs(req, req.params.max_tokens)
             except Exception as exc:
                 out.append((i, Generation.failed(f"building the prompt failed: {type(exc).__name__}: {exc}")))
                 continue
@@ -492,21 +560,23 @@ class LMEvalBackend(BaseBackend):
                 # like the hf backend (and vLLM): stop at the context limit rather than letting lm-eval
                 # silently cut the prompt's start to make room for max_gen_toks
                 cap = min(cap, self.max_model_len - n)
-            inst = Instance(request_type="generate_until", doc={}, arguments=(ctx, self._gen_kwargs(req, cap)),
+            kwargs["max_gen_toks"] = cap
+            inst = Instance(request_type="generate_until", doc={}, arguments=(ctx, kwargs),
                             idx=i, metadata=(req.task, req.index, 1))
             seed = req.params.seed if self.seed_mode == "global" and req.params.temperature > 0 else None
-            groups.setdefault(seed, []).append((i, inst, n, cap))
+            groups.setdefault(seed, []).append((i, inst, n, cap, (req, flags)))
         for seed, items in groups.items():
             out.extend(self._call(items, seed))
         return out
 
-    def _call(self, items: list[tuple[int, Any, int | None, int]], seed: int | None) -> list[tuple[int, Generation]]:
+    def _call(self, items: list[tuple[int, Any, int | None, int, tuple[Request, tuple[str, ...]]]],
+              seed: int | None) -> list[tuple[int, Generation]]:
         t0 = time.perf_counter()
         if seed is not None:
             self._seed_globals(seed)
         try:
             kw = {"disable_tqdm": True} if self._accepts_disable_tqdm else {}
-            texts = self.lm.generate_until([inst for _, inst, _, _ in items], **kw)
+            texts = self.lm.generate_until([inst for _, inst, _, _, _ in items], **kw)
             if len(texts) != len(items):
                 raise RuntimeError(f"generate_until returned {len(texts)} answers for {len(items)} requests")
         except NotImplementedError as exc:
@@ -515,19 +585,31 @@ class LMEvalBackend(BaseBackend):
         except Exception as exc:
             err = self._redact_text(f"generate_until failed: {type(exc).__name__}: {exc}")
             dt = time.perf_counter() - t0
-            return [(i, Generation.failed(err, dt)) for i, _, _, _ in items]
+            return [(i, Generation.failed(err, dt)) for i, _, _, _, _ in items]
         dt = time.perf_counter() - t0
         res = []
-        for (i, _, n, cap), text in zip(items, texts, strict=True):
+        for (i, _, n, cap, (req, flags)), text in zip(items, texts, strict=True):
             if not isinstance(text, str):
                 res.append((i, Generation.failed(f"the model returned {type(text).__name__}, not text", dt)))
                 continue
+            text = self._cut_stop_token(text, req.params)
             m = len(self.tokenizer.encode(text)) if self.tokenizer is not None else None
             reason = "length" if m is not None and m >= cap else "stop"
             # latency_s is the call's wall time: the time this request waited for its answer
             res.append((i, Generation(text=text, finish_reason=reason, prompt_tokens=n, completion_tokens=m,
-                                      latency_s=dt)))
+                                      latency_s=dt, flags=flags)))
         return res
+
+    def _cut_stop_token(self, text: str, p: GenParams) -> str:
+        """HFLM returns the stop token's text with the answer (it decodes up to and including it); our answers
+        leave it out, as the hf and vllm backends do."""
+        if not p.stop_token_ids or not _is_hflm(self.lm) or self.tokenizer is None:
+            return text
+        for t in p.stop_token_ids:
+            piece = self.tokenizer.tok.decode([t], skip_special_tokens=True)
+            if piece and text.endswith(piece):
+                return text[:-len(piece)]
+        return text
 
     @staticmethod
     def _seed_globals(seed: int) -> None:
@@ -559,7 +641,10 @@ class LMEvalBackend(BaseBackend):
             "gen_kwargs_policy": ("until = the task's stop strings (empty stays empty; lm-eval adds EOS), "
                                   "max_gen_toks = max_tokens capped at max_model_len - prompt tokens, "
                                   "do_sample = temperature > 0, temperature, top_p when sampling, seed via "
-                                  f"{self.seed_mode}"),
+                                  f"{self.seed_mode}; stop_token_ids/min_tokens as eos_token_id/min_new_tokens "
+                                  "(hf) or stop_token_ids/min_tokens (vllm, API models)"),
+            "prompt_ids": ("decoded to text (lm-eval models take text) and re-encoded by the model; "
+                           "answers whose re-encoded ids differ are flagged prompt_reencoded"),
             "counts": "tokens counted with the model's tokenizer; finish_reason inferred from the count"
                       if self.tokenizer is not None else "no tokenizer: token counts unknown, finish_reason 'stop'",
             "load_s": round(self.load_s, 3),

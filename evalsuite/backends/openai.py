@@ -47,6 +47,14 @@ A server that splits reasoning out of ``content`` (vLLM/SGLang ``--reasoning-par
 ``<think>...</think>`` before the answer, so the samples log keeps it and a think cut off by
 ``max_tokens`` is flagged, as with local backends.
 
+Token stops and a minimum length (``GenParams.stop_token_ids`` / ``min_tokens``, e.g. LongBench samsum)
+are sent as vLLM's extra fields ``stop_token_ids`` and ``min_tokens``, only when set. vLLM and SGLang
+servers honour them; a server that refuses them (an HTTP 4xx, as hosted APIs answer unknown fields) fails
+that request with the server's message and a note naming the two fields. There is deliberately no
+fallback: a stop string cannot say "stop at this token but not as the first one", so a silently
+different generation would be worse than a clear failure. A server that ignores unknown fields cannot be
+detected from here.
+
 A chat whose last message is from the assistant is a prefill (RULER's answer prefix). It is sent with
 vLLM's ``continue_final_message: true, add_generation_prompt: false``. Other servers and hosted APIs may
 reject those fields (an HTTP 400 per request) or ignore them (the model answers after the prefix instead
@@ -109,7 +117,7 @@ RETRY_STATUSES = frozenset({408, 409, 429})
 """4xx that mean "try again" rather than "this request is wrong" (5xx are always retried)."""
 RESERVED_BODY_KEYS = frozenset({
     "model", "messages", "prompt", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed",
-    "stop", "n", "stream", "continue_final_message", "add_generation_prompt",
+    "stop", "n", "stream", "continue_final_message", "add_generation_prompt", "stop_token_ids", "min_tokens",
 })
 """Fields the backend sets itself: GenParams own them, and one request must give one non-streamed answer."""
 EXCERPT_CHARS = 300
@@ -117,6 +125,8 @@ DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 """A completion of 128k tokens is under 2 MB of JSON; 64 MiB leaves room for logprobs and odd servers."""
 RETRY_HINT = " [to wait longer for a restarting server: -B max_retries=N, -B backoff=SECONDS]"
 """Appended to a request that exhausted its retries: the knobs that widen the retry window."""
+_TOKEN_FIELDS_HINT = (" (the request carries stop_token_ids/min_tokens, which vLLM-compatible servers accept and "
+                      "other APIs may refuse; the task needs them, so there is no fallback)")
 
 
 class _Secret:
@@ -415,6 +425,12 @@ class OpenAIBackend(BaseBackend):
                                 "top_p": p.top_p, "seed": p.seed}
         if p.stop:
             body["stop"] = list(p.stop)
+        # vLLM (and SGLang) extensions, sent only when set; a server that rejects them fails the request
+        # with a hint (_TOKEN_FIELDS_HINT): a stop string cannot stand in for a token stop.
+        if p.stop_token_ids:
+            body["stop_token_ids"] = list(p.stop_token_ids)
+        if p.min_tokens:
+            body["min_tokens"] = p.min_tokens
         return body
 
     def _build(self, req: Request) -> tuple[str, dict[str, Any]]:
@@ -495,7 +511,8 @@ class OpenAIBackend(BaseBackend):
             raise _Retryable(f"HTTP {status}", f"HTTP {status}: {_excerpt(resp)}",
                              retry_after=_retry_after(resp) if status in (429, 503) else None)
         if not 200 <= status < 300:
-            raise _RequestError(f"HTTP {status} from {path}: {_excerpt(resp)}")
+            hint = _TOKEN_FIELDS_HINT if "stop_token_ids" in body or "min_tokens" in body else ""
+            raise _RequestError(f"HTTP {status} from {path}: {_excerpt(resp)}{hint}")
         return _parse_answer(resp, chat=path == "/chat/completions")
 
     async def _read_capped(self, stream: Any) -> Any:

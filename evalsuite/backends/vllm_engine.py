@@ -6,7 +6,8 @@ each request is yielded the moment it finishes; the runner writes it to the resu
 next step. Nothing is generated in fixed chunks and nothing waits for one blocking call.
 
 * Sampling parameters are built field by field from ours (``max_tokens`` always explicit, temperature,
-  top_p, stop, seed when sampling; every penalty and filter set to its neutral value), and the engine is
+  top_p, stop, ``stop_token_ids``, ``min_tokens``, seed when sampling; every penalty and filter set to its
+  neutral value; the stop token's text left out of the answer, as with EOS), and the engine is
   started with ``generation_config="vllm"`` so a model's ``generation_config.json`` never changes them.
 * Prompts are rendered and tokenized with the engine's own tokenizer (a final assistant message is a
   prefill, continued); the engine gets token ids, so what the runner counts and truncates is exactly
@@ -80,7 +81,10 @@ def sampling_kwargs(params: Any, max_tokens: int) -> dict[str, Any]:
     kw: dict[str, Any] = {
         "n": 1,
         "max_tokens": int(max_tokens),
-        "min_tokens": 0,
+        # held back for the first min_tokens tokens: EOS and stop_token_ids (vLLM's min_tokens, like
+        # transformers' min_new_tokens), never more than the budget the context leaves
+        "min_tokens": min(int(params.min_tokens), int(max_tokens)),
+        "stop_token_ids": list(params.stop_token_ids),
         "temperature": float(params.temperature),
         "top_p": float(params.top_p) if sampling else 1.0,
         "top_k": 0,

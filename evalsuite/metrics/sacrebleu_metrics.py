@@ -196,18 +196,34 @@ class _SacreMetric:
         for key in (self.by or "").split(","):
             if key.strip():
                 details[f"by_{key.strip()}"] = self._breakdown(records, key.strip())
-        self._last_signature = f"{self.name}|{sig}|evalsuite:{self.version}"
+        self._last_signature = f"{self.name}|{sig}{self._signature_extra()}|evalsuite:{self.version}"
         return MetricResult(name=self.name, value=value, signature=self._last_signature, per_sample=None,
                             higher_is_better=True, details=details,
                             per_sample_stats=tuple([float(x) if isinstance(x, float) else int(x) for x in row]
                                                    for row in stats))
 
     @classmethod
-    def corpus_from_stats(cls, stats: Sequence[Sequence[float]]) -> float:
-        """The corpus score from per-sample statistics (``compare``'s corpus bootstrap), with the metric's
-        default options (the tokenizer does not enter: the statistics are already counted)."""
-        metric = cls()._build("en")
+    def corpus_from_stats(cls, stats: Sequence[Sequence[float]], signature: str | None = None) -> float:
+        """The corpus score from per-sample statistics (``compare``'s corpus bootstrap), with the options the
+        run recorded in its metric ``signature`` (the metric's defaults without one). The tokenizer does not
+        enter: the statistics are already counted."""
+        opts = cls.options_from_signature(signature) if signature else {}
+        opts.update(cls._options_from_stats(stats))
+        metric = cls(**opts)._build("en")
         return float(metric._aggregate_and_compute([list(s) for s in stats]).score)
+
+    @classmethod
+    def options_from_signature(cls, signature: str) -> dict[str, Any]:
+        """The options that change how statistics aggregate, read back from a recorded signature."""
+        return {}
+
+    @classmethod
+    def _options_from_stats(cls, stats: Sequence[Sequence[float]]) -> dict[str, Any]:
+        return {}
+
+    def _signature_extra(self) -> str:
+        """Options sacrebleu's signature leaves out but the score depends on (``|key:value``, non-default only)."""
+        return ""
 
     def _extra_details(self, metric: Any, stats: Any) -> dict[str, Any]:
         return {}
@@ -246,6 +262,26 @@ class BLEU(_SacreMetric):
         except TypeError as exc:
             raise UserError(f"bleu: unknown option ({exc})") from None
 
+    @classmethod
+    def options_from_signature(cls, signature: str) -> dict[str, Any]:
+        # sacrebleu's BLEU signature: eff:yes|no (effective order), smooth:<method>[<value>]
+        fields = _signature_fields(signature)
+        out: dict[str, Any] = {}
+        if "eff" in fields:
+            out["effective_order"] = fields["eff"] == "yes"
+        if "smooth" in fields:
+            method, _, value = fields["smooth"].partition("[")
+            out["smooth_method"] = method
+            if value:
+                out["smooth_value"] = float(value.rstrip("]"))
+        return out
+
+    @classmethod
+    def _options_from_stats(cls, stats: Sequence[Sequence[float]]) -> dict[str, Any]:
+        # lengths + (correct, total) per n-gram order: the order is in the statistics themselves
+        order = (len(stats[0]) - 2) // 2 if stats else 4
+        return {"max_ngram_order": order} if order != 4 else {}
+
     def _extra_details(self, metric: Any, stats: Any) -> dict[str, Any]:
         score = metric._aggregate_and_compute(stats)
         return {"precisions": [float(p) for p in score.precisions], "bp": float(score.bp),
@@ -271,6 +307,37 @@ class CHRF(_SacreMetric):
             else:
                 raise UserError(f"chrf: unknown option {k!r}")
         return _C(**opts)
+
+    def _signature_extra(self) -> str:
+        beta = int(self.options.get("beta", 2))
+        return f"|beta:{beta}" if beta != 2 else ""  # not in sacrebleu's chrF signature
+
+    @classmethod
+    def options_from_signature(cls, signature: str) -> dict[str, Any]:
+        # sacrebleu's chrF signature: nc (char order), nw (word order), eff:yes = no eps smoothing,
+        # space, case; ours adds beta when it is not 2
+        fields = _signature_fields(signature)
+        out: dict[str, Any] = {}
+        for key, opt in (("nc", "char_order"), ("nw", "word_order"), ("beta", "beta")):
+            if key in fields:
+                out[opt] = int(fields[key])
+        if "eff" in fields:
+            out["eps_smoothing"] = fields["eff"] == "no"
+        if "space" in fields:
+            out["whitespace"] = fields["space"] == "yes"
+        if "case" in fields:
+            out["lowercase"] = fields["case"] == "lc"
+        return out
+
+
+def _signature_fields(signature: str) -> dict[str, str]:
+    """``"chrf|nrefs:1|nc:6|nw:2|..."`` -> ``{"nrefs": "1", "nc": "6", "nw": "2", ...}``."""
+    out = {}
+    for part in (signature or "").split("|"):
+        key, sep, value = part.partition(":")
+        if sep:
+            out.setdefault(key.strip(), value.strip())
+    return out
 
 
 def paired_bootstrap(metric: _SacreMetric, baseline: Sequence[Record], system: Sequence[Record],

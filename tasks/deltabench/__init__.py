@@ -65,7 +65,7 @@ def n_sections(row: Mapping[str, Any]) -> int:
 
 class DeltaBenchTask(BaseTask):
     name = "deltabench"
-    version = "1"
+    version = "2"
     description = "DeltaBench: critic finds erroneous sections of long CoTs (macro section P/R/F1, per domain)"
     options: Mapping[str, Option] = {
         "data_file": Option(str, None, "Deltabench_v1.jsonl (official JSONL schema)"),

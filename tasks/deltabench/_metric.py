@@ -10,11 +10,15 @@ Official rules (``evaluation.py`` of OpenStellarTeam/DeltaBench@6b67c64, re-impl
 * predictions greater than ``max(G)`` are dropped (neither right nor wrong); TP/FP/FN on sets;
   P, R, F1 are 0 when their denominator is 0;
 * an empty critic output is excluded from the means (upstream writes it without metric fields);
+* a record whose gold set is empty is excluded too: upstream's ``max(G)`` raises inside the per-line
+  processing, which then writes the line without metric fields (whatever the critic said);
 * macro = mean of per-sample values, micro = from summed TP/FP/FN; overall and per ``task_l1``.
 
 The strict variant keeps every prediction (those past ``max(G)``, past the last real section, and
-``-1`` all count as false positives) and scores an empty output as 0. The trivial baseline predicts
-every section ``1..n_sections`` of every sample and is scored with the official rules.
+``-1`` all count as false positives) and scores an empty output as 0; a record with an empty gold set is
+scored like any other (P = R = F1 = 0, since there is nothing to find) and counted. The trivial baseline
+predicts every section ``1..n_sections`` of every sample and is scored with the official rules (so an
+empty gold set excludes the record there too).
 
 A future PRM mode only needs to produce predicted section sets per sample: the set scoring below is
 independent of how the sets were obtained.
@@ -79,13 +83,26 @@ def score_sections(preds: Iterable[int], gold: Iterable[int], drop_above_max_gol
     return SectionScore(tp=len(ps & g), fp=len(ps - g), fn=len(g - ps), kept=tuple(kept))
 
 
+def exclusion(critic: str, gold: Sequence[int], variant: str) -> str | None:
+    """Why the variant leaves a sample out of every mean (``"empty_output"``, ``"empty_gold"``), or None.
+
+    Upstream tests the empty output first (before parsing), then fails on ``max(G)`` of an empty gold set."""
+    if variant == "strict":
+        return None
+    if variant == "official" and critic.strip() == "":
+        return "empty_output"
+    if not gold:
+        return "empty_gold"
+    return None
+
+
 def sample_score(critic: str, gold: Sequence[int], n_sections: int | None, variant: str) -> SectionScore | None:
-    """One sample under a variant; ``None`` when the official variant excludes it (empty output)."""
+    """One sample under a variant; ``None`` when the variant excludes it (see ``exclusion``)."""
+    if exclusion(critic, gold, variant) is not None:
+        return None
     if variant == "trivial":
         return score_sections(range(1, int(n_sections or 0) + 1), gold)
     if critic.strip() == "":
-        if variant == "official":
-            return None
         return SectionScore(0, 0, len(set(gold)), ())
     _, preds = parse_critic(critic)
     return score_sections(preds, gold, drop_above_max_gold=(variant == "official"))
@@ -114,7 +131,7 @@ class DeltaBenchMetric:
     (the "flag every section" baseline, independent of the model's output)."""
 
     higher_is_better = True
-    version = "1"
+    version = "2"
 
     def __init__(self, variant: str = "official", measure: str = "f1"):
         if variant not in VARIANTS or measure not in MEASURES:
@@ -129,8 +146,12 @@ class DeltaBenchMetric:
 
     def score(self, records: Sequence[Record]) -> MetricResult:
         per: list[SectionScore | None] = []
+        excluded: dict[str, int] = {"empty_output": 0, "empty_gold": 0}
         for r in records:
             meta = r.sample.metadata
+            why = exclusion(r.prediction, r.sample.target, self.variant)
+            if why is not None:
+                excluded[why] += 1
             per.append(sample_score(r.prediction, r.sample.target, meta.get("n_sections"), self.variant))
         kept = [s for s in per if s is not None]
         overall = aggregate(kept)
@@ -142,11 +163,12 @@ class DeltaBenchMetric:
                       for d, v in sorted(domains.items())}
         value = 100 * overall[f"macro_{self.measure}"]
         per_sample = None
-        if self.variant != "official":
+        if self.variant != "official" and len(kept) == len(per):  # a mean over all samples
             per_sample = tuple(getattr(s, self.measure) for s in per)  # type: ignore[union-attr]
         details: dict[str, Any] = {"variant": self.variant, **{k: 100 * v for k, v in overall.items()},
                                    "per_domain": per_domain, "n_scored": len(kept),
-                                   "n_excluded_empty": len(per) - len(kept)}
+                                   "n_excluded_empty": excluded["empty_output"],
+                                   "n_excluded_empty_gold": excluded["empty_gold"]}
         if per_sample is not None:
             details["scale"] = 100.0
         return MetricResult(name=self.name, value=value, signature=self.signature(), per_sample=per_sample,

@@ -3,15 +3,20 @@
 ``register(registry)`` adds ``lciteeval/<task>`` for the 11 tasks. A sample's context is its fixed-length
 chunks ``docs``; the 1-shot prompt is built as upstream ``inference_1shot_vllm.py`` does from the task's
 prompt file (``{INST}``, ``{Q}``, ``{D}``, ``{A}`` placeholders; each chunk through ``doc_prompt`` with ``{P}``
-and ``{ID}``; demo + ``demo_sep`` + test item), sent as one user message. Generation stops at the first
-newline (upstream, for non-GLM models; ``-T stop_newline=false`` turns it off) with upstream's budgets: 200
+and ``{ID}``; demo + ``demo_sep`` + test item), sent as one user message. Generation stops at the newline
+*token*: upstream passes vLLM ``stop_token_ids`` = the ids of ``tokenizer.encode("\n")`` (non-GLM models),
+here ``GenParams.stop_token_ids`` (``-T stop_newline=string`` stops at "\n" in the text instead,
+``false`` not at all), with upstream's budgets: 200
 new tokens for the QA and dialogue tasks, 128 for niah / counting_stars, 800 otherwise (narrativeqa gets 800
 too: upstream's task list misspells it "narrtiveqa").
 
-Scoring: niah and counting_stars by rule (``evalsuite.metrics.citation.LCiteEvalRule``); the others by NLI
-(``CitationNLI``: ALCE recall/precision + mean per-sample F1, no short-sentence filter, at most 3
-citations, premise ``Passage: {chunk}``; L-CiteEval parity needs ``--judge-backend nli_classifier
---judge-model <tasksource/deberta-base-long-nli>``). Every metric also reports ``by_length_bucket``.
+Scoring: citation quality for niah and counting_stars by rule (``evalsuite.metrics.citation.LCiteEvalRule``),
+for the others by NLI (``CitationNLI``: ALCE recall/precision + mean per-sample F1, no short-sentence filter,
+at most 3 citations, premise ``Passage: {chunk}``; L-CiteEval parity needs ``--judge-backend nli_classifier
+--judge-model <tasksource/deberta-base-long-nli>``); beside them the answers' correctness as upstream
+``eval_correct.py`` scores it (``_correct.py``: token F1/precision/recall for QA, ROUGE-L for summaries,
+ROUGE-1 recall for niah, accuracy for counting_stars), which needs no judge. Every metric also reports
+``by_length_bucket``.
 
 The prompt files are NOT shipped (the upstream repository declares no license): pass
 ``-T prompt_file=<L-CiteEval/prompt/<task>_default.json>``. Data: ``-T data_file=`` one released JSON file
@@ -32,6 +37,9 @@ from evalsuite.metrics.citation import (CitationConfig, CitationNLI, LCiteEvalRu
 from evalsuite.task import BaseTask, Option, parse_bool
 from evalsuite.types import GenParams, Request, Sample, sha256_text
 
+from ._correct import LCiteEvalCorrect
+from ._correct import metric_names as correct_metric_names
+
 TASKS = ("narrativeqa", "natural_questions", "hotpotqa", "2wikimultihopqa", "gov_report", "multi_news",
          "qmsum", "locomo", "dialsim", "niah", "counting_stars")
 SHORT_GEN = ("natural_questions", "hotpotqa", "2wikimultihopqa", "locomo", "dialsim")
@@ -51,6 +59,15 @@ SOURCE = Source(
          "unknown (trust on first use)")
 MAX_DOCS = 1500
 """Upstream passes ``ndoc=1500`` (all chunks in practice)."""
+
+
+def _stop_mode(v: str) -> str:
+    v = v.strip().lower()
+    if v in ("true", "string"):  # true: the stop string, what this option meant in version 1
+        return "string"
+    if v in ("token", "false"):
+        return v
+    raise ValueError("must be token, string or false")
 
 
 def gen_budget(task: str) -> int:
@@ -99,14 +116,16 @@ def make_item(item: Mapping[str, Any], prompt: str, doc_prompt: str, instruction
 
 class LCiteEvalTask(BaseTask):
     task = "hotpotqa"
-    version = "1"
+    version = "2"
     primary_metric = "citation_f1_mean"
     options: Mapping[str, Option] = {
         "data_file": Option(str, None, "one released L-CiteEval JSON file for this task"),
         "data_dir": Option(str, None, "a folder holding <task>.json (e.g. the hub's L-CiteEval-Data/)"),
         "prompt_file": Option(str, None, "the task's upstream prompt file (L-CiteEval/prompt/<task>_default.json)"),
         "setting": Option(str, "l-citeeval", "length buckets: l-citeeval (8K..48K), length (8K/16K/32K), none"),
-        "stop_newline": Option(parse_bool, True, "stop at the first newline (upstream, non-GLM models)"),
+        "stop_newline": Option(_stop_mode, "token", "token: stop at the newline token ids, as upstream's vLLM "
+                               "stop_token_ids (needs the model's tokenizer); string: at \"\\n\" in the text; "
+                               "false: never"),
         "max_tokens": Option(int, None, "generation budget (default: upstream's per task)"),
     }
 
@@ -172,17 +191,28 @@ class LCiteEvalTask(BaseTask):
                          metadata=meta)
 
     def request(self, sample: Sample) -> Request:
-        stop = ("\n",) if self.opts["stop_newline"] else ()
+        mode = self.opts["stop_newline"]
+        ids = self._newline_ids() if mode == "token" else ()
+        stop = ("\n",) if mode == "string" or (mode == "token" and not ids) else ()
         return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=sample.input["prompt"],
-                       params=GenParams(max_tokens=self.opts["max_tokens"], stop=stop), use_chat_template=True)
+                       params=GenParams(max_tokens=self.opts["max_tokens"], stop=stop, stop_token_ids=ids),
+                       use_chat_template=True)
+
+    def _newline_ids(self) -> tuple[int, ...]:
+        """Upstream's stop ids: every id of ``tokenizer.encode("\\n", add_special_tokens=False)`` (EOS stops in
+        every backend anyway). Without a tokenizer the "\\n" stop string stands in (recorded in describe)."""
+        tok = self.ctx.tokenizer
+        return tuple(sorted(set(tok.encode("\n", add_special_tokens=False)))) if tok is not None else ()
 
     def metrics(self) -> Sequence[Any]:
+        correct = [LCiteEvalCorrect(n, self.task) for n in correct_metric_names(self.task)]
         if self.task in RULE_TASKS:
-            return [LCiteEvalRule(n, self.task) for n in ("citation_f1_mean", "citation_rec", "citation_prec")]
+            return [LCiteEvalRule(n, self.task) for n in ("citation_f1_mean", "citation_rec", "citation_prec")] \
+                + correct
         cfg = CitationConfig(mode="alce", splitter="punkt", min_chars=0)
         shared: dict[str, Any] = {}
         return [CitationNLI(n, cfg, "lciteeval", shared)
-                for n in ("citation_f1_mean", "citation_rec", "citation_prec", "citation_f1_of_means")]
+                for n in ("citation_f1_mean", "citation_rec", "citation_prec", "citation_f1_of_means")] + correct
 
     def gold(self, sample: Sample) -> str:
         """niah: the answer citing the first chunk that holds it; counting_stars: the JSON answer citing every
@@ -200,8 +230,11 @@ class LCiteEvalTask(BaseTask):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
+        mode = self.opts["stop_newline"]
         d.update({"benchmark": "L-CiteEval (ZetangForward/L-CITEEVAL@6e49326)", "task": self.task,
-                  "data": self._source, "prompt_sha256": self._prompt_sha, "max_tokens": self.opts["max_tokens"]})
+                  "data": self._source, "prompt_sha256": self._prompt_sha, "max_tokens": self.opts["max_tokens"],
+                  "stop_token_ids": list(self._newline_ids()) if mode == "token" else [],
+                  "stop": ["\n"] if mode == "string" or (mode == "token" and not self._newline_ids()) else []})
         return d
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ._config import DATASETS, E_DATASETS, NEWLINE_STOP, NO_CHAT_TEMPLATE
-from ._task import NEWLINE_STOP_OPTION, LongBenchTask
+from ._task import NEWLINE_STOP_OPTION, TOKEN_STOP_OPTION, LongBenchTask
 
 __all__ = ["LongBenchTask", "register", "task_class", "task_names"]
 
@@ -32,7 +32,9 @@ def task_class(dataset: str, edition: str = "v1") -> type[LongBenchTask]:
     attrs = {"name": name, "dataset": dataset, "edition": edition, "description": desc,
              "__module__": LongBenchTask.__module__}
     if dataset in NEWLINE_STOP:
-        attrs["options"] = {**LongBenchTask.options, "newline_stop": NEWLINE_STOP_OPTION}
+        attrs["options"] = {**LongBenchTask.options, "newline_stop": NEWLINE_STOP_OPTION,
+                            "token_stop": TOKEN_STOP_OPTION}
+        attrs["version"] = "2"  # 2: pred.py's "\n" token stop and min_tokens=1 (README changelog)
     return type(cls_name, (LongBenchTask,), attrs)
 
 

@@ -3,9 +3,10 @@ facts about each dataset that upstream keeps in code (``LongBench/pred.py``, ``L
 
 * ``config/dataset2prompt.json``: the prompt template per dataset, filled with ``template.format(**row)``.
 * ``config/dataset2maxlen.json``: max new tokens per dataset.
-* ``config/model2maxlen.json``: upstream's truncation budget per reference model (context - 500). Not
-  used to pick a budget (that comes from ``-T max_length`` or the model's context); kept for provenance
-  and recorded in ``describe()``.
+* ``config/model2maxlen.json``: upstream's truncation budget per reference model (context - 500), used by
+  ``-T max_length=official``; otherwise kept for provenance and recorded in ``describe()``.
+* ``config/model2path.json``: upstream's reference model names -> Hugging Face ids, so that
+  ``-T max_length=official`` finds a model given by its hub id (or a folder named like it).
 """
 
 from __future__ import annotations
@@ -88,3 +89,44 @@ def config() -> Config:
         sha[stem] = hashlib.sha256(raw).hexdigest()
     return Config(prompts=data["dataset2prompt"], max_new_tokens=data["dataset2maxlen"],
                   model_max_length=data["model2maxlen"], sha256=sha)
+
+
+@dataclass(frozen=True)
+class OfficialBudget:
+    key: str
+    """The ``model2maxlen`` entry (upstream's model name)."""
+    max_length: int
+    matched: str
+    """How the model was matched: ``name``, ``hub_id``, ``folder_name`` or ``explicit``."""
+
+
+def _model2path() -> tuple[Mapping[str, str], str]:
+    raw = (CONFIG_DIR / "model2path.json").read_bytes()
+    return json.loads(raw.decode("utf-8")), hashlib.sha256(raw).hexdigest()
+
+
+def official_budget(model: str | None, explicit_key: str | None = None) -> OfficialBudget:
+    """Upstream's ``max_length`` for a model: ``model2maxlen[key]``, the key being ``explicit_key`` when given,
+    else the model's name itself, else the entry whose ``model2path`` hub id equals the model (or whose
+    hub id's last part is the model folder's name).
+
+    Raises:
+        KeyError: no entry matches (the message lists the table's names).
+    """
+    table = config().model_max_length
+    paths, _ = _model2path()
+    if explicit_key is not None:
+        if explicit_key in table:
+            return OfficialBudget(explicit_key, int(table[explicit_key]), "explicit")
+        raise KeyError(explicit_key)
+    name = (model or "").strip().rstrip("/")
+    if name in table:
+        return OfficialBudget(name, int(table[name]), "name")
+    for key, hub in paths.items():
+        if key in table and name == hub:
+            return OfficialBudget(key, int(table[key]), "hub_id")
+    base = name.rsplit("/", 1)[-1]
+    hits = [k for k, hub in paths.items() if k in table and base and hub.rsplit("/", 1)[-1] == base]
+    if len(hits) == 1:
+        return OfficialBudget(hits[0], int(table[hits[0]]), "folder_name")
+    raise KeyError(name)

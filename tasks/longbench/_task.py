@@ -12,9 +12,10 @@ tokenizer-added BOS dropped from them because the template spells its own. See
 :class:`evalsuite.truncation.Truncation` (``budget="content"``, ``equal_halves=True``).
 
 Generation: greedy, ``max_tokens = dataset2maxlen[dataset]``, no stop strings. samsum, where pred.py
-also ends at the "\\n" *token* and forbids it as the first new token (``min_length``), runs without a stop
-string by default: the metric scores the first line after leading newlines anyway, and a stop string
-would end a generation that starts with "\\n" empty (``-T newline_stop=true`` opts into that, faster).
+also ends at the "\\n" *token* and forbids it (and EOS) as the first new token (``min_length``), does the
+same with ``GenParams.stop_token_ids`` = the last id of ``tokenizer.encode("\\n")`` and ``min_tokens=1``
+whenever the model's tokenizer is known (``-T token_stop=false`` turns it off). ``-T newline_stop=true``
+adds a "\\n" stop string, which ends a generation that starts with "\\n" empty.
 """
 
 from __future__ import annotations
@@ -31,16 +32,23 @@ from ._config import DATASETS, HUB_ID, NO_CHAT_TEMPLATE, config
 from ._data import load_rows, need
 
 
+TOKEN_STOP_OPTION = Option(
+    parse_bool, True,
+    "samsum only: as pred.py, end at the \"\\n\" token and forbid it (and EOS) as the first new token "
+    "(stop_token_ids + min_tokens=1; needs the model's tokenizer)")
+
 NEWLINE_STOP_OPTION = Option(
     parse_bool, False,
     "samsum only: stop at the first \"\\n\" (faster; pred.py stops at the \"\\n\" token but forbids it as "
     "the first new token, which a stop string cannot do, so a generation starting with \"\\n\" ends empty)")
 
 
-def _max_length(v: str) -> int:
+def _max_length(v: str) -> int | str:
+    if v == "official" or v.startswith("official:"):
+        return v
     n = int(v)
     if n < 0 or n == 1:
-        raise ValueError("must be 0 (no truncation) or >= 2")
+        raise ValueError("must be 0 (no truncation), >= 2, official or official:<model2maxlen name>")
     return n
 
 
@@ -62,8 +70,9 @@ class LongBenchTask(BaseTask):
         "chat_template": Option(parse_bool, None, "wrap the prompt in the model's chat template (default as "
                                 "pred.py: false for trec, triviaqa, samsum, lsht, lcc, repobench-p, else true)"),
         "max_length": Option(_max_length, None, "middle-truncation budget in tokens of the raw prompt incl. "
-                             "BOS (pred.py's model2maxlen); default: model context - max_tokens - chat "
-                             "template tokens; 0: never truncate"),
+                             "BOS; default: model context - max_tokens - chat template tokens; 0: never "
+                             "truncate; official: pred.py's config/model2maxlen.json entry for this model "
+                             "(official:<name> picks the entry)"),
     }
 
     def __init__(self, **opts: Any):
@@ -75,6 +84,8 @@ class LongBenchTask(BaseTask):
             self.opts["chat_template"] = self.dataset not in NO_CHAT_TEMPLATE
         self._policy: Truncation | None = None
         self._max_length: int | None = None
+        self._official: dict[str, Any] | None = None
+        self._newline_id: int | None = None
         self._source: dict[str, Any] | None = None
 
     @classmethod
@@ -91,6 +102,12 @@ class LongBenchTask(BaseTask):
     def prepare(self, ctx: TaskContext) -> None:
         super().prepare(ctx)
         self._max_length = self._resolve_max_length(ctx)
+        self._newline_id = None
+        if self.opts.get("token_stop") and ctx.tokenizer is not None:
+            # pred.py: tokenizer.encode("\n", add_special_tokens=False)[-1] (sentencepiece spells "\n" as
+            # a prefix-space piece plus <0x0A>: the last id is the newline)
+            ids = ctx.tokenizer.encode("\n", add_special_tokens=False)
+            self._newline_id = int(ids[-1]) if ids else None
         self._policy = None
         if self._max_length:
             self._policy = Truncation(max_tokens=self._max_length, side="middle", budget="content",
@@ -116,7 +133,9 @@ class LongBenchTask(BaseTask):
         return self.template.format(**sample.input)
 
     def request(self, sample: Sample) -> Request:
-        params = GenParams(max_tokens=self.max_new_tokens, temperature=0.0, top_p=1.0, stop=self._stop())
+        nl = self._newline_id
+        params = GenParams(max_tokens=self.max_new_tokens, temperature=0.0, top_p=1.0, stop=self._stop(),
+                           stop_token_ids=(nl,) if nl is not None else (), min_tokens=1 if nl is not None else 0)
         return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=self.prompt(sample),
                        params=params, use_chat_template=bool(self.opts["chat_template"]))
 
@@ -159,7 +178,10 @@ class LongBenchTask(BaseTask):
             "max_new_tokens": self.max_new_tokens,
             "chat_template": bool(self.opts["chat_template"]),
             "stop": list(self._stop()),
+            "stop_token_ids": [self._newline_id] if self._newline_id is not None else [],
+            "min_tokens": 1 if self._newline_id is not None else 0,
             "max_length": self._max_length,
+            "max_length_official": self._official,
             "truncation": "middle on token ids of tokenizer(prompt) incl. special tokens: ids[:int(L/2)] + "
                           "ids[-int(L/2):] when longer than L=max_length; chat template wraps the cut ids "
                           "(tokenizer-added BOS dropped); no decode/re-encode",
@@ -172,12 +194,31 @@ class LongBenchTask(BaseTask):
         """samsum: no stop string unless ``-T newline_stop=true`` (see NEWLINE_STOP_OPTION)."""
         return ("\n",) if self.opts.get("newline_stop") else ()
 
+    def _official_max_length(self, ctx: TaskContext, spec: str) -> int:
+        """``official`` / ``official:<name>``: pred.py's ``model2maxlen`` entry for the model."""
+        from ._config import config, official_budget
+
+        key = spec.partition(":")[2].strip() or None
+        try:
+            found = official_budget(ctx.model, key)
+        except KeyError:
+            names = ", ".join(sorted(config().model_max_length))
+            what = f"entry {key!r}" if key else f"model {ctx.model!r}"
+            raise UserError(f"{self.name}: -T max_length={spec}: {what} is not in LongBench's "
+                            f"config/model2maxlen.json ({names}); name an entry with "
+                            "-T max_length=official:<name>, or give the budget in tokens") from None
+        self._official = {"model2maxlen": found.key, "matched_by": found.matched, "model": ctx.model}
+        return found.max_length
+
     def _resolve_max_length(self, ctx: TaskContext) -> int:
         """``-T max_length``, else the model's context minus max_tokens minus the chat template's tokens
         (so prompt + max_tokens always fits); 0 means no truncation."""
         explicit = self.opts["max_length"]
         if explicit == 0:
             return 0
+        self._official = None
+        if isinstance(explicit, str):
+            explicit = self._official_max_length(ctx, explicit)
         tok = ctx.tokenizer
         if tok is None:
             raise UserError(f"{self.name}: LongBench middle-truncates prompts on the model's token ids, and "

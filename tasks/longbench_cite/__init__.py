@@ -40,6 +40,8 @@ NEED = Need(SOURCE, "LongBench-Cite/LongBench-Cite.json")
 from evalsuite.task import BaseTask, Option
 from evalsuite.types import GenParams, Generation, MetricResult, Record, Request, Sample, sha256_text
 
+from ._correct import LongBenchCiteCorrectness
+
 PROMPTS = Path(__file__).parent / "prompts"
 DATASETS = ("longbench-chat", "multifieldqa_en", "multifieldqa_zh", "hotpotqa", "dureader", "gov_report")
 MAX_STATEMENTS = 40
@@ -256,7 +258,9 @@ class LongBenchCiteTask(BaseTask):
         for i, row in enumerate(rows):
             chunks = split_chunks(row["context"])
             yield Sample(id=str(row["idx"]), index=i, input={"chunks": chunks},
-                         target={"question": row["query"], "chunks": chunks, "answer": row.get("answer")},
+                         target={"question": row["query"], "chunks": chunks, "answer": row.get("answer"),
+                                 **({"few_shot_scores": row["few_shot_scores"]} if row.get("few_shot_scores")
+                                    else {})},
                          metadata={"dataset": row["dataset"]})
 
     def request(self, sample: Sample) -> Request:
@@ -272,7 +276,8 @@ class LongBenchCiteTask(BaseTask):
 
     def metrics(self) -> Sequence[Any]:
         shared: dict[str, Any] = {}
-        return [LongBenchCiteMetric(n, shared) for n in ("citation_f1_mean", "citation_rec", "citation_prec")]
+        return [LongBenchCiteMetric(n, shared) for n in ("citation_f1_mean", "citation_rec", "citation_prec")] \
+            + [LongBenchCiteCorrectness(self.dataset)]
 
     def gold(self, sample: Sample) -> str:
         ans = sample.target.get("answer")
@@ -293,8 +298,37 @@ def _cls(ds: str) -> type[LongBenchCiteTask]:
         "description": f"LongBench-Cite {ds}: statement/cite answers, judged citation recall/precision/F1"})
 
 
+AVERAGED = ("longbench-chat", "multifieldqa", "hotpotqa", "dureader", "gov_report")
+"""The README's averages: these five, multifieldqa being en and zh pooled (upstream matches dataset names by
+substring, so "multifieldqa" takes both)."""
+
+
+def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``longbench_cite avg <metric>``: the mean over AVERAGED of each dataset's value (multifieldqa: the mean
+    over the en and zh samples together), as eval_cite.py / eval_correct.py report; only when all six tasks
+    have the metric."""
+    out = []
+    for metric in ("citation_rec", "citation_prec", "citation_f1_mean", "correctness"):
+        vals: dict[str, tuple[float, int]] = {}
+        for ds in DATASETS:
+            m = next((x for x in (scores.get(f"longbench_cite/{ds}") or {}).get("metrics", [])
+                      if x.get("name") == metric), None)
+            n = (m or {}).get("details", {}).get("n_scored")
+            if m is None or not isinstance(m.get("value"), (int, float)) or not n:
+                break
+            vals[ds] = (float(m["value"]), int(n))
+        else:
+            en, zh = vals["multifieldqa_en"], vals["multifieldqa_zh"]
+            pooled = {"multifieldqa": ((en[0] * en[1] + zh[0] * zh[1]) / (en[1] + zh[1]), en[1] + zh[1])}
+            per = {ds: (pooled.get(ds) or vals[ds])[0] for ds in AVERAGED}
+            out.append({"name": f"longbench_cite avg {metric}", "value": round(sum(per.values()) / len(per), 2),
+                        "datasets": {k: round(v, 2) for k, v in per.items()}})
+    return out
+
+
 def register(registry: Any) -> None:
     for ds in DATASETS:
         cls = _cls(ds)
         registry.add_task(cls.name, cls, cls.description)
     registry.add_group("longbench_cite", [f"longbench_cite/{d}" for d in DATASETS])
+    registry.add_summary("longbench_cite", summarize)

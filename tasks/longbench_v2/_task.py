@@ -77,6 +77,10 @@ class LongBenchV2Task(BaseTask):
         super().__init__(**opts)
         self._samples: list[Sample] | None = None
         self._source: DataSource | dict[str, Any] | None = None
+        self._path: Any = None
+        self._spans: dict[str, tuple[int, int]] = {}
+        """sample id -> the row's byte span in the data file: documents are read when a request is built and
+        not kept (the release's 503 documents are 700 MB of text)."""
 
     # -- protocol ---------------------------------------------------------------------------------
     def samples(self) -> Iterator[Sample]:
@@ -147,23 +151,38 @@ class LongBenchV2Task(BaseTask):
 
     def _request(self, sample: Sample, template: str, max_tokens: int, cot: str | None = None) -> Request:
         inp = sample.input
-        text = fill(template, inp["document"], inp["question"], inp["choices"], cot=cot)
+        document = self.document(sample) if "$DOC$" in template else ""
+        text = fill(template, document, inp["question"], inp["choices"], cot=cot)
         return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=text,
                        params=self._params(max_tokens), use_chat_template=self.opts["chat_template"])
+
+    def document(self, sample: Sample) -> str:
+        """The sample's document: ``input["document"]`` when the sample carries one, else read from the data
+        file (the row at its recorded byte span)."""
+        if "document" in sample.input:
+            return sample.input["document"]
+        span = self._spans.get(sample.id)
+        if span is None:
+            raise UserError(f"{self.name}: sample {sample.id!r} has no document and is not from this task's data")
+        row = _data.load_row(self._path, span)
+        return self._document(_data.check_row(self.name, f"{self._path.name} (_id {sample.id})", row,
+                                              self.needs_context), sample.id)
 
     def _document(self, row: Mapping[str, Any], where: str) -> str:
         return row["context"]
 
     def _load(self) -> list[Sample]:
         self._source, path = _data.locate(self.name, self.opts["data_dir"], self.opts["data_file"])
+        self._path, self._spans = path, {}
         out = []
-        for n, row in _data.read_rows(path, self.name):
+        for n, row, span in _data.read_rows_at(path, self.name):
             where = f"{path.name}:{n}"
             row = _data.check_row(self.name, where, row, self.needs_context)
+            self._document(row, where)  # checks the protocol's field (RAG: retrieved_context) now
+            self._spans[str(row["_id"])] = span
             out.append(Sample(
                 id=str(row["_id"]), index=len(out),
-                input={"document": self._document(row, where), "question": row["question"],
-                       "choices": [row[f"choice_{x}"] for x in LETTERS]},
+                input={"question": row["question"], "choices": [row[f"choice_{x}"] for x in LETTERS]},
                 target=row["answer"],
                 metadata={k: row[k] for k in ("difficulty", "length", "domain", "sub_domain")}))
         if not out:

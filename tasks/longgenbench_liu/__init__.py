@@ -31,7 +31,8 @@ from evalsuite.errors import UserError
 from evalsuite.task import BaseTask, Option
 from evalsuite.types import GenParams, Message, MetricResult, Record, Request, Sample, sha256_text
 
-from ._extract import LETTERS, gsm8k_gold_official, official_score, robust_answers, robust_correct, robust_score
+from ._extract import (LETTERS, gsm8k_gold_official, official_answers, official_log, official_tally,
+                       robust_answers, robust_correct, robust_score)
 
 HERE = Path(__file__).resolve().parent
 GSM8K_EXEMPLARS = HERE / "gsm8k_LongGenBench_prompt.txt"
@@ -121,6 +122,13 @@ class Question:
     gold_official: str
     gold_robust: str
     subject: str | None = None
+    solution: str | None = None
+    """GSM8K: the full solution text, which upstream writes to its log as the gold."""
+
+    @property
+    def gold_text(self) -> str:
+        """The gold as upstream's log holds it: the GSM8K solution, else the answer letter."""
+        return self.solution if self.solution is not None else self.gold_official
 
 
 # -- data --------------------------------------------------------------------------------------------
@@ -165,7 +173,7 @@ def _gsm8k_rows(task: str, data_dir: str | None, data_file: str | None) -> tuple
 def _gsm8k_question(i: int, row: Mapping[str, Any]) -> Question:
     sol = str(row["answer"])
     robust = sol.split("####")[-1].strip().replace(",", "") if "####" in sol else gsm8k_gold_official(sol)
-    return Question(i, str(row["question"]), gsm8k_gold_official(sol), robust)
+    return Question(i, str(row["question"]), gsm8k_gold_official(sol), robust, solution=sol)
 
 
 def _csqa_rows(task: str, data_dir: str | None, data_file: str | None) -> tuple[list[dict[str, Any]], dict]:
@@ -256,7 +264,7 @@ class _LiuBase(BaseTask):
     @classmethod
     def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
         return data_needs_for(cls.kind)
-    version = "1"
+    version = "2"
 
     def __init__(self, **opts: Any):
         super().__init__(**opts)
@@ -352,7 +360,8 @@ class LongGenBenchLiuTask(_LiuBase):
             yield Sample(id=f"{self.kind}-batch{b}", index=b,
                          input={"subject": subject, "questions": [q.text for q in qs]},
                          target={"official": [q.gold_official for q in qs], "robust": [q.gold_robust for q in qs],
-                                 "first": self.first, "kind": self.kind},
+                                 "first": self.first, "kind": self.kind,
+                                 "log": {"questions": [q.text for q in qs], "golds": [q.gold_text for q in qs]}},
                          metadata={"subject": subject, "k": len(qs), "order": self.opts["order"],
                                    "source_indices": [q.source_index for q in qs]})
 
@@ -418,9 +427,37 @@ class BaselineTask(_LiuBase):
 
 # -- metrics -------------------------------------------------------------------------------------------
 
+def official_batch_tallies(records: Sequence[Record]) -> list[tuple[int, int, int]]:
+    """``(correct, records formed, answered)`` per record by the scripts' log rule (``_extract.official_tally``).
+
+    GSM8K (and CSQA, ours) write every batch to one log, read once in batch order (upstream appends batches as
+    they complete; we take index order), so a ``Question:`` line in an answer can pair its text with the gold
+    of the question before it, across a batch boundary too. MMLU writes one log per subject (= per batch)."""
+    logs, answered = [], []
+    for r in records:
+        t = r.sample.target
+        log = t.get("log") or {}
+        golds = log.get("golds") or t["official"]
+        questions = log.get("questions") or [""] * len(golds)
+        logs.append(official_log(questions, golds, r.prediction))
+        answered.append(min(len(official_answers(r.prediction)), len(golds)))
+    kind = records[0].sample.target["kind"] if records else "gsm8k"
+    if kind == "mmlu":
+        tallies = [official_tally(kind, [log])[0] for log in logs]
+    else:
+        order = sorted(range(len(records)), key=lambda j: records[j].sample.index)
+        in_order = official_tally(kind, [logs[j] for j in order])
+        tallies = [(0, 0)] * len(records)
+        for j, t in zip(order, in_order):
+            tallies[j] = t
+    return [(c, n, a) for (c, n), a in zip(tallies, answered)]
+
+
 class LiuAccuracy:
-    """Accuracy over all questions of all batches (x100). ``robust``: by answer number, missing = wrong.
-    ``official``: positional, over the answered questions (the GSM8K script's denominator)."""
+    """Accuracy (x100). ``robust``: by answer number over all questions of all batches, missing = wrong.
+    ``official``: the scripts' records (positional answers, re-read line by line from their log), over the
+    records formed for GSM8K / CSQA (the GSM8K script's ``num_q``) and over the answered questions for MMLU
+    (the MMLU script divides by K after re-asking the unanswered ones, which a single pass cannot do)."""
 
     higher_is_better = True
 
@@ -429,26 +466,32 @@ class LiuAccuracy:
         self.name = "accuracy" if variant == "robust" else "accuracy_official"
 
     def signature(self) -> str:
-        return f"longgenbench_liu|{self.variant}|v:1"
+        return f"longgenbench_liu|{self.variant}|v:{'1' if self.variant == 'robust' else '2'}"
 
     def score(self, records: Sequence[Record]) -> MetricResult:
-        correct = answered = total = 0
+        correct = answered = total = formed = 0
         per = []
-        for r in records:
+        official = official_batch_tallies(records) if self.variant == "official" else None
+        for j, r in enumerate(records):
             t = r.sample.target
-            if self.variant == "robust":
-                c, a = robust_score(t["kind"], r.prediction, t["robust"], t["first"])
-            else:
-                c, a = official_score(t["kind"], r.prediction, t["official"])
             n = len(t["robust"])
+            if official is None:
+                c, a = robust_score(t["kind"], r.prediction, t["robust"], t["first"])
+                per.append(c / n)
+            else:
+                c, f, a = official[j]
+                d = a if t["kind"] == "mmlu" else f
+                formed += f
+                per.append(c / d if d else 0.0)
             correct, answered, total = correct + c, answered + a, total + n
-            per.append(c / n if self.variant == "robust" else (c / a if a else 0.0))
-        denom = total if self.variant == "robust" else answered
+        kind = records[0].sample.target["kind"] if records else "gsm8k"
+        denom = total if official is None else (answered if kind == "mmlu" else formed)
         value = 100 * correct / denom if denom else 0.0
-        return MetricResult(self.name, value, self.signature(), per_sample=tuple(per),
-                            details={"scale": 100.0, "correct": correct, "answered": answered,
-                                     "questions": total, "accuracy_over_all_questions": 100 * correct / total
-                                     if total else 0.0})
+        details = {"scale": 100.0, "correct": correct, "answered": answered, "questions": total,
+                   "accuracy_over_all_questions": 100 * correct / total if total else 0.0}
+        if official is not None:
+            details["records"] = formed
+        return MetricResult(self.name, value, self.signature(), per_sample=tuple(per), details=details)
 
 
 class BaselineAccuracy:

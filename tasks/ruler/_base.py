@@ -23,10 +23,10 @@ from evalsuite.metrics import Metric
 from evalsuite.metrics.match import StringMatchAll
 from evalsuite.task import BaseTask, Option, TaskContext, parse_bool
 from evalsuite.tokenizer import Tokenizer, render_request
-from evalsuite.types import GenParams, Generation, Message, Record, Request, Sample
+from evalsuite.types import GenParams, Generation, Message, Record, Request, Sample, sha256_text
 
 from ._fit import Fitted, SizeSearch, TokenModel, default_slack, describe_fit, fit_sample, search_size
-from ._resources import resources
+from ._resources import BASE_TEMPLATE, model_templates, resources
 
 
 @dataclass
@@ -167,6 +167,9 @@ class RulerTask(BaseTask):
                                 "instead of local files"),
         "chat_template": Option(parse_bool, True, "render with the model's chat template, answer prefix as "
                                 "assistant prefill; false: raw text = template + answer prefix"),
+        "template": Option(str, None, "one of RULER's own model templates (scripts/data/template.py: base, "
+                           "meta-chat, meta-llama3, vicuna-chat, ...), applied as prepare.py does and sent as "
+                           "raw text (implies chat_template=false); reproduces a published row's prompts"),
         "tokens_to_generate": Option(_positive, None, "max new tokens, also reserved in the length budget "
                                      "(default: RULER's per-family value)"),
         "reasoning": Option(parse_bool, False, "reasoning model: no answer-prefix prefill (the model answers after "
@@ -189,6 +192,16 @@ class RulerTask(BaseTask):
                 raise UserError(f"{self.name}: length={L} must exceed "
                                 f"tokens_to_generate={self.opts['tokens_to_generate']}")
         self.config: dict[str, Any] = dict(resources().tasks[self.config_name]["args"])
+        self.model_template: str = BASE_TEMPLATE
+        """``prepare.py``'s model template (``-T template=``), ``{task_template}`` by default."""
+        if self.opts["template"] is not None:
+            names, _ = model_templates()
+            if self.opts["template"] not in names:
+                raise UserError(f"{self.name}: -T template={self.opts['template']!r} is not one of RULER's model "
+                                f"templates ({', '.join(names)})")
+            self.model_template = names[self.opts["template"]]
+            # prepare.py writes the model template into the text itself: no chat template on top of it
+            self.opts["chat_template"] = False
         self._tok: Tokenizer | None = None
         self._offsets_ok = True
         self._chunks: dict[str, int] = {}
@@ -317,6 +330,9 @@ class RulerTask(BaseTask):
         d.update({
             "benchmark": "RULER (NVIDIA/RULER@c3f5e3b4)", "family": self.family, "config": dict(self.config),
             "templates_sha256": res.templates_sha256, "synthetic_yaml_sha256": res.config_sha256,
+            "model_template": None if self.opts["template"] is None else {
+                "name": self.opts["template"], "sha256": sha256_text(self.model_template),
+                "file_sha256": model_templates()[1]},
             "length_counting": "rendered prompt (template + answer prefix) encoded without tokenizer-added "
                                "special tokens, + tokens_to_generate <= length",
         })

@@ -62,8 +62,10 @@ class TokenModel:
         self._range[n] = (lo, hi)
         self.slack = max(self.slack, 2 * (hi - lo))
 
-    def _estimate(self, n: int) -> tuple[float, float] | None:
-        """(estimate, relative margin) from the measured points, or None without any."""
+    def _estimate(self, n: int) -> tuple[float, float, str | None] | None:
+        """(estimate, relative margin, bound) from the measured points, or None without any. ``bound`` is
+        ``"upper"`` when the estimate can only err high (only a fit may be read from it), ``"lower"`` when it
+        can only err low (only a miss), None for a two-sided one."""
         pts = self.points
         if not pts:
             return None
@@ -71,15 +73,18 @@ class TokenModel:
         if 0 < i < len(pts):
             (n0, t0), (n1, t1) = pts[i - 1], pts[i]
             if n1 == n0:
-                return float(t0), INTERPOLATION_MARGIN
-            return t0 + (t1 - t0) * (n - n0) / (n1 - n0), INTERPOLATION_MARGIN
+                return float(t0), INTERPOLATION_MARGIN, None
+            return t0 + (t1 - t0) * (n - n0) / (n1 - n0), INTERPOLATION_MARGIN, None
         if len(pts) == 1 or (pts[-1][0] == pts[0][0]):
+            # Through the origin from one point. Prompts have a fixed part (the template, and a model
+            # template with -T template=), so this overestimates above the point and underestimates below
+            # it: a 5-line probe carrying 150 tokens of template once ruled out a size that fits.
             n0, t0 = pts[0]
-            return t0 * n / n0, EXTRAPOLATION_MARGIN
+            return t0 * n / n0, EXTRAPOLATION_MARGIN, "upper" if n >= n0 else "lower"
         (n0, t0), (n1, t1) = pts[0], pts[-1]
         slope = (t1 - t0) / (n1 - n0)
         ref_n, ref_t = pts[-1] if n > n1 else pts[0]
-        return ref_t + slope * (n - ref_n), EXTRAPOLATION_MARGIN
+        return ref_t + slope * (n - ref_n), EXTRAPOLATION_MARGIN, None
 
     def decide(self, n: int) -> bool | None:
         """True: fits, False: does not, None: tokenize to know."""
@@ -91,10 +96,10 @@ class TokenModel:
         est = self._estimate(n)
         if est is None:
             return None
-        t, margin = est
-        if t * (1 + margin) + self.slack <= self.budget:
+        t, margin, bound = est
+        if bound != "lower" and t * (1 + margin) + self.slack <= self.budget:
             return True
-        if t * (1 - margin) - self.slack > self.budget:
+        if bound != "upper" and t * (1 - margin) - self.slack > self.budget:
             return False
         return None
 

@@ -28,7 +28,7 @@ from evalsuite.task import Option
 
 from ._base import Draft, RulerTask
 from ._fit import SizeSearch, TokenModel, search_size
-from ._resources import resources
+from ._resources import BASE_TEMPLATE, full_template, resources
 
 NUM_FEWSHOT = 1
 FIRST_PROBE_WORDS = 4096
@@ -59,9 +59,11 @@ def load_english_words(path: str | None, task: str) -> list[str]:
 
 class CweGenerator:
     def __init__(self, config: dict[str, Any], seed: int, max_seq_length: int,
-                 more_words: Callable[[], Sequence[str]]):
+                 more_words: Callable[[], Sequence[str]], model_template: str = BASE_TEMPLATE):
         fam = resources().templates["families"]["common_words_extraction"]
-        self.template: str = fam["template"] + fam["answer_prefix"]
+        # with a model template, upstream wraps every worked example in it too (its template string is
+        # the whole model template + task template + answer prefix)
+        self.template: str = full_template("common_words_extraction", model_template)
         self.prefix_marker: str = fam["answer_prefix"][:10]
         self.freq_cw = int(config.get("freq_cw", 30))
         self.freq_ucw = int(config.get("freq_ucw", 3))
@@ -108,7 +110,8 @@ class CweTask(RulerTask):
 
     def _setup(self) -> None:
         self._english: list[str] | None = None
-        self.generator = CweGenerator(self.config, self.opts["seed"], self.opts["length"], self._english_words)
+        self.generator = CweGenerator(self.config, self.opts["seed"], self.opts["length"], self._english_words,
+                                      model_template=self.model_template)
 
     def _english_words(self) -> list[str]:
         if self._english is None:

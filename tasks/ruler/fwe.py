@@ -28,6 +28,7 @@ from evalsuite.task import Option, parse_bool
 
 from ._base import Draft, RulerTask
 from ._fit import Fitted, TokenModel
+from ._resources import BASE_TEMPLATE
 
 CODED_WORDLEN = 6
 
@@ -54,11 +55,11 @@ def zeta(alpha: float) -> float:
 
 
 class FweGenerator:
-    def __init__(self, config: dict[str, Any], seed: int, budget: int):
-        from ._resources import resources
+    def __init__(self, config: dict[str, Any], seed: int, budget: int, model_template: str = BASE_TEMPLATE):
+        from ._resources import full_template, resources
 
         fam = resources().templates["families"]["freq_words_extraction"]
-        self.template: str = fam["template"] + fam["answer_prefix"]
+        self.template: str = full_template("freq_words_extraction", model_template)
         self.prefix_marker: str = fam["answer_prefix"][:10]
         self.alpha = float(config.get("alpha", 2.0))
         self.zeta = zeta(self.alpha)
@@ -102,7 +103,7 @@ class FweTask(RulerTask):
 
     def _setup(self) -> None:
         budget = self.opts["length"] - self.opts["tokens_to_generate"]
-        self.generator = FweGenerator(self.config, self.opts["seed"], budget)
+        self.generator = FweGenerator(self.config, self.opts["seed"], budget, model_template=self.model_template)
         self._num_words: int | None = None
 
     def _incremental(self) -> int:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 from evalsuite.errors import UserError
 
 from ._base import Draft, RulerTask
-from ._resources import resources
+from ._resources import BASE_TEMPLATE, full_template, resources
 
 # np.round(np.linspace(0, 100, num=40)).astype(int): 100*i/39 is never exactly .5 off an integer, so
 # round-half-even and plain rounding agree; kept literal to avoid numpy.
@@ -43,7 +43,8 @@ class NiahGenerator:
 
     def __init__(self, config: dict[str, Any], seed: int, *, essay_text: str | None = None,
                  split_sentences: Callable[[str], list[str]] | None = None,
-                 key_words: Sequence[str] | None = None, sentence_cache: int = 4):
+                 key_words: Sequence[str] | None = None, sentence_cache: int = 4,
+                 model_template: str = BASE_TEMPLATE):
         t = resources().templates
         self.type_haystack = config["type_haystack"]
         self.type_k = config["type_needle_k"]
@@ -65,7 +66,8 @@ class NiahGenerator:
         self.needle_fmt: str = t["niah_needle"]
         self.noise: str = t["noise_haystack"]
         self.prefix_marker: str = fam["answer_prefix"][:10]
-        template = fam["template"] + fam["answer_prefix"]
+        # the model template is part of what the singular replacements rewrite, as in upstream
+        template = full_template("niah", model_template)
         type_v_shown = self.type_v
         if self.num_q * self.num_v == 1:
             for old, new in t["singular_replacements"]:
@@ -192,7 +194,7 @@ class NiahTask(RulerTask):
 
             words = wonderwords_keys()
         self.generator = NiahGenerator(cfg, self.opts["seed"], essay_text=essay_text, split_sentences=split,
-                                       key_words=words)
+                                       key_words=words, model_template=self.model_template)
 
     def _incremental(self) -> int:
         if self.config["type_haystack"] == "essay":

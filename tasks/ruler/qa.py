@@ -36,7 +36,7 @@ from evalsuite.metrics.match import StringMatchPart
 from evalsuite.task import Option
 
 from ._base import Draft, RulerTask
-from ._resources import resources
+from ._resources import BASE_TEMPLATE, full_template, resources
 
 DOCUMENT_PROMPT = "Document {i}:\n{document}"
 
@@ -167,9 +167,9 @@ def load_qa(task: str, dataset: str, data_dir: str | None, data_file: str | None
 
 
 class QaGenerator:
-    def __init__(self, data: QaData, seed: int):
+    def __init__(self, data: QaData, seed: int, model_template: str = BASE_TEMPLATE):
         fam = resources().templates["families"]["qa"]
-        self.template: str = fam["template"] + fam["answer_prefix"]
+        self.template: str = full_template("qa", model_template)
         self.prefix_marker: str = fam["answer_prefix"][:10]
         self.data = data
         self.seed = seed
@@ -228,7 +228,7 @@ class QaTask(RulerTask):
             raise UserError(f"{self.name}: unknown qa dataset {dataset!r}")
         if getattr(self, "_data", None) is None:
             self._data = load_qa(self.name, dataset, self.opts["data_dir"], self.opts["qa_file"])
-        self.generator = QaGenerator(self._data, self.opts["seed"])
+        self.generator = QaGenerator(self._data, self.opts["seed"], model_template=self.model_template)
 
     def _incremental(self) -> int:
         return 10

@@ -29,7 +29,7 @@ from evalsuite.errors import UserError
 
 from ._base import Draft, RulerTask
 from ._fit import SizeSearch, TokenModel, search_size
-from ._resources import resources
+from ._resources import BASE_TEMPLATE, full_template, resources
 from .niah import DEPTHS
 
 ICL_MAX_TOKENS = 500
@@ -38,12 +38,15 @@ ICL_VALUE = "12345"
 
 class VtGenerator:
     def __init__(self, config: dict[str, Any], seed: int, count: Callable[[str], int], *,
-                 essay_text: str | None = None, split_sentences: Callable[[str], list[str]] | None = None):
+                 essay_text: str | None = None, split_sentences: Callable[[str], list[str]] | None = None,
+                 model_template: str = BASE_TEMPLATE):
         import numpy as np
 
         fam = resources().templates["families"]["variable_tracking"]
         self.task_template: str = fam["template"]
-        self.template: str = fam["template"] + fam["answer_prefix"]
+        self.template: str = full_template("variable_tracking", model_template)
+        # the in-context example is built without the model template (upstream removes it there)
+        self.icl_template: str = full_template("variable_tracking")
         self.prefix_marker: str = fam["answer_prefix"][:10]
         self.num_chains = int(config.get("num_chains", 1))
         self.num_hops = int(config.get("num_hops", 4))
@@ -125,7 +128,8 @@ class VtGenerator:
             context = "\n".join(lines)
             info["depths"] = [round(100 * p / len(lines), 2) for p in sorted(where)]
         context = context.replace(". \n", ".\n")
-        text = self.template.format(context=context, query=value, num_v=self.num_hops + 1)
+        text = (self.icl_template if is_icl else self.template).format(context=context, query=value,
+                                                                        num_v=self.num_hops + 1)
         info["query"] = value
         return text, names[0], info
 
@@ -189,7 +193,7 @@ class VtTask(RulerTask):
                                        self.opts["essay_dataset"])
             essay_text, split = self._essays.text, english_sentence_splitter()
         self.generator = VtGenerator(self.config, self.opts["seed"], self._count, essay_text=essay_text,
-                                     split_sentences=split)
+                                     split_sentences=split, model_template=self.model_template)
         self._icl_tokens = self._count(self.generator.icl_example)
 
     def _incremental(self) -> int:
