@@ -170,6 +170,14 @@ def test_first_run_fetches_helmets_data_then_runs_offline_from_the_cache(fh):
     r2 = fh.run("offline", online=False)
     assert _scores(r2) == _scores(r) and len(fh.hub.requests) == n
     assert _manifest(fh.tmp, "offline")["tasks"]["helmet/kilt_nq"]["describe"]["data"]["files"][0]["location"] == "cache"
+    # alce/* reads the same archive: served from the same cache
+    r3 = fh.evalsuite("run", "--tasks", "alce/asqa", "--backend", "gold", "--model", str(fh.tok), "-T", "length=8k",
+                      "-T", "limit_samples=1", "--judge-backend", "echo", "-J", "text=yes", "--run-id", "alce",
+                      "--json", "--no-progress", online=False)
+    assert all(v == pytest.approx(100.0) for v in _scores(r3).values())
+    alce = _manifest(fh.tmp, "alce")["tasks"]["alce/asqa"]["describe"]["data"]
+    assert (alce["repo"], alce["member"], alce["location"]) == ("princeton-nlp/HELMET",
+                                                                 "data/alce/asqa_eval_gtr_top2000.json", "cache")
 
 
 def test_offline_without_the_data_fails_at_once_naming_fetch_and_data_dir(fh):
