@@ -150,7 +150,8 @@ def test_first_run_fetches_helmets_data_then_runs_offline_from_the_cache(fh):
     kilt = m["tasks"]["helmet/kilt_nq"]["describe"]["data"]
     assert kilt["kind"] == "source" and kilt["sha256"]
     members = {f["member"] for f in kilt["files"]}
-    assert members == {"data/kilt/nq-dev-multikilt_1000_k50_dep6.jsonl", "data/kilt/nq-train-multikilt_1000_k3_dep6.jsonl"}
+    assert members == {"data/kilt/nq-dev-multikilt_1000_k50_dep6.jsonl",
+                       "data/kilt/nq-train-multikilt_1000_k3_dep6.jsonl"}
     assert all(f["repo"] == "princeton-nlp/HELMET" and f["revision"] == D.HELMET_HUB_REVISION and
                f["pins"].startswith("pins from EVALSUITE_DATA_PINS") and f["member_sha256"] for f in kilt["files"])
     trec = m["tasks"]["helmet/icl_trec_coarse"]["describe"]["data"]["files"]
@@ -169,7 +170,8 @@ def test_first_run_fetches_helmets_data_then_runs_offline_from_the_cache(fh):
     n = len(fh.hub.requests)
     r2 = fh.run("offline", online=False)
     assert _scores(r2) == _scores(r) and len(fh.hub.requests) == n
-    assert _manifest(fh.tmp, "offline")["tasks"]["helmet/kilt_nq"]["describe"]["data"]["files"][0]["location"] == "cache"
+    offline = _manifest(fh.tmp, "offline")["tasks"]["helmet/kilt_nq"]["describe"]["data"]["files"]
+    assert {f["location"] for f in offline} == {"cache"}
     # alce/* reads the same archive: served from the same cache
     r3 = fh.evalsuite("run", "--tasks", "alce/asqa", "--backend", "gold", "--model", str(fh.tok), "-T", "length=8k",
                       "-T", "limit_samples=1", "--judge-backend", "echo", "-J", "text=yes", "--run-id", "alce",

@@ -37,7 +37,7 @@ HELMET = Source(
     id="helmet", host=HF, repo="princeton-nlp/HELMET", revision=HELMET_HUB_REVISION,
     files=(RemoteFile(ARCHIVE, sha256="9d693981aa3c065b8b2ff82ddf946141cdc4ece4524f18bff6f3fbd2a86982d9",
                       size=11_271_916_108),),
-    license="HELMET: MIT; the data keep their sources' terms (KILT, MS MARCO, ALCE, InfiniteBench, Multi-LexSum)",
+    license="MIT (HELMET); the files keep their sources' terms",
     page="https://huggingface.co/datasets/princeton-nlp/HELMET",
     note="the original (v1) data.tar.gz its configs read, unpacked once into the cache (about 30 GB); revision, "
          "size and sha256 (the file's git-LFS id) as recorded by third-party pinned manifests "
@@ -300,8 +300,8 @@ def cached(need: Need, data_dir: str | None) -> bool:
                 info = json.loads((sources.unpacked_dir(store, src, src.file(need.path)) / sources.UNPACKED)
                                   .read_text(encoding="utf-8"))
             except (OSError, ValueError):
-                info = {}
-            if need.member in (info.get("members") or {}):
+                info = None
+            if isinstance(info, dict) and need.member in (info.get("members") or {}):
                 return True
         if store.present(src, need.path):
             return True
