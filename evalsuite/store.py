@@ -15,6 +15,7 @@ flush + fsync per batch; a row torn by a crash is dropped when the log is next o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .errors import UserError
+from .types import Generation
 from .redact import redact_obj, redact_text
 
 MANIFEST = "manifest.json"
@@ -248,13 +250,16 @@ def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         raise write_error(path, exc) from None
 
 
-_GENERATION_FIELDS = frozenset({"text", "finish_reason", "prompt_tokens", "completion_tokens", "error", "latency_s"})
+_GENERATION_FIELDS = frozenset(f.name for f in dataclasses.fields(Generation))
+"""Every field a generation row may carry: the record's own (a field added to ``Generation`` is accepted
+here without a second edit)."""
 
 
 def _is_generation(g: Any) -> bool:
     return (isinstance(g, dict) and set(g) <= _GENERATION_FIELDS
             and g.get("finish_reason") in ("stop", "length", "error")
-            and isinstance(g.get("text", ""), str) and (g.get("error") is None or isinstance(g.get("error"), str)))
+            and isinstance(g.get("text", ""), str) and (g.get("error") is None or isinstance(g.get("error"), str))
+            and isinstance(g.get("flags", []), list) and all(isinstance(f, str) for f in g.get("flags", [])))
 
 
 def _optional(row: Mapping[str, Any], key: str, *types: type) -> bool:
