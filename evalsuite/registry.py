@@ -50,6 +50,8 @@ class Registry:
     load_errors: dict[str, str] = field(default_factory=dict)
     _loaded: set[str] = field(default_factory=set)
     _task_providers: dict[str, Any] = field(default_factory=dict)
+    _eps: dict[str, list[metadata.EntryPoint]] = field(default_factory=dict)
+    """Entry points per kind, read once per registry (a scan reads every installed distribution)."""
 
     # -- registration (used by entry points and by code/tests directly) ---------------------------
     def add_task(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
@@ -83,7 +85,9 @@ class Registry:
 
     # -- entry points -----------------------------------------------------------------------------
     def _entry_points(self, kind: str) -> list[metadata.EntryPoint]:
-        return list(metadata.entry_points(group=GROUPS[kind]))
+        if kind not in self._eps:
+            self._eps[kind] = list(metadata.entry_points(group=GROUPS[kind]))
+        return self._eps[kind]
 
     def _load_kind(self, kind: str, only: str | None = None) -> None:
         for ep in self._entry_points(kind):
