@@ -315,10 +315,18 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any, validated: Any = None
             "n_truncated": n_trunc,
             "prompts_sha256": sha256_text("\n".join(prompt_hashes)),
             "generation_params": [json.loads(p) for p in sorted(params)],
-            "truncation": dataclasses.asdict(policy) if dataclasses.is_dataclass(policy) else None,
+            "truncation": _describe_policy(policy),
             "chat_template": getattr(task, "opts", {}).get("chat_template", None),
         }
     return tasks, items, entries
+
+
+def _describe_policy(policy: Any) -> dict[str, Any] | None:
+    from .truncation import Truncation
+
+    if isinstance(policy, Truncation):
+        return policy.describe()
+    return dataclasses.asdict(policy) if dataclasses.is_dataclass(policy) else None
 
 
 def _redact_options(options: Mapping[str, str]) -> dict[str, str]:

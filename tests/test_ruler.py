@@ -412,7 +412,7 @@ def test_adj_noun_words_equal_rulers_sorted_set():
 
 
 def test_nltk_punkt_english_split_offline():
-    from evalsuite.tasks.ruler._punkt import english_sentence_splitter
+    from evalsuite.text import english_sentence_splitter
     split = english_sentence_splitter()
     # nltk's documented example (nltk/tokenize/punkt.py module docstring)
     text = ("Punkt knows that the periods in Mr. Smith and Johann S. Bach\ndo not mark sentence boundaries.  "

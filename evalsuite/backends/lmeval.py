@@ -74,7 +74,7 @@ from .. import redact
 from ..errors import BackendUnavailable, UserError
 from ..types import GenParams, Generation, Message, Request, canonical_json, sha256_text
 from . import BaseBackend, parse_options
-from .hf import HFTokenizer, _looks_like_path, folder_fingerprint
+from .models import HFTokenizer, folder_fingerprint, looks_like_path
 
 INSTALL_HINT = "pip install 'evalsuite[lmeval]'"
 
@@ -373,7 +373,7 @@ class LMEvalBackend(BaseBackend):
 
     @staticmethod
     def _check_hub_id(value: str) -> None:
-        if _looks_like_path(value):
+        if looks_like_path(value):
             raise UserError(f"backend lmeval: model folder {value!r} does not exist")
         if offline():
             raise UserError(f"backend lmeval: pretrained={value!r} is a hub id but the hub is offline "

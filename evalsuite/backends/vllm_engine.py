@@ -112,7 +112,7 @@ class VLLMBackend(BaseBackend):
     batch_size = 1 << 30    # the runner hands over everything at once
 
     def __init__(self, model: str | None = None, **options: Any):
-        from .hf import HFTokenizer, folder_fingerprint, resolve_model
+        from .models import HFTokenizer, folder_fingerprint, resolve_model
 
         self.model_name, self.folder = resolve_model(model, backend="vllm")
         own = {k: options.pop(k) for k in list(options) if k in OWN_OPTIONS}

@@ -32,8 +32,8 @@ from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.sources import ManualSource, Need
 from evalsuite.errors import UserError
-from evalsuite.metrics.citation import (CitationConfig, CitationNLI, CitationRule, NLI_NAMES, RULE_NAMES,
-                                        parse_citations, remove_citations_alce)
+from evalsuite.citation import CitationConfig, parse_citations, remove_citations_alce
+from evalsuite.metrics.citation import NLI_NAMES, RULE_NAMES, CitationNLI, CitationRule
 from evalsuite.task import BaseTask, Option
 from evalsuite.types import Generation, MetricResult, Record, Request, GenParams, Sample, sha256_text
 

@@ -18,19 +18,12 @@ of each sample) in the details.
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import math
 import re
 import string
-import sys
-import threading
-import types
 from collections import Counter
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from evalsuite.errors import UserError
 from evalsuite.types import MetricResult, Record
 
 _PUNCT = set(string.punctuation)
@@ -66,45 +59,12 @@ def flat_answers(answers: Any) -> list[str]:
     return answers
 
 
-_ROUGE: list[Any] = []
-_ROUGE_LOCK = threading.Lock()
-
-
-def _bare_package(name: str, folder: str) -> types.ModuleType:
-    mod = types.ModuleType(name)
-    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    spec.submodule_search_locations = [folder]
-    mod.__spec__, mod.__path__ = spec, [folder]
-    return mod
-
-
 def _rouge_scorer() -> Any:
-    """``rouge_score``'s scorer (rougeL + rougeLsum, Porter stemmer), as HELMET builds it.
+    """``rouge_score``'s scorer (rougeL + rougeLsum, Porter stemmer), as HELMET builds it; loaded without
+    nltk's package ``__init__`` (``evalsuite.text``)."""
+    from evalsuite.text import rouge_scorer
 
-    ``rouge_score`` imports ``nltk`` for the Porter stemmer, and nltk's package ``__init__`` imports most of
-    nltk (scipy.stats among it: seconds per process). Unless nltk is imported already, ``nltk`` and
-    ``nltk.stem`` are bare package entries (their folders, no ``__init__`` run) while rouge_score loads, so
-    ``nltk/stem/porter.py`` and the few modules it needs run unchanged; the entries are then taken out of
-    ``sys.modules`` again, and a later ``import nltk`` is nltk's full package. (rouge_score touches the
-    package itself only to split summaries into sentences, which HELMET does not ask for.)"""
-    with _ROUGE_LOCK:
-        if not _ROUGE:
-            if "nltk" in sys.modules:
-                from rouge_score import rouge_scorer
-            else:
-                spec = importlib.util.find_spec("nltk")
-                if spec is None or not spec.submodule_search_locations:
-                    raise UserError("HELMET's ROUGE needs nltk and rouge-score (pip install nltk rouge-score==0.1.2)")
-                folder = list(spec.submodule_search_locations)[0]
-                sys.modules["nltk"] = _bare_package("nltk", folder)
-                sys.modules["nltk.stem"] = _bare_package("nltk.stem", str(Path(folder) / "stem"))
-                try:
-                    from rouge_score import rouge_scorer
-                finally:
-                    for name in [n for n in sys.modules if n == "nltk" or n.startswith("nltk.")]:
-                        del sys.modules[name]
-            _ROUGE.append(rouge_scorer.RougeScorer(["rougeL", "rougeLsum"], use_stemmer=True))
-    return _ROUGE[0]
+    return rouge_scorer(("rougeL", "rougeLsum"), True)
 
 
 QA_METRICS = ("exact_match", "f1", "substring_exact_match", "rougeL_f1", "rougeL_recall", "rougeLsum_f1",

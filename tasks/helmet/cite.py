@@ -22,7 +22,8 @@ from typing import Any, Sequence
 from evalsuite.errors import UserError
 from evalsuite.tasks.alce import PROMPTS, QampariRecTop5, StrEM, helmet_output
 from evalsuite.types import Generation, Sample, sha256_text
-from evalsuite.metrics.citation import CitationConfig, CitationNLI
+from evalsuite.citation import CitationConfig
+from evalsuite.metrics.citation import CitationNLI
 
 from ._base import HelmetTask, Item
 from ._data import DataRoot, fmt, read_rows, shuffled_first

@@ -37,7 +37,7 @@ import string
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
-from evalsuite.metrics.citation import by_bucket
+from evalsuite.citation import by_bucket
 from evalsuite.types import MetricResult, Record
 
 QA_TASKS = ("narrativeqa", "natural_questions", "hotpotqa", "2wikimultihopqa", "dialsim", "locomo")

@@ -140,7 +140,7 @@ class LongBenchTask(BaseTask):
                        params=params, use_chat_template=bool(self.opts["chat_template"]))
 
     def metrics(self) -> Sequence[Metric]:
-        from evalsuite.metrics.longbench import LongBench
+        from ._metric import LongBench
 
         return [LongBench(dataset=self.dataset)]
 
@@ -153,7 +153,7 @@ class LongBenchTask(BaseTask):
     def official_records(self, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
         """Records from pred.py's output lines (``{"pred", "answers", "all_classes", "length"}``), scored
         as eval.py scores them."""
-        from evalsuite.metrics.longbench import records_from_official
+        from ._metric import records_from_official
 
         return records_from_official(self.dataset, rows)
 

@@ -30,6 +30,7 @@ from evalsuite.task import BaseTask, Option
 from evalsuite.types import GenParams, MetricResult, Record, Request, Sample
 
 from . import _evaluators
+from ._tsv import RULES_NAME as TSV_RULES
 from evalsuite.datafiles import inside, read_text
 
 from ._data import load_rows, needs
@@ -269,7 +270,7 @@ class LongProcTask(BaseTask):
     def evaluator_info(self) -> dict[str, Any]:
         ev = self.opts["evaluator"]
         return {"name": ev, "upstream": _evaluators.EVALUATORS[ev],
-                "our_version": self.version, "tsv_rules": "evalsuite.metrics.tsv v1" if self.task == "html_to_tsv" else None}
+                "our_version": self.version, "tsv_rules": TSV_RULES if self.task == "html_to_tsv" else None}
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -36,10 +36,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from ..types import MetricResult, Record
+from evalsuite.types import MetricResult, Record
 
 VERSION = "1"
 """Bump when a rule above changes (it is part of every signature)."""
+RULES_NAME = f"evalsuite.metrics.tsv v{VERSION}"
+"""How LongProc's task description names these rules (recorded in manifests since the module lived in
+``evalsuite/metrics/``; kept so that recorded descriptions stay comparable)."""
 
 MEASURES = ("f1", "precision", "recall", "extraction_rate")
 

@@ -38,8 +38,9 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..errors import UserError
-from ..types import Generation, MetricResult, Record, Sample
+from evalsuite.errors import UserError
+from evalsuite.types import Generation, MetricResult, Record, Sample
+
 from . import _rouge_l as _rl
 
 DATASET_METRIC: Mapping[str, str] = {
