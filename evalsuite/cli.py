@@ -404,9 +404,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 print(f"{gr['name']:40s} group: {', '.join(gr['members'])}")
     else:
         table = reg.backends if args.what == "backends" else reg.metrics
-        items = [{"name": n, "target": f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', f)}",
-                  "description": (getattr(f, "__doc__", "") or "").strip().splitlines()[0]
-                  if getattr(f, "__doc__", None) else ""} for n, f in sorted(table.items())]
+        items = [{"name": n, "target": _target(f), "description": _summary_line(f)} for n, f in sorted(table.items())]
         if args.json:
             print(json.dumps(items, indent=2))
         else:
@@ -415,6 +413,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for tag, err in sorted(reg.load_errors.items()):
         print(f"warning: plugin {tag} failed to load: {err}", file=sys.stderr)
     return 0
+
+
+def _target(factory: Any) -> str:
+    """``module:QualifiedName`` of a registered backend or metric factory (a class or a function)."""
+    import inspect
+
+    module = inspect.getmodule(factory)
+    return f"{module.__name__ if module else '?'}:{factory.__qualname__}"
+
+
+def _summary_line(factory: Any) -> str:
+    """The first line of a factory's own docstring, or ""."""
+    doc = factory.__doc__
+    return doc.strip().splitlines()[0] if doc and doc.strip() else ""
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -557,7 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"evalsuite: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        run_id, run_dir = getattr(exc, "run_id", None), getattr(exc, "run_dir", None)
+        from .runner import RunInterrupted
+
+        run_id, run_dir = (exc.run_id, exc.run_dir) if isinstance(exc, RunInterrupted) else (None, None)
         where = f" in {run_dir}" if run_dir else ""
         again = f" (run {run_id}; or pass --run-id {run_id})" if run_id else ""
         print(f"evalsuite: interrupted: completed generations are saved{where}; re-run the same command to "

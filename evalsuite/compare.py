@@ -177,8 +177,9 @@ def _corpus_fn(metric: str) -> Callable[[Sequence[Any]], float] | None:
         factory = default_registry().metric(metric)
     except Exception:
         return None
-    fn = getattr(factory, "corpus_from_stats", None)
-    return fn if callable(fn) else None
+    from .contracts import CorpusStats
+
+    return factory.corpus_from_stats if isinstance(factory, CorpusStats) else None
 
 
 def _with_signature(fn: Callable[..., float], signature: str | None) -> Callable[[Sequence[Any]], float]:

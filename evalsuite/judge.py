@@ -6,8 +6,8 @@ A run names its judge with ``--judge-backend`` (any backend: ``hf``, ``openai``,
 backend as its option (what ``-B`` is for the model under test, e.g. ``-J base_url=...`` or
 ``-J file=verdicts.jsonl``). Defaults: greedy, chat template on, and a one-token budget for yes/no verdicts.
 
-A metric that needs a judge sets ``needs_judge = True`` and is scored as
-``metric.score(records, judge=judge)``; ``judge`` is a :class:`Judge` bound to the task. Without a judge the
+A metric that needs a judge declares ``evalsuite.contracts.NeedsJudge`` and is scored as
+``metric.score(records, ctx)`` with ``ctx.judge`` a :class:`Judge` bound to the task. Without a judge the
 runner skips such metrics and says so in ``scores.json`` (``skipped_metrics``). The metric puts
 ``judge.id`` into its signature.
 
@@ -28,14 +28,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from .backends import iterate
 from .errors import UserError
 from .options import parse_bool
 from .reasoning import split_reasoning
 from .redact import redact_obj
 from .store import append_jsonl, is_judge_row, read_jsonl_rows
 from .types import GenParams, Generation, Message, Request, canonical_json, sha256_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .contracts import Backend
 
 JUDGE_LOG = "judge.jsonl"
 GEN_KEYS = {"max_tokens": int, "temperature": float, "top_p": float, "seed": int, "chat_template": parse_bool}
@@ -102,7 +106,7 @@ def parse_yes_no(text: str) -> bool | None:
 class Judge:
     """A judge backend bound to one task's cache file."""
 
-    def __init__(self, backend: Any, config: JudgeConfig, cache_path: Path, task: str):
+    def __init__(self, backend: Backend, config: JudgeConfig, cache_path: Path, task: str):
         self.backend = backend
         self.config = config
         self.cache_path = Path(cache_path)
@@ -127,8 +131,7 @@ class Judge:
     def _request(self, q: JudgeQuery, index: int) -> Request:
         params = GenParams(max_tokens=self.max_tokens_override or q.max_tokens, temperature=self.temperature,
                            top_p=self.top_p, seed=self.seed, stop=tuple(q.stop))
-        return Request(task=self.task, sample_id=q.id, index=index, prompt=q.prompt, params=params,
-                       use_chat_template=self.chat_template)
+        return Request.new(q.prompt, params, use_chat_template=self.chat_template).stamped(self.task, q.id, index)
 
     def key(self, req: Request) -> str:
         return sha256_text(canonical_json({"judge": self.backend.id, "prompt": req.prompt_hash(),
@@ -159,7 +162,7 @@ class Judge:
         buffer: list[dict[str, Any]] = []
         last_flush = time.monotonic()
         try:
-            for j, gen in (_iterate(self.backend, pending) if pending else ()):
+            for j, gen in (iterate(self.backend, pending) if pending else ()):
                 i = first[j]
                 k = keys[i]
                 self.n_calls += 1
@@ -197,20 +200,6 @@ class Judge:
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, **redact_obj(self.config.to_dict()), "calls": self.n_calls,
                 "cached": self.n_cached, "errors": self.n_errors, "log": JUDGE_LOG}
-
-
-def _iterate(backend: Any, reqs: Sequence[Request]):
-    gen_iter = getattr(backend, "generate_iter", None)
-    if gen_iter is not None:
-        yield from gen_iter(reqs)
-        return
-    bs = max(1, int(getattr(backend, "batch_size", 64)))
-    for start in range(0, len(reqs), bs):
-        outs = backend.generate(reqs[start:start + bs])
-        if len(outs) != len(reqs[start:start + bs]):
-            raise RuntimeError("judge backend returned a batch of the wrong length")
-        for i, g in enumerate(outs):
-            yield start + i, g
 
 
 def _append(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -7,7 +7,6 @@ Scoring always reads back the samples log, so a resumed run, an uninterrupted ru
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
 import sys
@@ -23,10 +22,12 @@ from .manifest import environment_info
 from .reasoning import split_reasoning
 from .redact import redact_argv, redact_obj, redact_text, register_env_refs
 from .registry import Registry, default_registry
-from .stats import bootstrap_ci, stderr
 from .store import (SAMPLES, ResultsStore, atomic_write_json, check_output_root, is_scorable_row, skipped_lines,
                     valid_text)
 from .task import TaskContext
+from .contracts import (Backend, Batched, TruncationPolicy, ModelInfo, MultiPass, PlanBound, PlanView, ScoreContext, Scripted, Timed,
+                        Tokenized, Truncating, check_instance)
+from .metrics import needs_judge, score_metric
 from .types import Generation, Record, Request, Sample, canonical_json, sha256_text
 
 
@@ -236,14 +237,20 @@ def _select(name: str, stream: Iterable[Sample], selections: Sequence[Mapping[st
             return
 
 
-def _backend_model_name(backend: Any, given: str | None) -> str | None:
-    """The model's name as the backend holds it (hf/vllm ``model_name``, lmeval ``pretrained``, openai
-    ``model``), else ``--model`` as given."""
-    for attr in ("model_name", "pretrained", "model"):
-        v = getattr(backend, attr, None)
-        if isinstance(v, str) and v:
-            return v
-    return given
+def task_context(backend: Backend, cfg: RunConfig) -> TaskContext:
+    """What tasks may know about the run before they build samples, from what the backend declares
+    (``Tokenized``: tokenizer and window; ``ModelInfo``: the model's name and how to give a tokenizer)."""
+    tok = backend.tokenizer if isinstance(backend, Tokenized) else None
+    window = backend.max_model_len if isinstance(backend, Tokenized) else None
+    info = backend if isinstance(backend, ModelInfo) else None
+    hint = {"tokenizer_hint": info.tokenizer_hint} if info is not None and isinstance(info.tokenizer_hint, str) else {}
+    model = (info.model_name if info is not None and info.model_name else None) or cfg.model
+    return TaskContext(tokenizer=tok, max_model_len=window, model=model, **hint)
+
+
+def stamp(req: Request, task: str, sample: Sample) -> Request:
+    """The request with its identity: the task, the sample id and index (tasks leave them to the runner)."""
+    return req.stamped(task, sample.id, sample.index)
 
 
 def apply_overrides(req: Request, overrides: Mapping[str, Any]) -> Request:
@@ -273,11 +280,7 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any, validated: Any = None
     if selections is None:
         selections = [{"limit": cfg.limit, "samples": cfg.samples}]
     overrides = cfg.overrides()
-    ctx = TaskContext(tokenizer=getattr(backend, "tokenizer", None),
-                      max_model_len=getattr(backend, "max_model_len", None),
-                      model=_backend_model_name(backend, cfg.model),
-                      **({"tokenizer_hint": backend.tokenizer_hint}
-                         if isinstance(getattr(backend, "tokenizer_hint", None), str) else {}))
+    ctx = task_context(backend, cfg)
     tasks: dict[str, Any] = {}
     items: list[PlannedItem] = []
     entries: dict[str, Any] = {}
@@ -289,8 +292,7 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any, validated: Any = None
         tasks[name] = task
         stream: Iterable[Sample] = guarded(name, _select(name, task.samples(), selections))
         seen: set[str] = set()
-        policy = getattr(task, "truncation", None)
-        policy = policy() if callable(policy) else policy
+        policy = task.truncation() if isinstance(task, Truncating) else None
         prompt_hashes = []
         n_trunc = 0
         for s in stream:
@@ -298,7 +300,7 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any, validated: Any = None
                 raise UserError(f"{name}: duplicate sample id {s.id!r} in the task's data")
             seen.add(s.id)
             with data_errors(name):
-                req = task.request(s)
+                req = stamp(task.request(s), name, s)
             req = apply_overrides(req, overrides)
             if policy is not None and ctx.tokenizer is not None:
                 req = policy.apply(req, ctx.tokenizer)
@@ -308,7 +310,7 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any, validated: Any = None
         truncation_counts[name] = n_trunc
         params = {canonical_json(it.request.params.to_dict()) for it in items if it.task == name}
         entries[name] = {
-            "version": getattr(task, "version", "0"),
+            "version": task.version,
             "options": dict(opts[name]),
             "describe": task.describe(),
             "n_planned": len(seen),
@@ -316,17 +318,18 @@ def plan(registry: Registry, cfg: RunConfig, backend: Any, validated: Any = None
             "prompts_sha256": sha256_text("\n".join(prompt_hashes)),
             "generation_params": [json.loads(p) for p in sorted(params)],
             "truncation": _describe_policy(policy),
-            "chat_template": getattr(task, "opts", {}).get("chat_template", None),
+            "chat_template": task.opts.get("chat_template", None),
         }
     return tasks, items, entries
 
 
-def _describe_policy(policy: Any) -> dict[str, Any] | None:
-    from .truncation import Truncation
+def _describe_policy(policy: TruncationPolicy | None) -> dict[str, Any] | None:
+    return policy.describe() if policy is not None else None
 
-    if isinstance(policy, Truncation):
-        return policy.describe()
-    return dataclasses.asdict(policy) if dataclasses.is_dataclass(policy) else None
+
+def _is_scripted(backend: Any) -> bool:
+    """A backend (or backend class) whose answers come from a script (``contracts.Scripted``)."""
+    return isinstance(backend, Scripted) and bool(backend.scripted)
 
 
 def _redact_options(options: Mapping[str, str]) -> dict[str, str]:
@@ -412,8 +415,10 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
     register_env_refs(cfg.judge_options)
     validated = validate(cfg, registry, check_backend=backend is None)  # the output folder included
     timings["validate_s"] = time.perf_counter() - t0
-    ident = identity(cfg, {name: str(getattr(task, "version", "0")) for name, task in validated.tasks.items()})
-    scripted = bool(getattr(backend if backend is not None else validated.backend_factory, "scripted", False))
+    ident = identity(cfg, {name: str(task.version) for name, task in validated.tasks.items()})
+    if backend is not None:
+        check_instance(backend, "backend", cfg.backend or "(given)")
+    scripted = _is_scripted(backend if backend is not None else validated.backend_factory)
     run_id = cfg.run_id or derive_run_id(ident, scripted)
     store = ResultsStore(cfg.output, run_id)
     if store.read_manifest():  # refused before the lock is taken: a refused command leaves the run untouched
@@ -444,12 +449,10 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         timings["plan_s"] = time.perf_counter() - t1
 
         # before anything is written: a backend that checks its inputs against the plan (replay) fails here
-        bind = getattr(backend, "bind", None)
-        if hasattr(backend, "partial_selection"):  # tasks that may run a subset of their samples
-            backend.partial_selection = frozenset(
+        if isinstance(backend, PlanBound):
+            partial = frozenset(  # tasks that may run a subset of their samples
                 name for name in tasks if cfg.limit is not None or cfg.samples or entries[name]["options"])
-        if callable(bind):
-            bind(tasks, {(it.task, it.sample.id): it.sample for it in items})
+            backend.bind(PlanView(tasks, {(it.task, it.sample.id): it.sample for it in items}, partial))
 
         all_keys = {name: [it.key for it in items if it.task == name] for name in tasks}
         if cfg.shard is not None:
@@ -497,11 +500,10 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Any = None,
         progress = Progress.auto(cfg.progress)
         n_generated, n_reused = _generate(store, backend, tasks, items, cfg, on_generation, progress)
         timings["generate_s"] = time.perf_counter() - t2
-        backend_timings = getattr(backend, "timings", None)
-        if callable(backend_timings):
+        if isinstance(backend, Timed):
             # per-phase figures a backend measures itself (engine load, prefill/decode throughput,
             # prefix-cache hit rate), recorded with this invocation
-            invocation["backend_timings"] = backend_timings()
+            invocation["backend_timings"] = backend.timings()
 
         t3 = time.perf_counter()
         if judge_cfg is not None:
@@ -569,14 +571,13 @@ def _follow_up(task: Any, item: PlannedItem, gen: Generation, backend_id: str,
     truncation policy applies to the first pass only (follow-ups are built from the task's own short
     templates).
     """
-    nxt = getattr(task, "next_request", None)
-    if nxt is None or not gen.ok:
+    if not isinstance(task, MultiPass) or not gen.ok:
         return None
     history = item.history + ((item.request, gen),)
-    req = nxt(item.sample, list(history))
+    req = task.next_request(item.sample, list(history))
     if req is None:
         return None
-    req = apply_overrides(req, overrides or {})
+    req = apply_overrides(stamp(req, item.task, item.sample), overrides or {})
     return PlannedItem(item.task, item.sample, req, req.key(backend_id), stage=item.stage + 1,
                        parent=item.key, history=history)
 
@@ -606,7 +607,7 @@ def _generate(store: ResultsStore, backend: Any, tasks: Mapping[str, Any], items
                         follow.append(nxt)
                 else:
                     pending.append(it)
-            if getattr(backend, "sort_by_length", False):
+            if isinstance(backend, Batched) and backend.sort_by_length:
                 pending.sort(key=lambda it: -(len(it.request.prompt_ids) if it.request.prompt_ids is not None
                                               else it.request.prompt_chars()))
             progress.grow(len(pending))
@@ -636,18 +637,9 @@ def _run_backend(backend: Any, pending: list[PlannedItem]):
     """Yield ``(item, generation)`` as the backend finishes them."""
     if not pending:
         return
-    reqs = [it.request for it in pending]
-    gen_iter = getattr(backend, "generate_iter", None)
-    if gen_iter is None:
-        def gen_iter(rs: Sequence[Request]):
-            bs = max(1, int(getattr(backend, "batch_size", 64)))
-            for start in range(0, len(rs), bs):
-                outs = backend.generate(rs[start:start + bs])
-                if len(outs) != len(rs[start:start + bs]):
-                    raise RuntimeError("backend returned a batch of the wrong length")
-                for i, g in enumerate(outs):
-                    yield start + i, g
-    for pos, gen in gen_iter(reqs):
+    from .backends import iterate
+
+    for pos, gen in iterate(backend, [it.request for it in pending]):
         yield pending[pos], gen
 
 
@@ -718,8 +710,8 @@ def _rows_in_plan(store: ResultsStore, name: str) -> list[dict[str, Any]]:
 def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> dict[str, Any]:
     """Score one task from its samples log and write scores.json + per_sample.jsonl.
 
-    ``judge`` (a :class:`evalsuite.judge.JudgeProvider`) serves metrics with ``needs_judge``; without one
-    they are skipped and listed under ``skipped_metrics``."""
+    ``judge`` (a :class:`evalsuite.judge.JudgeProvider`) serves metrics that declare ``NeedsJudge``; without
+    one they are skipped and listed under ``skipped_metrics``."""
     from .completeness import log_bytes, plan_sha256
 
     size = log_bytes(store, name)  # before reading: a later append makes these scores stale
@@ -733,42 +725,32 @@ def score_task(store: ResultsStore, name: str, task: Any, judge: Any = None) -> 
     per_sample_stats: dict[str, tuple[Any, ...]] = {}
     skipped: list[dict[str, str]] = []
     judges: dict[str, Any] = {}
+    options = dict(task.opts)
     for metric in task.metrics():
         if not records:
             continue
-        if getattr(metric, "needs_judge", False):
+        ctx = ScoreContext(task=name, options=options)
+        if needs_judge(metric):
             if judge is None:
                 skipped.append({"name": metric.name, "reason": "needs a judge model: pass --judge-backend"})
                 continue
             bound = judge.for_task(store.task_dir(name), name)
-            res = metric.score(records, judge=bound)
+            ctx = ScoreContext(task=name, judge=bound, options=options)
             judges[bound.id] = bound
-        else:
-            res = metric.score(records)
-        entry: dict[str, Any] = {"name": res.name, "value": res.value, "signature": res.signature,
-                                 "higher_is_better": res.higher_is_better}
+        res = score_metric(metric, records, ctx)
         if res.per_sample is not None:
             if len(res.per_sample) != len(records):
                 raise RuntimeError(f"metric {res.name} returned {len(res.per_sample)} values for {len(records)} records")
-            scale = float(res.details.get("scale", 1.0)) if isinstance(res.details, Mapping) else 1.0
-            vals = [v * scale for v in res.per_sample]
-            se = stderr(vals)
-            ci = bootstrap_ci(vals, seed=0)
-            entry["stderr"] = se
-            entry["ci95"] = list(ci) if ci else None
             per_sample_values[res.name] = res.per_sample
-        elif isinstance(res.details, Mapping) and isinstance(res.details.get("ci95"), (list, tuple)):
-            # Corpus-level metrics (BLEU, chrF) have no per-sample values; their own bootstrap CI (over
-            # per-segment statistics) is the run's CI.
-            entry["ci95"] = list(res.details["ci95"])
+        # stderr and the bootstrap CI over the scaled per-sample values; a corpus metric (BLEU, chrF) brings
+        # its own CI over per-segment statistics
+        res = res.with_stats(seed=0)
         if res.per_sample_stats is not None and len(res.per_sample_stats) == len(records):
             per_sample_stats[res.name] = res.per_sample_stats
-        if res.details:
-            entry["details"] = dict(res.details)
-        metrics_out.append(entry)
+        metrics_out.append(res.to_dict())
     n_errors = sum("error" in r.flags for r in records)
     scores = {
-        "task": name, "version": getattr(task, "version", "0"),
+        "task": name, "version": task.version,
         "metrics": metrics_out,
         "main": metrics_out[0]["name"] if metrics_out else None,
         "value": metrics_out[0]["value"] if metrics_out else None,

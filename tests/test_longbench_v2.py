@@ -199,7 +199,13 @@ def test_cot_second_pass_gets_the_stripped_reasoning_without_the_document(reg):
         "(A) Agent 1\n(B) Agent 2\n(C) Agent 3\n(D) Agent 4\n\n"
         "Let’s think step by step: Agent 4 won rounds 1 and 3.\n\n"
         "Based on the above, what is the single, most likely answer choice? " + FORMAT)
-    assert nxt.params.max_tokens == 128 and nxt.sample_id == s.id and nxt.task == "longbench_v2/cot"
+    assert nxt.params.max_tokens == 128
+    # the task leaves the identity to the runner, which stamps every pass
+    from evalsuite.runner import stamp
+
+    assert (nxt.task, nxt.sample_id) == ("", "")
+    stamped = stamp(nxt, "longbench_v2/cot", s)
+    assert (stamped.task, stamped.sample_id, stamped.index) == ("longbench_v2/cot", s.id, s.index)
     assert task.next_request(s, [(req, Generation("x", "stop")), (nxt, Generation("y", "stop"))]) is None
 
 

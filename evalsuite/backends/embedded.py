@@ -288,7 +288,7 @@ class EmbeddedBackend(HFBackend):
     """
 
     kind = "embedded"
-    options_spec = EMBEDDED_OPTIONS
+    options = EMBEDDED_OPTIONS
 
     def __init__(self, model: str | None = None, **options: Any):
         """Convert (first use only) and load the embedded model.

@@ -40,6 +40,7 @@ from ..errors import UserError
 from ..options import parse_bool
 from ..tokenizer import request_ids
 from ..types import GenParams, Generation, Request, canonical_json, sha256_text
+from ..contracts import ChecksModel, Timed, ValidatesOptions
 from . import BaseBackend, parse_options
 from .models import HFTokenizer, folder_fingerprint, resolve_model  # noqa: F401  (HFTokenizer: public here too)
 
@@ -173,7 +174,7 @@ def _stop_criteria(tok: Any, stops: Sequence[str], prompt_len: int) -> Any:
     return _STOP_CRITERIA_CLS(tok, stops, prompt_len)
 
 
-class HFBackend(BaseBackend):
+class HFBackend(BaseBackend, ValidatesOptions, ChecksModel, Timed):
     """Batched generation with a transformers ``AutoModelForCausalLM``.
 
     Requests are grouped by ``GenParams``, sorted by prompt length (longest first, so memory
@@ -183,8 +184,12 @@ class HFBackend(BaseBackend):
     """
 
     kind = "hf"
+    # set by _load; defaults for a backend whose loading failed part-way (close() still runs)
+    model: Any = None
+    processor: Any = None
+    auto_batch = False
     sort_by_length = True
-    options_spec: dict[str, tuple[Callable[[str], Any], Any]] = HF_OPTIONS
+    options: dict[str, tuple[Callable[[str], Any], Any]] = HF_OPTIONS
 
     def __init__(self, model: str | None = None, **options: Any):
         """Load the tokenizer and model.
@@ -206,7 +211,7 @@ class HFBackend(BaseBackend):
     @classmethod
     def validate_options(cls, options: Any) -> dict[str, Any]:
         """Parse and check ``-B`` options without loading anything (``evalsuite.validate`` calls this first)."""
-        opts = parse_options(cls.kind, cls.options_spec, options)
+        opts = parse_options(cls.kind, cls.options, options)
         if opts["dtype"] not in DTYPES:
             raise UserError(f"backend {cls.kind}: dtype must be one of {', '.join(DTYPES)}, got {opts['dtype']!r}")
         dev = opts.get("device", "auto")
@@ -359,7 +364,7 @@ class HFBackend(BaseBackend):
         for i, req in enumerate(requests):
             try:
                 if _has_images(req):
-                    if getattr(self, "processor", None) is None:
+                    if self.processor is None:
                         raise UserError("image inputs are not supported by this text-only backend (the model "
                                         "has no image processor; a task's caption-only/text mode avoids images)")
                     out[i] = self._generate_with_images(req)
@@ -401,7 +406,7 @@ class HFBackend(BaseBackend):
             return self._run_batch(chunk, params)
         except Exception as exc:
             self._free_memory()
-            if getattr(self, "auto_batch", False) and len(chunk) > 1 and is_oom(exc):
+            if self.auto_batch and len(chunk) > 1 and is_oom(exc):
                 # batch_size=auto: halve (unless an earlier halving already made batches smaller than this
                 # one) and go on with the smaller size for the rest of the run
                 if len(chunk) <= self.batch_size:
@@ -529,7 +534,7 @@ class HFBackend(BaseBackend):
     def timings(self) -> dict[str, Any]:
         """Per-invocation facts the runner records (``invocations[-1].backend_timings``): with
         ``batch_size=auto``, the batch size found and the halvings that found it."""
-        if not getattr(self, "auto_batch", False):
+        if not self.auto_batch:
             return {}
         return {"batch_size_auto": {"start": AUTO_BATCH_START["cpu" if self.device == "cpu" else "cuda"],
                                     "found": self.batch_size, "halvings": list(self.batch_history)}}
@@ -544,7 +549,7 @@ class HFBackend(BaseBackend):
             "revision": self.revision, "weights_fingerprint": self.weights_fingerprint,
             "config_sha256": sha256_text(canonical_json(self.model.config.to_dict())),
             "dtype": self.dtype, "device": self.device, "max_model_len": self.max_model_len,
-            "batch_size": "auto" if getattr(self, "auto_batch", False) else self.batch_size, "threads": torch.get_num_threads(),
+            "batch_size": "auto" if self.auto_batch else self.batch_size, "threads": torch.get_num_threads(),
             "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "eos_token_ids": sorted(self.eos_ids), "pad_token_id": self.pad_id,
@@ -558,11 +563,11 @@ class HFBackend(BaseBackend):
             "load_s": round(self.load_s, 3),
         }
         d.update(self.tokenizer.describe())
-        if getattr(self, "processor", None) is not None:
+        if self.processor is not None:
             d["processor"] = type(self.processor).__name__
         return d
 
     def close(self) -> None:
-        if getattr(self, "model", None) is not None:
+        if self.model is not None:
             self.model = None
             self._free_memory()

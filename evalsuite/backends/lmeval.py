@@ -250,7 +250,9 @@ class LMEvalBackend(BaseBackend):
     """An lm-evaluation-harness model driven through ``generate_until``, one call per chunk."""
 
     kind = "lmeval"
-    options_spec = LMEVAL_OPTIONS
+    lm: Any = None
+    """The lm-eval model (None until built, or after close)."""
+    options = LMEVAL_OPTIONS
     """Checked by ``evalsuite.validate`` before lm-eval is imported."""
     # lm-eval sorts within each call; sorting the whole run as well keeps each call's prompts of
     # similar length (less padding for hf, steadier batches for vllm)
@@ -319,6 +321,7 @@ class LMEvalBackend(BaseBackend):
         resolved = resolve_secrets(pairs)
         self.pretrained = next((v.strip() for k, v in pairs if k.strip() == "pretrained"), None) or \
             next((v.strip() for k, v in pairs if k.strip() == "model"), None)
+        self.model_name = self.pretrained  # the model's name for planning (LongBench's model2maxlen)
         self.folder = self._local_folder(self.pretrained)
         if not self.is_api and cls.__module__.startswith("lm_eval.models.") and self.pretrained \
                 and self.folder is None:
@@ -657,7 +660,7 @@ class LMEvalBackend(BaseBackend):
         return d
 
     def close(self) -> None:
-        if getattr(self, "lm", None) is not None:
+        if self.lm is not None:
             self.lm = None
             import gc
 

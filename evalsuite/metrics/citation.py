@@ -10,9 +10,10 @@ docs/citation.md explains both.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from ..citation import (CitationConfig, Premise, harmonic_f1, analyse_output, analyse_records, by_bucket, format_doc,
+from ..contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from ..citation import (CitationConfig, Premise, SampleCitations, harmonic_f1, analyse_output, analyse_records, by_bucket, format_doc,
                         judge_kind, rule_scores)
 from ..types import MetricResult, Record
 
@@ -21,11 +22,15 @@ NLI_NAMES = ("citation_rec", "citation_prec", "citation_f1_mean", "citation_f1_o
 ``citation_f1_of_means`` = 2PR/(P+R) of the corpus means (reported by nobody upstream; for comparison)."""
 
 
-class CitationNLI:
+_PICK: dict[str, Callable[[SampleCitations], float]] = {
+    "citation_rec": lambda s: s.recall, "citation_prec": lambda s: s.precision, "citation_f1_mean": lambda s: s.f1}
+"""The per-sample number each per-sample citation metric reports."""
+
+
+class CitationNLI(NeedsJudge):
     """One of the NLI citation numbers (see :data:`NLI_NAMES`). Metrics of one task share their analysis
     (``shared``), so the judge is asked once per scoring pass."""
 
-    needs_judge = True
     higher_is_better = True
     version = "1"
 
@@ -49,9 +54,9 @@ class CitationNLI:
         return (f"citation|{self.name}|{self.config.describe()}|doc:{self.style}|judge_kind:{self._judge_kind}"
                 f"|judge:{self._judge_id}|scale:100|v:{self.version}")
 
-    def score(self, records: Sequence[Record], judge: Any = None) -> MetricResult:
-        if judge is None:
-            raise ValueError(f"{self.name} needs a judge (pass --judge-backend)")
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
+              judge: Any = None) -> MetricResult:
+        judge = ctx.need_judge(self.name, judge)
         self._judge_id, self._judge_kind = judge.id, judge_kind(judge)
         memo = self._shared.get("analysis")
         if memo is not None and memo[0] is records and memo[1] == judge.id:
@@ -65,15 +70,15 @@ class CitationNLI:
         if self.name == "citation_f1_of_means":
             value, per_sample = 100 * harmonic_f1(p, r), None
         else:
-            attr = {"citation_rec": "recall", "citation_prec": "precision", "citation_f1_mean": "f1"}[self.name]
-            value = 100 * mean([getattr(s, attr) for s in kept])
-            per_sample = None if len(kept) != len(an.per) else tuple(getattr(s, attr) for s in an.per)
+            pick = _PICK[self.name]
+            value = 100 * mean([pick(s) for s in kept])
+            per_sample = None if len(kept) != len(an.per) else tuple(pick(s) for s in an.per)
         details = {"n_samples_scored": len(kept), "n_skipped_no_sentence": len(an.per) - len(kept),
                    "n_pairs_judged": an.n_pairs, "n_invalid_verdicts": an.n_invalid,
                    "n_sentences": sum(s.n_sentences for s in an.per),
                    "n_citations": sum(s.n_citations for s in an.per)}
         if self.name != "citation_f1_of_means":
-            buckets = by_bucket(records, [None if s.skipped else getattr(s, attr) for s in an.per])
+            buckets = by_bucket(records, [None if s.skipped else pick(s) for s in an.per])
             if buckets:
                 details["by_length_bucket"] = buckets
         if per_sample is not None:
@@ -89,7 +94,6 @@ class CitationRule:
     """Rule-based citation scores against gold supporting-document ids (``sample.target["gold_doc_ids"]``,
     0-based); samples without gold ids are left out and counted. Citations are parsed in strict mode."""
 
-    needs_judge = False
     higher_is_better = True
     version = "1"
 
@@ -102,7 +106,7 @@ class CitationRule:
     def signature(self) -> str:
         return f"citation_rule|{self.name}|{self.config.describe()}|scale:100|v:{self.version}"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         vals: list[float | None] = []
         for r in records:
             t = r.sample.target

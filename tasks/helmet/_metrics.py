@@ -24,6 +24,8 @@ import string
 from collections import Counter
 from typing import Any, Callable, Mapping, Sequence
 
+from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.metrics import Metric, needs_judge, score_metric
 from evalsuite.types import MetricResult, Record
 
 _PUNCT = set(string.punctuation)
@@ -192,7 +194,7 @@ class HelmetMetric:
     def signature(self) -> str:
         return f"helmet|{self.name}|{self._signature}|scale:100|v:{self.version}"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = self.analysis(records)
         vals = [None if p is None else float(p[self.key]) for p in per]
         kept = [v for v in vals if v is not None]
@@ -222,21 +224,24 @@ def qa_metrics(names: Sequence[str], analysis: Analysis, sig: str) -> list[Helme
 
 class WithLengths:
     """Another metric with HELMET's ``by_length`` breakdown added to its details (from its per-sample
-    values, or from a ``by_length_bucket`` breakdown keyed by the input length)."""
+    values, or from a ``by_length_bucket`` breakdown keyed by the input length). :func:`with_lengths` picks
+    this class or :class:`JudgedWithLengths` (for a judged metric)."""
 
-    def __init__(self, inner: Any):
+    def __init__(self, inner: Metric):
         self.inner = inner
         self.name = inner.name
-        self.higher_is_better = getattr(inner, "higher_is_better", True)
-        self.needs_judge = getattr(inner, "needs_judge", False)
+        self.higher_is_better = inner.higher_is_better
 
     def signature(self) -> str:
         return self.inner.signature()
 
-    def score(self, records: Sequence[Record], judge: Any = None) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
+        return self._with_lengths(records, score_metric(self.inner, records, ctx))
+
+    @staticmethod
+    def _with_lengths(records: Sequence[Record], res: MetricResult) -> MetricResult:
         import dataclasses
 
-        res = self.inner.score(records, judge=judge) if self.needs_judge else self.inner.score(records)
         details = dict(res.details or {})
         if res.per_sample is not None:
             details.update(by_length(records, res.per_sample))
@@ -244,3 +249,17 @@ class WithLengths:
             details["by_length"] = {str(k): v for k, v in sorted(details["by_length_bucket"].items(),
                                                                  key=lambda kv: int(kv[0]))}
         return dataclasses.replace(res, details=details)
+
+
+class JudgedWithLengths(WithLengths, NeedsJudge):
+    """:class:`WithLengths` around a judged metric (scored with the run's judge)."""
+
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
+              judge: Any = None) -> MetricResult:
+        ctx = ScoreContext(ctx.task, ctx.need_judge(self.name, judge), ctx.options)
+        return self._with_lengths(records, score_metric(self.inner, records, ctx))
+
+
+def with_lengths(inner: Metric) -> WithLengths:
+    """``inner`` with HELMET's ``by_length`` breakdown (judged or not, as ``inner`` is)."""
+    return JudgedWithLengths(inner) if needs_judge(inner) else WithLengths(inner)

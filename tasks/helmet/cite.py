@@ -27,7 +27,7 @@ from evalsuite.metrics.citation import CitationNLI
 
 from ._base import HelmetTask, Item
 from ._data import DataRoot, fmt, read_rows, shuffled_first
-from ._metrics import WithLengths
+from ._metrics import with_lengths
 
 
 class HelmetAlceTask(HelmetTask):
@@ -86,7 +86,7 @@ class HelmetAlceTask(HelmetTask):
         else:
             cfg = CitationConfig(mode="alce", splitter="punkt", min_chars=5)
             correct = StrEM()
-        return [WithLengths(m) for m in (correct, CitationNLI("citation_rec", cfg, "alce", shared),
+        return [with_lengths(m) for m in (correct, CitationNLI("citation_rec", cfg, "alce", shared),
                                          CitationNLI("citation_prec", cfg, "alce", shared))]
 
     def describe(self) -> dict[str, Any]:

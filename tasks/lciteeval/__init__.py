@@ -29,6 +29,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_json, read_records
 from evalsuite.sources import HF, Need, RemoteFile, Source
@@ -39,7 +40,7 @@ from evalsuite.task import BaseTask, Option, parse_bool
 from evalsuite.types import GenParams, Request, Sample, sha256_text
 
 from ._correct import LCiteEvalCorrect
-from ._rule import LCITE_RULE_NAMES, LCiteEvalRule, lciteeval_premise
+from ._rule import LCiteEvalRule, lciteeval_premise
 from ._correct import metric_names as correct_metric_names
 
 TASKS = ("narrativeqa", "natural_questions", "hotpotqa", "2wikimultihopqa", "gov_report", "multi_news",
@@ -116,7 +117,7 @@ def make_item(item: Mapping[str, Any], prompt: str, doc_prompt: str, instruction
     return out
 
 
-class LCiteEvalTask(BaseTask):
+class LCiteEvalTask(BaseTask, DataNeeds):
     task = "hotpotqa"
     version = "2"
     primary_metric = "citation_f1_mean"
@@ -196,7 +197,7 @@ class LCiteEvalTask(BaseTask):
         mode = self.opts["stop_newline"]
         ids = self._newline_ids() if mode == "token" else ()
         stop = ("\n",) if mode == "string" or (mode == "token" and not ids) else ()
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=sample.input["prompt"],
+        return Request.new(prompt=sample.input["prompt"],
                        params=GenParams(max_tokens=self.opts["max_tokens"], stop=stop, stop_token_ids=ids),
                        use_chat_template=True)
 

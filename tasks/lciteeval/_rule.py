@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from evalsuite.contracts import NO_CONTEXT, ScoreContext
 from evalsuite.citation import K_MAX, ALCE_CITE, by_bucket, harmonic_f1
 from evalsuite.types import MetricResult, Record
 
@@ -61,7 +62,6 @@ LCITE_RULE_NAMES = ("citation_rec", "citation_prec", "citation_f1_mean")
 class LCiteEvalRule:
     """L-CiteEval's rule-based citation scores for ``niah`` and ``counting_stars`` (no judge)."""
 
-    needs_judge = False
     higher_is_better = True
     version = "1"
 
@@ -73,7 +73,7 @@ class LCiteEvalRule:
     def signature(self) -> str:
         return f"citation_lciteeval_rule|{self.task}|{self.name}|k:{K_MAX}|scale:100|v:{self.version}"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         pos = LCITE_RULE_NAMES.index(self.name)
         per = []
         for r in records:

@@ -38,6 +38,7 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from evalsuite.contracts import NO_CONTEXT, ScoreContext
 from evalsuite.errors import UserError
 from evalsuite.types import Generation, MetricResult, Record, Sample
 
@@ -451,7 +452,7 @@ class LongBench:
             raise UserError(f"unknown LongBench dataset {ds!r}; known: {', '.join(DATASET_METRIC)}")
         return ds
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         dataset = self._resolve_dataset(records)
         fn = DATASET_METRIC[dataset]
         preds = [r.prediction if isinstance(r.prediction, str) else str(r.prediction) for r in records]

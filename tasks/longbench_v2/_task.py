@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds, MultiPass, OfficialFormat, Truncating
 from evalsuite.errors import UserError
 from evalsuite.metrics import Metric
 from evalsuite.reasoning import split_reasoning
@@ -59,7 +60,7 @@ COMMON_OPTIONS: Mapping[str, Option] = {
 }
 
 
-class LongBenchV2Task(BaseTask):
+class LongBenchV2Task(BaseTask, Truncating, OfficialFormat, DataNeeds):
     """What every protocol shares: data, samples, requests, extraction, metric, truncation."""
 
     version = "1"
@@ -155,7 +156,7 @@ class LongBenchV2Task(BaseTask):
         inp = sample.input
         document = self.document(sample) if "$DOC$" in template else ""
         text = fill(template, document, inp["question"], inp["choices"], cot=cot)
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=text,
+        return Request.new(prompt=text,
                        params=self._params(max_tokens), use_chat_template=self.opts["chat_template"])
 
     def document(self, sample: Sample) -> str:
@@ -238,7 +239,7 @@ class Rag(LongBenchV2Task):
         return render_retrieved(chunks, self.opts["rag_top_k"])
 
 
-class ChainOfThought(LongBenchV2Task):
+class ChainOfThought(LongBenchV2Task, MultiPass):
     """Two passes per item, as upstream's ``--cot``.
 
     Pass 1: ``0shot_cot.txt`` with up to ``cot_max_tokens`` new tokens. Pass 2: ``0shot_cot_ans.txt`` --

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 
+from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
 from evalsuite.errors import UserError
 from evalsuite.metrics import Metric
 from evalsuite.options import parse_bool
@@ -124,7 +125,7 @@ CODE_OPTIONS: Mapping[str, Option] = {
 }
 
 
-class LongProcTask(BaseTask):
+class LongProcTask(BaseTask, DataNeeds):
     """Base for ``longproc/<task>_<level>``; subclasses set ``task`` and ``level``."""
 
     task: str = ""
@@ -215,7 +216,7 @@ class LongProcTask(BaseTask):
 
     def request(self, sample: Sample) -> Request:
         params = GenParams(max_tokens=self.max_new_tokens, temperature=0.0, top_p=1.0)
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=self.prompt(sample),
+        return Request.new(prompt=self.prompt(sample),
                        params=params, use_chat_template=True)
 
     def gold(self, sample: Sample) -> str:
@@ -310,7 +311,7 @@ class LongProcMeasure:
         ev = self.task.opts["evaluator"]
         return f"longproc/{self.task.task}|{self.measure}|evaluator:{ev}|scale:{self.scale:g}|v:{self.task.version}"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         results = self.task.evaluate(records)
         details: dict[str, Any] = {"scale": self.scale, "evaluator": self.task.evaluator_info()}
         skipped = [r.sample.id for r, (m, _) in zip(records, results) if self.measure not in m]

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
+from evalsuite.contracts import NO_CONTEXT, ScoreContext
 from evalsuite.types import MetricResult, Record
 
 VERSION = "1"
@@ -221,7 +222,7 @@ class Tsv:
             hit = self._cache[key] = score_answer(record.prediction, key[1], self.extract)
         return hit
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         results = [self.score_record(r) for r in records]
         per = tuple(getattr(s, self.measure) for s in results)
         value = self.scale * sum(per) / len(per) if per else float("nan")

@@ -25,6 +25,7 @@ import uuid
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
+from evalsuite.contracts import DataNeeds
 from evalsuite.errors import UserError
 
 from ._base import Draft, RulerTask
@@ -161,7 +162,7 @@ class NiahGenerator:
         return Draft(input=text[:cut], answer_prefix=text[cut:], answers=answers, info=info)
 
 
-class NiahTask(RulerTask):
+class NiahTask(RulerTask, DataNeeds):
     """One RULER niah configuration from synthetic.yaml (subclassed per task by ``register``)."""
 
     family = "niah"
