@@ -348,7 +348,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = {"run_id": outcome.run_id, "run_dir": outcome.run_dir, "complete": outcome.complete,
                "n_planned": n_planned, "n_missing": n_missing, "n_failed": n_failed,
                "n_generated": outcome.n_generated, "n_resumed": outcome.n_reused, "timings": outcome.timings,
-               "scores": outcome.scores, "summaries": summaries}
+               "scores": _plain(outcome.scores), "summaries": summaries}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -372,7 +372,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
     store, scores = merge_shards(args.shards, args.output, args.run_id, wait_lock=args.wait_lock)
     if args.json:
-        print(json.dumps({"run_id": store.run_id, "run_dir": str(store.dir), "scores": scores}, indent=2))
+        print(json.dumps({"run_id": store.run_id, "run_dir": str(store.dir), "scores": _plain(scores)}, indent=2))
     else:
         print_scores(scores, title=f"merged run {store.run_id}")
         missing = sum(s.get("n_missing", 0) for s in scores.values())
@@ -415,6 +415,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plain(scores: Any) -> dict[str, Any]:
+    """Task scores (``rows.TaskScores``) as their ``scores.json`` form, for JSON output."""
+    return {t: dict(s) for t, s in scores.items()}
+
+
 def _target(factory: Any) -> str:
     """``module:QualifiedName`` of a registered backend or metric factory (a class or a function)."""
     import inspect
@@ -446,7 +451,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     comp = run_completeness(store)
     if args.json:
-        print(json.dumps({"complete": comp.complete, "completeness": comp.to_dict(), "scores": scores,
+        print(json.dumps({"complete": comp.complete, "completeness": comp.to_dict(), "scores": _plain(scores),
                           "summaries": summaries}, indent=2))
     else:
         print_scores(scores, title=f"run {store.run_id} (re-scored)", summaries=summaries)

@@ -61,10 +61,11 @@ def check_backend_options(name: str, factory: Any, options: Mapping[str, Any], m
         factory.validate_model(model)
 
 
-def _check_samples(names: Sequence[str], samples: Sequence[str] | None) -> None:
-    from .runner import _parse_sample_filter
+def check_samples(names: Sequence[str], samples: Sequence[str] | None) -> None:
+    """``--samples <task>:<index>`` entries name selected tasks."""
+    from .runner.planning import parse_sample_filter
 
-    _, positions = _parse_sample_filter(samples or [])
+    _, positions = parse_sample_filter(samples or [])
     for t in sorted({t for t, _ in positions} - set(names)):
         close = difflib.get_close_matches(t, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -124,16 +125,16 @@ def validate(cfg: Any, registry: Any, check_backend: bool = True) -> Validated:
     """Check everything about a run that can be checked without building the backend (module doc).
 
     ``check_backend=False`` when the caller brings a built backend (its options were its own business)."""
-    from .runner import _split_task_options
+    from .runner.planning import split_task_options
 
     # 1. task names
     names = registry.expand_tasks(cfg.tasks)
     if not names:
         raise UserError("no tasks selected (--tasks)")
     # 2. -T keys, then values (the task parses its own options)
-    opts = _split_task_options(registry, names, cfg.task_options)
+    opts = split_task_options(registry, names, cfg.task_options)
     tasks = {name: registry.task(name).factory(**opts[name]) for name in names}
-    _check_samples(names, cfg.samples)
+    check_samples(names, cfg.samples)
     # 3. backend name and -B
     bname = backend_name(cfg.backend, cfg.model)
     factory = None

@@ -149,8 +149,8 @@ def load_runs(stores: Sequence[ResultsStore], include_partial: bool = False,
         scores = {}
         for t in st.tasks():
             s = st.read_scores(t)
-            if s is not None and s.get("metrics"):
-                scores[t] = s
+            if s is not None and s.metrics:
+                scores[t] = dict(s)  # the file's fields (the pages show them as recorded)
         key = st.run_id
         i = 2
         while key in used:
