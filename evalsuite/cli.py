@@ -245,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Build a static site (no CDN; works from file:// and any static host) "
                                         "from run folders or results roots holding run folders.")
     lbb.add_argument("results", nargs="+", help="run folders (results/<run-id>) or folders of runs")
-    lbb.add_argument("-o", "--output", required=True, help="output folder (its previous content is replaced)")
+    lbb.add_argument("-o", "--output", required=True,
+                     help="output folder; a folder built before is brought up to date (what did not change is "
+                          "reused, what is gone is removed)")
     lbb.add_argument("--title", default="evalsuite leaderboard", help="site title")
     lbb.add_argument("--prompt-preview", type=int, default=0, metavar="CHARS",
                      help="show the first CHARS characters of each prompt in the sample browser when the run "
@@ -255,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     lbb.add_argument("--include-scripted", action="store_true",
                      help="rank runs of scripted backends (echo, replay, gold) too; by default they are listed apart")
     lbb.add_argument("--jobs", type=int, default=0, metavar="N",
-                     help="worker processes for heatmaps and sample pages (default 0: one per CPU, at most 8); "
+                     help="worker processes for the per-sample data (default 0: one per CPU, at most 8); "
                           "the output is the same for any N")
 
     ex = sub.add_parser("export", help="stack the scores or samples of runs into one CSV, parquet or JSONL file",
@@ -528,7 +530,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     unranked = info["n_runs"] - info.get("n_ranked", info["n_runs"])
     print(f"site: {info['output']}/index.html  ({info['n_runs']} runs"
           + (f", {unranked} not ranked (partial or scripted)" if unranked else "") + f", {info['n_tasks']} tasks, "
-          f"{info['n_files']} files, {info['seconds']:.1f}s)")
+          f"{info['n_files']} files, {info['seconds']:.1f}s; {info['n_units_reused']} of {info['n_units']} run x task "
+          f"sample sets reused, {info['n_written']} files written, {info['n_removed']} removed)")
     return 0
 
 

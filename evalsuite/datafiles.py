@@ -169,8 +169,9 @@ def _csv_rows(text: str, path: Path | str, task: str | None, header: bool) -> li
     return out
 
 
-def _parquet_rows(path: Path | str, task: str | None) -> list[dict[str, Any]]:
-    """Rows of a parquet file through ``datasets`` (imported here only)."""
+def _parquet_rows(path: Path | str, task: str | None,
+                  columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Rows of a parquet file through ``datasets`` (imported here only); ``columns``: only those."""
     where = _where(task, path)
     try:
         with open(path, "rb") as f:
@@ -192,7 +193,9 @@ def _parquet_rows(path: Path | str, task: str | None) -> list[dict[str, Any]]:
     try:
         # a private scratch cache: nothing is left in the user's HF cache, no lock is shared with others
         with tempfile.TemporaryDirectory(prefix="evalsuite-parquet-") as scratch:
-            return datasets.Dataset.from_parquet(str(path), cache_dir=scratch, keep_in_memory=True).to_list()
+            extra = {"columns": list(columns)} if columns is not None else {}
+            return datasets.Dataset.from_parquet(str(path), cache_dir=scratch, keep_in_memory=True,
+                                                 **extra).to_list()
     except Exception as exc:  # a damaged file, an unsupported type: the user's fix is the same
         first = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise UserError(f"{where}: cannot read parquet ({type(exc).__name__}: {first})") from None
@@ -204,19 +207,21 @@ def detect_format(path: Path | str) -> str:
 
 
 def read_records(path: Path | str, task: str | None = None, fmt: str | None = None, *,
-                 array_key: str | None = None, allow_empty: bool = False) -> list[dict[str, Any]]:
+                 array_key: str | None = None, allow_empty: bool = False,
+                 columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The records (JSON objects) of a data file.
 
     ``fmt``: ``json`` (an array of objects, or an object holding one under ``array_key``), ``jsonl``, ``csv``
     (with a header row), ``parquet``; default from the file suffix, ``jsonl`` for anything else. An empty
-    file or one with no records is an error ("no samples in ...") unless ``allow_empty``.
+    file or one with no records is an error ("no samples in ...") unless ``allow_empty``. ``columns``: read only
+    these columns of a parquet file (a large column the task does not use stays on disk).
     """
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown data format {fmt!r}")
     where = _where(task, path)
     if fmt == "parquet":
-        rows: list[Any] = _parquet_rows(path, task)
+        rows: list[Any] = _parquet_rows(path, task, columns)
     else:
         text = decode(read_bytes(path, task), path, task)
         if not text.strip():

@@ -23,6 +23,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,12 +50,21 @@ class _Held:
         self.created_dir = created_dir
 
 
-def _holder_text(path: Path) -> str:
+def _read_holder(path: Path) -> dict | None:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(info, dict):
-            raise ValueError
     except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _holder_text(path: Path, patience: float = 2.0) -> str:
+    # The holder writes its details just after taking the lock: give it a moment to do so before saying
+    # who it is (a process that has just started would otherwise be reported as unknown).
+    deadline = time.monotonic() + patience
+    while (info := _read_holder(path)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if info is None:
         return "another process (it has not written its details yet)"
     cmd = info.get("command")
     cmd = " ".join(str(c) for c in cmd) if isinstance(cmd, list) else str(cmd or "?")

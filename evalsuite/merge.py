@@ -19,14 +19,13 @@ from typing import Any, Callable, Sequence
 
 from .errors import UserError
 from .lock import LOCK_FILE, RunLock
-from .rows import SCHEMA_VERSION, JudgeRow, PlanDoc, SampleRow
+from .rows import JudgeRow, PlanDoc, PromptRow, SampleRow
 from .store import (JUDGE_LOG, PLAN, PROMPTS, SAMPLES, ResultsStore, atomic_write_json, check_output_root, read_rows,
                     write_error)
 
 _LOGS = (SAMPLES, PROMPTS, JUDGE_LOG)
 _PARSERS: dict[str, Callable[[Any, str], Any]] = {
-    SAMPLES: SampleRow.from_dict, JUDGE_LOG: JudgeRow.from_dict,
-    PROMPTS: lambda obj, where: obj if isinstance(obj, dict) else None}
+    SAMPLES: SampleRow.from_dict, JUDGE_LOG: JudgeRow.from_dict, PROMPTS: PromptRow.from_dict}
 _MUST_AGREE = ("version", "options", "prompts_sha256", "n_planned", "generation_params")
 
 
@@ -150,9 +149,7 @@ def _write_merged(out: ResultsStore, shards: Sequence[ResultsStore], manifests: 
                     # only rows: a torn last line (crash mid-write) and lines that are not rows are left
                     # behind (and counted on stderr), as when the log is read; each in this version's form
                     for row in read_rows(part, _PARSERS[log]):
-                        form = row.to_dict() if isinstance(row, (SampleRow, JudgeRow)) else \
-                            {**row, "schema_version": SCHEMA_VERSION}
-                        dst.write((json.dumps(form, ensure_ascii=False) + "\n").encode("utf-8"))
+                        dst.write((json.dumps(row.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
                 dst.flush()
                 os.fsync(dst.fileno())
         # the plan goes through this module's atomic_write_json: the first write after the logs are copied

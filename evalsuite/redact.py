@@ -240,6 +240,10 @@ def _sub_values(head: re.Pattern[str], value: re.Pattern[str], text: str) -> str
 
 def redact_text(text: str) -> str:
     """``text`` with every credential replaced by ``***`` (see the module docstring)."""
+    return _redact_text(text, None)
+
+
+def _redact_text(text: str, secrets: tuple[str, ...] | None) -> str:
     if not isinstance(text, str) or not text:
         return text
     text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
@@ -251,7 +255,8 @@ def redact_text(text: str) -> str:
     text = _sub_values(_HEADER, _HEADER_VALUE, text)
     # known values last: the patterns above replace whole tokens, and any 8 characters of a secret they
     # left (a value cut at a comma, a key inside a longer word) are caught here
-    secrets = tuple(known_secrets())
+    if secrets is None:
+        secrets = tuple(known_secrets())
     if secrets:
         text = _matcher(secrets).sub(text)
     return text
@@ -261,18 +266,22 @@ def redact_obj(obj: Any) -> Any:
     """A JSON-like structure with every credential removed: the string value of a credential-named key
     becomes ``***`` (an ``env:NAME`` reference stays: it names the variable, not the secret), and every
     other string goes through :func:`redact_text`. Tuples become lists; other values are kept."""
+    return _redact_obj(obj, tuple(known_secrets()))  # the environment read once, not once per string
+
+
+def _redact_obj(obj: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(obj, Mapping):
         out = {}
         for k, v in obj.items():
             if isinstance(v, str) and is_secret_name(str(k)) and v.strip() and not _ENV_REF.fullmatch(v.strip()):
                 out[k] = REDACTED
             else:
-                out[k] = redact_obj(v)
+                out[k] = _redact_obj(v, secrets)
         return out
     if isinstance(obj, (list, tuple)):
-        return [redact_obj(v) for v in obj]
+        return [_redact_obj(v, secrets) for v in obj]
     if isinstance(obj, str):
-        return redact_text(obj)
+        return _redact_text(obj, secrets)
     return obj
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Iterable
@@ -34,6 +36,17 @@ from .errors import UserError
 log = logging.getLogger(__name__)
 
 GROUPS = {"task": "evalsuite.tasks", "backend": "evalsuite.backends", "metric": "evalsuite.metrics"}
+
+
+def _import_path_state() -> tuple[Any, ...]:
+    """``sys.path`` with each folder's modification time: it changes when a distribution is installed."""
+    out = []
+    for p in sys.path:
+        try:
+            out.append((p, os.stat(p or ".").st_mtime_ns))
+        except OSError:
+            out.append((p, None))
+    return tuple(out)
 
 
 @dataclass
@@ -55,6 +68,10 @@ class Registry:
     load_errors: dict[str, str] = field(default_factory=dict)
     _loaded: set[str] = field(default_factory=set)
     _task_providers: dict[str, Any] = field(default_factory=dict)
+    _eps: dict[str, list[metadata.EntryPoint]] = field(default_factory=dict)
+    """Entry points per kind, read again only when the import path changed (a scan reads every installed
+    distribution: a few ms, paid once per lookup before)."""
+    _eps_path: tuple[Any, ...] = ()
 
     # -- registration (used by entry points and by code/tests directly) ---------------------------
     def add_task(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
@@ -93,7 +110,12 @@ class Registry:
 
     # -- entry points -----------------------------------------------------------------------------
     def _entry_points(self, kind: str) -> list[metadata.EntryPoint]:
-        return list(metadata.entry_points(group=GROUPS[kind]))
+        state = _import_path_state()
+        if state != self._eps_path:  # a folder added to sys.path, or a package installed into one
+            self._eps, self._eps_path = {}, state
+        if kind not in self._eps:
+            self._eps[kind] = list(metadata.entry_points(group=GROUPS[kind]))
+        return self._eps[kind]
 
     def _load_kind(self, kind: str, only: str | None = None) -> None:
         for ep in self._entry_points(kind):

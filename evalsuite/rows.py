@@ -222,6 +222,19 @@ class PromptRow(_FileForm):
                 "prompt_sha256": self.prompt_sha256, "prompt": self.prompt,
                 "prompt_ids": list(self.prompt_ids) if self.prompt_ids else None, "schema_version": SCHEMA_VERSION}
 
+    @staticmethod
+    def from_dict(d: Any, where: str = "prompts.jsonl") -> "PromptRow | None":
+        """The row, or None when the line is not one (a key and a prompt hash at least)."""
+        if not isinstance(d, dict) or not isinstance(d.get("key"), str) or not isinstance(d.get("prompt_sha256"), str):
+            return None
+        file_version(d, where)
+        ids = d.get("prompt_ids")
+        stage = d.get("stage")
+        return PromptRow(key=d["key"], sample_id=str(d.get("sample_id", "")),
+                         stage=stage if isinstance(stage, int) and not isinstance(stage, bool) else 0,
+                         prompt_sha256=d["prompt_sha256"], prompt=d.get("prompt"),
+                         prompt_ids=tuple(ids) if isinstance(ids, list) else None, _cache=d)
+
 
 # -- judge.jsonl ---------------------------------------------------------------------------------------------
 

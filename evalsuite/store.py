@@ -431,9 +431,9 @@ class ResultsStore:
         """Keys of requests that completed without error (never regenerated)."""
         return {k for k, r in self.latest_rows(task).items() if r.ok}
 
-    def prompts(self, task: str) -> Iterator[dict[str, Any]]:
-        """The full prompts logged with ``--log-prompts`` (as stored)."""
-        return read_jsonl_rows(self.task_dir(task) / PROMPTS)
+    def prompts(self, task: str) -> Iterator[PromptRow]:
+        """The full prompts logged with ``--log-prompts``."""
+        return read_rows(self.task_dir(task) / PROMPTS, PromptRow.from_dict)
 
     # -- judge.jsonl ------------------------------------------------------------------------------
     def judge_log(self, task: str) -> Path:

@@ -345,9 +345,6 @@ class MetricResult:
     """Standard error of the mean of the scaled per-sample values (:meth:`with_stats`)."""
     ci95: tuple[float, float] | None = None
     """95% bootstrap interval (:meth:`with_stats`, or the metric's own for a corpus metric)."""
-    from_per_sample: bool = field(default=False, repr=False, compare=False)
-    """Read back (:meth:`from_dict`) from the entry of a metric that had per-sample values (its ``stderr``
-    field is present): written again in the same form, though the values themselves are not kept here."""
 
     @property
     def scale(self) -> float:
@@ -378,7 +375,7 @@ class MetricResult:
         has one) and ``details``."""
         d: dict[str, Any] = {"name": self.name, "value": self.value, "signature": self.signature,
                              "higher_is_better": self.higher_is_better}
-        if self.per_sample is not None or self.from_per_sample:
+        if self.per_sample is not None:
             d["stderr"] = self.stderr
             d["ci95"] = list(self.ci95) if self.ci95 else None
         elif self.ci95 is not None:
@@ -397,7 +394,7 @@ class MetricResult:
                             signature=str(d.get("signature") or ""), per_sample=None,
                             higher_is_better=bool(d.get("higher_is_better", True)),
                             details=dict(details) if isinstance(details, Mapping) else {},
-                            stderr=d.get("stderr"), ci95=ci95, from_per_sample="stderr" in d)
+                            stderr=d.get("stderr"), ci95=ci95)
 
 
 __all__ = [

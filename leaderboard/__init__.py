@@ -1,7 +1,8 @@
 """The static leaderboard site (``evalsuite leaderboard build``), installed as ``evalsuite.leaderboard``.
 
 Templates (``templates/``), the stylesheet and the script (``static/``) ship as package data; charts are
-drawn with matplotlib (``pip install 'evalsuite[leaderboard]'``), imported only while building.
+SVG and HTML written directly (``charts.py``), so building needs nothing beyond evalsuite's own
+dependencies.
 """
 
 from __future__ import annotations

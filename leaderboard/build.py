@@ -6,13 +6,17 @@ Pages (relative links only, so the site works from ``file://`` and any static ho
   ``manifest.json`` and ``scores.json`` data: no per-sample file is loaded to draw it.
 * ``benchmarks/<group>.html``: the group's tasks (from task metadata) x models, and group charts.
 * ``tasks/<task>.html``: one task's metadata, models table, per-length curves, depth x length heatmaps
-  (RULER) and length buckets (LongBench-E), from ``scores.json`` details.
+  (RULER, as HTML tables) and length buckets (LongBench-E), from ``scores.json`` details.
 * ``runs/<run>.html``: a run's scores and its manifest (local paths rewritten: ``local_paths``).
-* ``samples/<run>/<task>[-N].html``: the per-sample browser (prediction, references, per-sample scores,
-  flags, folded think text, prompt by hash with an optional preview).
+* ``samples/<run>/<task>.html``: the per-sample browser (prediction, references, per-sample scores,
+  flags, folded think text, prompt by hash with an optional preview); the samples themselves are
+  compressed JSON in ``samples/<run>/<task>.<n>.js``, loaded on demand (``samples.py``).
 
-Everything user- or model-supplied goes through Jinja2 autoescaping; charts are ``<img>`` SVG files
-drawn by matplotlib. Output is deterministic: same results in, byte-identical files out.
+Everything user- or model-supplied goes through Jinja2 autoescaping, XML escaping in the SVG charts, or
+``textContent`` in the sample browser. Output is deterministic: same results in, byte-identical files
+out. Rebuilds are incremental (``incremental.py``): a run x task's sample data is reused when nothing it
+is made from changed, pages are rendered again (milliseconds) and rewritten only when they differ, and
+files of runs no longer given are removed.
 
 Rankings (the overview, benchmark and task tables and their charts) hold only runs whose numbers are
 final and come from a model: a partial run (``evalsuite.completeness``: samples missing, generations
@@ -28,7 +32,6 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,14 +40,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from evalsuite.errors import UserError
-from evalsuite.reasoning import split_reasoning
-from evalsuite.redact import redact_obj, redact_text
-from evalsuite.store import MANIFEST, PROMPTS, ResultsStore, read_jsonl_rows
+from evalsuite.redact import known_secrets, redact_obj
+from evalsuite.rows import TaskScores
+from evalsuite.store import MANIFEST, PER_SAMPLE, PROMPTS, SAMPLES, ResultsStore
 
-from .local_paths import publishable, publishable_text
+from . import incremental, samples
+from .incremental import MARKER, SiteWriter
+from .local_paths import default_roots, publishable, publishable_text
 
-MARKER = ".evalsuite-site"
-PAGE_SIZE = 250
 Z95 = 1.959963984540054
 SCRIPTED_BACKENDS = ("echo", "replay", "gold")
 """Backends whose answers come from a script: labelled so and kept out of rankings by default."""
@@ -55,7 +58,8 @@ class Run:
     run_id: str
     store: ResultsStore
     manifest: dict[str, Any]
-    scores: dict[str, dict[str, Any]]
+    scores: dict[str, TaskScores]
+    """task -> its ``scores.json`` (typed; a read-only mapping of the file's fields too)"""
     label: str = ""
     key: str = ""
     """unique page name"""
@@ -147,10 +151,10 @@ def load_runs(stores: Sequence[ResultsStore], include_partial: bool = False,
         manifest = redact_obj(st.read_manifest())  # runs recorded by older versions are published redacted too
         comp = run_completeness(st)
         scores = {}
-        for t in st.tasks():
+        for t in (tc.task for tc in comp.tasks):  # the manifest's tasks and those on disk (store.tasks())
             s = st.read_scores(t)
             if s is not None and s.metrics:
-                scores[t] = dict(s)  # the file's fields (the pages show them as recorded)
+                scores[t] = s
         key = st.run_id
         i = 2
         while key in used:
@@ -182,12 +186,19 @@ def task_infos(runs: Sequence[Run]) -> dict[str, TaskInfo]:
     names = sorted({t for r in runs for t in r.scores})
     infos: dict[str, TaskInfo] = {}
     slugs: set[str] = set()
+    searched_all = False
     for name in names:
-        try:
-            entry = reg.task(name)
+        # a plugin is loaded once (the registry's entry points are scanned per lookup: a few ms each)
+        entry = reg.tasks.get(name)
+        if entry is None and not searched_all:
+            try:
+                entry = reg.task(name)
+            except UserError:  # not registered here: reg.task loaded every plugin before it said so
+                searched_all = True
+        if entry is not None:
             meta = task_metadata(name, entry.factory, entry.description)
             meta["registered"] = True
-        except UserError:
+        else:
             meta = task_metadata(name)
             meta["registered"] = False
         slug = _slug(name)
@@ -210,20 +221,20 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def primary(info: TaskInfo, scores: Mapping[str, Any]) -> dict[str, Any] | None:
+def primary(info: TaskInfo, scores: TaskScores) -> dict[str, Any] | None:
     """The task's primary metric entry in a scores.json (metadata's choice, else the task's main)."""
-    metrics = {m.get("name"): m for m in scores.get("metrics", [])}
-    want = info.meta.get("primary_metric") or scores.get("main")
-    m = metrics.get(want) or (scores.get("metrics") or [None])[0]
+    want = info.meta.get("primary_metric") or scores.main
+    m = scores.metric(want) if isinstance(want, str) else None
+    m = m or (scores.metrics[0] if scores.metrics else None)
     if m is None:
         return None
     hib = info.meta.get("higher_is_better")
-    return {"name": m.get("name"), "value": m.get("value") if _finite(m.get("value")) else None,
-            "ci": m.get("ci95") if isinstance(m.get("ci95"), list) and len(m["ci95"]) == 2 else None,
-            "stderr": m.get("stderr") if _finite(m.get("stderr")) else None,
-            "higher_is_better": hib if isinstance(hib, bool) else bool(m.get("higher_is_better", True)),
-            "details": m.get("details") or {}, "n": scores.get("n"), "n_errors": scores.get("n_errors", 0),
-            "n_truncated": scores.get("n_truncated", 0), "version": scores.get("version")}
+    return {"name": m.name, "value": m.value if _finite(m.value) else None,
+            "ci": list(m.ci95) if m.ci95 is not None else None,
+            "stderr": m.stderr if _finite(m.stderr) else None,
+            "higher_is_better": hib if isinstance(hib, bool) else m.higher_is_better,
+            "details": dict(m.details), "n": scores.get("n"), "n_errors": scores.n_errors,
+            "n_truncated": scores.n_truncated, "version": scores.version}
 
 
 def group_cell(cells: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -258,61 +269,46 @@ def _env() -> Any:
     return env
 
 
-class _Writer:
-    def __init__(self, out: Path):
-        self.out = out
-        self.n = 0
-
-    def write(self, rel: str, data: str | bytes) -> None:
-        p = self.out / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        self.n += 1
-
-
-def _prepare_output(out: Path) -> None:
-    if out.exists():
-        if not out.is_dir():
-            raise UserError(f"{out} exists and is not a folder")
-        if any(out.iterdir()) and not (out / MARKER).exists():
-            raise UserError(f"{out} is not empty and was not built by `evalsuite leaderboard build`; "
-                            "choose an empty or new folder")
-        for child in out.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
                title: str = "evalsuite leaderboard", prompt_preview: int = 0, jobs: int = 1,
                include_partial: bool = False, include_scripted: bool = False) -> dict[str, Any]:
-    """Build the site; returns counts and timing. Raises ``UserError`` on bad input.
+    """Build the site, or bring an earlier build of it up to date; returns counts and timing. Raises
+    ``UserError`` on bad input.
 
-    ``jobs`` > 1 draws heatmaps and writes per-sample pages in that many worker processes (0: one per
-    CPU, at most 8); the files are the same whatever the number of jobs. ``include_partial`` /
-    ``include_scripted`` put partial runs / scripted-backend runs into the rankings (with a badge)."""
+    ``jobs`` > 1 prepares the per-sample data in that many worker processes (0: one per CPU, at most 8);
+    the files are the same whatever the number of jobs, and whether the folder was built before or not.
+    ``include_partial`` / ``include_scripted`` put partial runs / scripted-backend runs into the rankings
+    (with a badge)."""
     if prompt_preview < 0:
         raise UserError("--prompt-preview must be 0 or a positive number of characters")
     if jobs < 0:
         raise UserError("--jobs must be 0 (one per CPU) or a positive number")
-    deferred: list[tuple[Any, ...]] = []
     t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        phases[name] = round(time.perf_counter() - t0 - sum(phases.values()), 4)
+
     stores = find_runs(results)
     runs = load_runs(stores, include_partial=include_partial, include_scripted=include_scripted)
     ranked = [r for r in runs if r.ranked]
+    phase("read runs")
     infos = task_infos(runs)
+    phase("task metadata")
     out = Path(output)
-    _prepare_output(out)
-    w = _Writer(out)
-    w.write(MARKER, "built by evalsuite leaderboard build\n")
+    incremental.prepare(out)
+    previous = incremental.load_index(out)
+    w = SiteWriter(out)
     static = resources.files("evalsuite.leaderboard") / "static"
     for name in ("site.css", "site.js"):
         w.write(f"static/{name}", (static / name).read_bytes())
+
+    # the per-sample data first: the sample pages show its counts
+    units, reused = _sample_units(runs, infos, prompt_preview, out, previous, w, jobs)
+    phase("sample data")
+
     env = _env()
     by_key = {r.key: r for r in runs}
-
     # cells: primary metric per (run, task)
     cell: dict[tuple[str, str], dict[str, Any] | None] = {
         (r.key, t): primary(infos[t], r.scores[t]) for r in runs for t in r.scores}
@@ -364,13 +360,17 @@ def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathL
         curves = {}
         buckets: dict[str, dict[str, float | None]] = {}
         bucket_names: list[str] = []
+        heatmaps = []
         for row in rows:
             d = (row["cell"] or {}).get("details", {})
-            if d.get("by_length"):
+            if isinstance(d.get("by_length"), Mapping) and d["by_length"]:
                 curves[row["run"].label] = {str(k): v for k, v in d["by_length"].items() if _finite(v)}
             if isinstance(d.get("buckets"), Mapping) and d["buckets"]:
-                buckets[row["run"].label] = dict(d["buckets"])
-                bucket_names += [b for b in d["buckets"] if b not in bucket_names]
+                buckets[row["run"].label] = {str(k): v for k, v in d["buckets"].items()}
+                bucket_names += [str(b) for b in d["buckets"] if str(b) not in bucket_names]
+            grid = d.get("by_depth_length")
+            if isinstance(grid, Mapping) and grid:
+                heatmaps.append(charts.heatmap_html(grid, row["run"].label))
         if curves and any(len(c) > 1 for c in curves.values()):
             rel = f"charts/task-{info.slug}-length.svg"
             w.write(rel, charts.length_curves(curves, f"{info.meta['display_name']}: score by context length",
@@ -381,18 +381,12 @@ def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathL
             w.write(rel, charts.bucket_bars(buckets, bucket_names, f"{info.meta['display_name']}: length buckets",
                                             "score"))
             chart_files.append({"src": rel, "alt": "score per input length bucket, one bar per model"})
-        for row in rows:
-            d = (row["cell"] or {}).get("details", {})
-            grid = d.get("by_depth_length")
-            if isinstance(grid, Mapping) and grid:
-                rel = f"charts/task-{info.slug}-heatmap-{row['run'].key}.svg"
-                deferred.append(("heatmap", rel, dict(grid), f"{row['run'].label}: depth × length"))
-                chart_files.append({"src": rel, "alt": f"{row['run'].label}: score by needle depth and "
-                                                       "context length", "heatmap": True})
         w.write(f"tasks/{info.slug}.html", env.get_template("task.html.jinja").render(
-            root="../", info=info, rows=rows, charts=chart_files, **common))
+            root="../", info=info, rows=rows, charts=chart_files, heatmaps=heatmaps, **common))
 
-    # per run + samples
+    phase("overview, benchmark and task pages, charts")
+    # per run + its sample pages
+    shell = env.get_template("samples.html.jinja")
     for r in runs:
         trows = [{"info": infos[t], "cell": cell[(r.key, t)], "scores": r.scores[t],
                   "samples": f"samples/{r.key}/{infos[t].slug}.html"} for t in sorted(r.scores)]
@@ -403,10 +397,92 @@ def build_site(results: Sequence[str | os.PathLike[str]], output: str | os.PathL
                                      default=str),
             **common))
         for t in sorted(r.scores):
-            deferred.append(("samples", r, infos[t], prompt_preview, dict(common)))
-    w.n += _run_deferred(out, deferred, jobs)
-    return {"output": str(out), "n_runs": len(runs), "n_ranked": len(ranked), "n_tasks": len(infos), "n_files": w.n,
-            "seconds": time.perf_counter() - t0}
+            info, u = infos[t], units[_unit_id(r, infos[t])]
+            w.write(f"samples/{r.key}/{info.slug}.html", shell.render(
+                root="../../", run=r, info=info, n_items=u["n"], n_failed=u["n_failed"], n_chunks=u["chunks"],
+                chunk_size=samples.CHUNK, chunk_base=info.slug, prompt_preview=prompt_preview, **common))
+    phase("run and sample pages")
+    removed = w.prune()
+    n_files, n_written = len(w.produced), w.written
+    # last: the record of what this build made (a killed build leaves the previous record, whose hashes
+    # no longer match what changed)
+    w.write(MARKER, incremental.index_bytes(units))
+    return {"output": str(out), "n_runs": len(runs), "n_ranked": len(ranked), "n_tasks": len(infos),
+            "n_files": n_files, "n_written": n_written, "n_removed": removed,
+            "n_units": len(units), "n_units_reused": reused, "seconds": time.perf_counter() - t0,
+            "phases": phases}
+
+
+def _unit_id(run: Run, info: TaskInfo) -> str:
+    return f"samples/{run.key}/{info.slug}"
+
+
+def _sample_units(runs: Sequence[Run], infos: Mapping[str, TaskInfo], prompt_preview: int, out: Path,
+                  previous: Mapping[str, Mapping[str, Any]], w: SiteWriter,
+                  jobs: int) -> tuple[dict[str, dict[str, Any]], int]:
+    """The per-sample data of every run x task: reused from the previous build when its key (a hash of
+    everything it is made from: ``incremental``) is unchanged and its files are intact, else computed.
+
+    Only error texts depend on the environment (credentials redacted, local folders rewritten), so a unit
+    whose data holds no error text is recorded under the key of its inputs alone, and one with error texts
+    under that key combined with the environment's part: a changed API key in the shell redoes only the
+    run x tasks that show errors."""
+    shared = {"format": samples.FORMAT, "builder": incremental.fingerprint(), "preview": prompt_preview}
+    environment = {"roots": default_roots(), "secrets": sorted(known_secrets())}
+    units: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[Any, ...]] = []
+    reused = 0
+    inputs = incremental.InputDigests(out)
+    for r in runs:
+        for t in sorted(r.scores):
+            info = infos[t]
+            uid = _unit_id(r, info)
+            d = r.store.task_dir(t)
+            names = [PER_SAMPLE, SAMPLES] + ([PROMPTS] if prompt_preview > 0 else [])
+            key = incremental.unit_key({**shared, "run": r.key, "task": t, "slug": info.slug,
+                                        "inputs": {n: inputs.digest(d / n) for n in names}})
+            key_env = incremental.unit_key({"unit": key, "environment": environment})
+            old = previous.get(uid)
+            if old is not None and old.get("key") in (key, key_env) and incremental.still_there(out, old):
+                units[uid] = dict(old)
+                w.keep(old["files"])
+                reused += 1
+            else:
+                todo.append((uid, (key, key_env), r.store, t, r.key, info.slug, prompt_preview))
+    inputs.save()
+    for uid, entry, written in _run_units(out, todo, jobs):
+        units[uid] = entry
+        w.written += written
+        w.unchanged += len(entry["files"]) - written
+        w.produced.update(entry["files"])
+    return units, reused
+
+
+def _make_unit(job: tuple[Any, ...], out: Path) -> tuple[str, dict[str, Any], int]:
+    """Parse one run x task's logs and write its sample chunks; returns the unit's record and the number
+    of files written (a chunk whose bytes did not change is left alone)."""
+    uid, key, store, task, run_key, slug, prompt_preview = job
+    items = samples.sample_items(store, task, prompt_preview)
+    w = SiteWriter(out)
+    for n, chunk in enumerate(samples.chunks(items), 1):
+        w.write(f"samples/{run_key}/{samples.chunk_name(slug, n)}", samples.encode_chunk(n, chunk))
+    key = key[1] if any("e" in i for i in items) else key[0]
+    return uid, {"key": key, "files": w.produced, "n": len(items), "n_failed": sum(1 for i in items if i.get("x")),
+                 "chunks": math.ceil(len(items) / samples.CHUNK)}, w.written
+
+
+def _run_units(out: Path, todo: list[tuple[Any, ...]], jobs: int) -> list[tuple[str, dict[str, Any], int]]:
+    if jobs == 0:
+        jobs = max(1, min(8, os.cpu_count() or 1))
+    if jobs == 1 or len(todo) < 8:
+        return [_make_unit(job, out) for job in todo]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        return list(pool.map(partial(_make_unit, out=out), todo, chunksize=4))
 
 
 def _unsafe_code_tasks(manifest: Mapping[str, Any]) -> list[str]:
@@ -430,95 +506,3 @@ def _summaries(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"name": str(x.get("name")), "value": x.get("value"), "n_tasks": x.get("n_tasks")} for x in rows]
 
 
-def _do(job: tuple[Any, ...], out: Path) -> int:
-    """One unit of deferred work (a heatmap, or a run x task's sample pages); returns files written."""
-    w = _Writer(out)
-    if job[0] == "heatmap":
-        from . import charts
-
-        _, rel, grid, title = job
-        w.write(rel, charts.depth_length_heatmap(grid, title))
-    else:
-        _, run, info, prompt_preview, common = job
-        _sample_pages(w, _cached_env(), run, info, prompt_preview, common)
-    return w.n
-
-
-_ENV: Any = None
-
-
-def _cached_env() -> Any:
-    global _ENV
-    if _ENV is None:
-        _ENV = _env()
-    return _ENV
-
-
-def _run_deferred(out: Path, deferred: list[tuple[Any, ...]], jobs: int) -> int:
-    if jobs == 0:
-        jobs = max(1, min(8, os.cpu_count() or 1))
-    if jobs == 1 or len(deferred) < 8:
-        return sum(_do(job, out) for job in deferred)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from functools import partial
-
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        return sum(pool.map(partial(_do, out=out), deferred, chunksize=4))
-
-
-def _references(target: Any) -> list[str]:
-    if target is None:
-        return []
-    if isinstance(target, (list, tuple)):
-        return [t if isinstance(t, str) else json.dumps(t, ensure_ascii=False, sort_keys=True) for t in target]
-    return [target if isinstance(target, str) else json.dumps(target, ensure_ascii=False, sort_keys=True)]
-
-
-def _sample_pages(w: _Writer, env: Any, run: Run, info: TaskInfo, prompt_preview: int,
-                  common: Mapping[str, Any]) -> None:
-    st = run.store
-    per_sample = st.read_per_sample(info.name)
-    log = st.latest_rows(info.name)
-    prompts: dict[str, str] = {}
-    if prompt_preview > 0:
-        for p in read_jsonl_rows(st.task_dir(info.name) / PROMPTS):
-            payload = p.get("prompt")
-            text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-            if p.get("prompt_sha256"):
-                prompts[p["prompt_sha256"]] = text[:prompt_preview]
-    items = []
-    for ps in per_sample:
-        row = log.get(ps.get("key", "")) or {}
-        gen = row.get("generation") or {}
-        raw = gen.get("text") or ""
-        _, think, _ = split_reasoning(raw)
-        # the first pass's prompt identifies the sample's input
-        first = row
-        seen = set()
-        while first.get("parent") and first["parent"] in log and first["parent"] not in seen:
-            seen.add(first["parent"])
-            first = log[first["parent"]]
-        ph = first.get("prompt_sha256")
-        failed = bool(ps.get("error")) or any(v is not None and v < 1.0 for v in (ps.get("metrics") or {}).values())
-        items.append({
-            "index": ps.get("index"), "sample_id": ps.get("sample_id"), "metrics": ps.get("metrics") or {},
-            "flags": ps.get("flags") or [],
-            "error": publishable_text(redact_text(ps["error"])) if isinstance(ps.get("error"), str) else ps.get("error"),
-            "prediction": ps.get("prediction") or "",
-            "references": _references((row.get("sample") or {}).get("target")),
-            "think": think, "prompt_sha256": ph, "prompt_chars": first.get("prompt_chars"),
-            "prompt_tokens": first.get("prompt_tokens"), "preview": prompts.get(ph) if ph else None,
-            "finish_reason": gen.get("finish_reason"), "metadata": ps.get("metadata") or {},
-            "failed": failed,
-        })
-    pages = max(1, math.ceil(len(items) / PAGE_SIZE))
-    tpl = env.get_template("samples.html.jinja")
-    for p in range(pages):
-        name = f"{info.slug}.html" if p == 0 else f"{info.slug}-{p + 1}.html"
-        links = [{"n": i + 1, "href": f"{info.slug}.html" if i == 0 else f"{info.slug}-{i + 1}.html",
-                  "current": i == p} for i in range(pages)] if pages > 1 else []
-        w.write(f"samples/{run.key}/{name}", tpl.render(
-            root="../../", run=run, info=info, items=items[p * PAGE_SIZE:(p + 1) * PAGE_SIZE], pages=links,
-            n_items=len(items), prompt_preview=prompt_preview, **common))

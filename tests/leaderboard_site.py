@@ -87,7 +87,6 @@ def env_with_plugins(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def lb_runs(tmp_path_factory, word_tokenizer_dir):
-    pytest.importorskip("matplotlib", reason="the leaderboard needs matplotlib (pip install 'evalsuite[leaderboard]')")
     d = tmp_path_factory.mktemp("lb")
     plug = _write_dummy_plugin(d / "plugins")
     env = env_with_plugins(plug)
@@ -125,4 +124,34 @@ def load_json(site: Path, rel: str):
     return json.loads(read(site, rel))
 
 
-__all__ = ["XSS", "THINK", "DUMMY", "lb_runs", "built_site", "env_with_plugins", "read", "textwrap"]
+def sample_items(site: Path, run: str, slug: str) -> list[dict]:
+    """Every sample of a run x task as the site stores it (the compressed chunks, decoded in order)."""
+    from evalsuite.leaderboard.samples import read_chunk
+
+    out, n = [], 1
+    while (site / "samples" / run / f"{slug}.{n}.js").is_file():
+        k, items = read_chunk(site / "samples" / run / f"{slug}.{n}.js")
+        assert k == n
+        out += items
+        n += 1
+    return out
+
+
+def site_texts(site: Path) -> dict[str, str]:
+    """The text of every file of a site, sample chunks decoded to their JSON (what a search for leaked
+    data must look at: the chunks are compressed)."""
+    from evalsuite.leaderboard.samples import read_chunk
+
+    out = {}
+    for f in sorted(site.rglob("*")):
+        if not f.is_file():
+            continue
+        rel = f.relative_to(site).as_posix()
+        out[rel] = f.read_bytes().decode("utf-8", errors="replace")
+        if rel.startswith("samples/") and rel.endswith(".js"):
+            out[rel] += "\n" + json.dumps(read_chunk(f)[1], ensure_ascii=False)
+    return out
+
+
+__all__ = ["XSS", "THINK", "DUMMY", "lb_runs", "built_site", "env_with_plugins", "read", "sample_items", "site_texts",
+           "textwrap"]

@@ -471,11 +471,13 @@ def test_stop_token_ids_end_the_row_and_min_tokens_hold_them_back(chain):
         req("c", max_tokens=8, i=2, stop_token_ids=(hello,), min_tokens=1),   # Hello may not come first
         req("Hello", max_tokens=8, i=3, chat=False, min_tokens=2),            # EOS held back for 2 tokens
     ])
+    # the stop token counts as generated, like EOS (completion_tokens is counted one way on hf, vllm and
+    # openai), and is not in the text
     assert [(g.text, g.finish_reason, g.completion_tokens) for g in out[:2]] == [
-        ("Hello", "stop", 1), ("", "stop", 0)]
+        ("Hello", "stop", 2), ("", "stop", 1)]
     # with min_tokens=1 the first token is something else (the stop token and EOS are masked); the next one
     # is Hello again, which then ends the row
-    assert (out[2].finish_reason, out[2].completion_tokens) == ("stop", 1)
+    assert (out[2].finish_reason, out[2].completion_tokens) == ("stop", 2)
     # " world" then EOS is forbidden at step 2: the row goes on past where it would have ended
     assert out[3].completion_tokens > 1 and out[3].text.startswith(" world")
     # the parameters are part of the request key

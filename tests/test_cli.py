@@ -204,12 +204,20 @@ def test_help_is_fast_and_light(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=cli_env(plugin=False)).stdout.split("\n")
     assert out[1] == "[]"
-    t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "evalsuite.cli", "--help"], capture_output=True, text=True,
-                       env=cli_env(plugin=False))
-    wall = time.perf_counter() - t0
+    def best_of_three(argv):
+        walls = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            r = subprocess.run(argv, capture_output=True, text=True, env=cli_env(plugin=False))
+            walls.append(time.perf_counter() - t0)
+        return r, min(walls)
+
+    # Against a bare interpreter's start-up measured in the same test, best of three each, so a loaded
+    # machine moves both; importing torch alone costs over a second, far above the allowance.
+    _, bare = best_of_three([sys.executable, "-c", "pass"])
+    r, wall = best_of_three([sys.executable, "-m", "evalsuite.cli", "--help"])
     assert r.returncode == 0 and "run" in r.stdout
-    assert wall < 0.3, f"evalsuite --help took {wall:.3f}s"
+    assert wall - bare < 0.3, f"evalsuite --help took {wall:.3f}s against {bare:.3f}s for a bare interpreter"
     for sub in ("run", "list", "score", "score-file", "show", "export"):
         r = subprocess.run([sys.executable, "-m", "evalsuite.cli", sub, "--help"], capture_output=True,
                            text=True, env=cli_env(plugin=False))

@@ -68,6 +68,21 @@ def test_registry_isolates_broken_plugins(tmp_path, monkeypatch):
         reg.backend("broken")
 
 
+def test_registry_sees_a_plugin_path_added_after_its_first_lookup(tmp_path, monkeypatch):
+    """Entry points are read once per import path (not once per lookup), and read again when it changes."""
+    reg = Registry()
+    assert reg.backend("echo")
+    with pytest.raises(UserError, match="unknown backend|did you mean"):
+        reg.backend("late-plugin")
+    dist = tmp_path / "late_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: late-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[evalsuite.backends]\nlate-plugin = late_plugin_mod:Late\n")
+    (tmp_path / "late_plugin_mod.py").write_text("class Late:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert reg.backend("late-plugin").__name__ == "Late"
+
+
 def test_store_repairs_torn_tail(tmp_path):
     st = ResultsStore(tmp_path, "r1")
     row = {"key": "k1", "generation": {"finish_reason": "stop"}}

@@ -2,10 +2,11 @@
 
 The task list comes from the registry, so a new task is covered without editing this file. A task that
 reads data is given the bad file through its own data option (``data_file``, or ``qa_file`` for RULER's qa
-tasks), or, for the tasks that only take a folder, at the place in that folder where the task reads it
-(``DIR_LAYOUT``; a new folder-only task fails here until it is added). A task that declares no data (RULER's
-generated haystacks) must not read any. The error must name the bad file: an error about anything else
-(a missing prompt file, the offline hub) would let a task pass without ever reading the file.
+tasks), or, for the tasks that only take a folder, at the place in that folder where the task reads it: the
+files its ``data_layout(options)`` declares (every one of them bad), or ``DIR_LAYOUT`` here for tasks that
+declare none (a new folder-only task fails here until it declares its layout). A task that declares no data
+(RULER's generated haystacks) must not read any. The error must name the bad file: an error about anything
+else (a missing prompt file, the offline hub) would let a task pass without ever reading the file.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ LCITE_PROMPT = {"instruction": "Answer.", "demo_sep": "\n\n", "demo_prompt": "{I
                 "demos": [{"question": "q", "answer": "a [1]", "docs": ["d"]}]}
 
 
-def _place(task: str, kind: str, tmp: Path) -> tuple[list[str], str]:
-    """The -T options that hand ``task`` the bad file, and a string the error must contain."""
+def _place(task: str, kind: str, tmp: Path) -> tuple[list[str], str | tuple[str, ...]]:
+    """The -T options that hand ``task`` the bad file, and a string the error must contain (or strings, one
+    of which it must contain: the names of the files a folder-only task reads)."""
     factory = _registry.task(task).factory
     declared = getattr(factory, "options", {}) or {}
     extra: list[str] = []
@@ -88,6 +90,17 @@ def _place(task: str, kind: str, tmp: Path) -> tuple[list[str], str]:
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             (folder / rel).write_bytes(bad_bytes(kind, "jsonl"))
         return ["-T", f"data_dir={folder}", *extra], "punch"
+    layout = getattr(factory, "data_layout", None)
+    if callable(layout) and not {"data_file", "qa_file"} & set(declared):
+        folder = tmp / "folder"
+        names = []
+        for rel in layout({}):
+            f = folder / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(bad_bytes(kind, f.suffix.lstrip(".")))
+            names.append(f.name)
+        assert names, f"{task} declares data ({needs_of(factory)}) but an empty data_layout"
+        return ["-T", f"data_dir={folder}", *extra], tuple(names)
     if task in DIR_LAYOUT:
         folder = tmp / "folder"
         f = folder / DIR_LAYOUT[task]
@@ -121,14 +134,18 @@ def test_bad_data_file_is_one_line_and_exit_2(task, kind, tmp_path, capsys, word
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("evalsuite: error:"), err
     assert "Traceback" not in err
-    assert name in lines[0], f"the error does not name the bad file {name}: {lines[0]}"
+    names = (name,) if isinstance(name, str) else name
+    assert any(n in lines[0] for n in names), f"the error does not name a bad file {names}: {lines[0]}"
 
 
 def test_the_matrix_covers_every_task_that_reads_data():
     reading = [t for t in TASKS if needs_of(_registry.task(t).factory)]
     groups = {t.split("/")[0] for t in reading}
     assert {"longbench", "longbench_e", "longbench_v2", "longproc", "deltabench", "ragtrans", "drt", "alce",
-            "lciteeval", "longbench_cite", "longgenbench_liu", "longgenbench_wu", "punchbench", "ruler"} <= groups
+            "lciteeval", "longbench_cite", "longgenbench_liu", "longgenbench_wu", "punchbench", "ruler",
+            "helmet"} <= groups
+    helmet = [t for t in TASKS if t.startswith("helmet/")]
+    assert len(helmet) == 21 and all(needs_of(_registry.task(t).factory) for t in helmet)
 
 
 def test_generated_tasks_read_no_data_file(tmp_path, capsys, word_tokenizer_dir):

@@ -23,6 +23,9 @@ def test_formats_and_checks(tmp_path):
     (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps(rows[0]).encode() + b"\n")
     assert read_records(tmp_path / "r.jsonl") == rows == read_records(tmp_path / "r.json")
     assert read_records(tmp_path / "r.parquet") == rows
+    assert read_records(tmp_path / "r.parquet", columns=["n"]) == [{"n": 1}, {"n": 2}]  # the rest stays on disk
+    with pytest.raises(UserError, match="r.parquet: cannot read parquet"):  # a column the file lacks
+        read_records(tmp_path / "r.parquet", "t", columns=["question"])
     assert read_records(tmp_path / "r.csv") == [{"a": "x", "n": "1"}, {"a": "y", "n": "2"}]
     assert read_records(tmp_path / "bom.jsonl") == rows[:1]
     check_fields(rows, {"a": str, "n": int}, "f")

@@ -527,7 +527,6 @@ def test_show_samples_renders_control_characters_visibly(cli, tmp_path):
 # -- leaderboard charts -----------------------------------------------------------------------------------
 
 def test_chart_text_is_literal_not_mathtext(cli, tmp_path):
-    pytest.importorskip("matplotlib")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from leaderboard_synth import write_run
 

@@ -590,4 +590,5 @@ def test_samsum_on_the_embedded_model_never_starts_with_and_stops_at_the_newline
         first_nl = row.index(198)  # and the row ended on a newline token, not on EOS or the budget
         assert first_nl > 0 and not ends & set(row[:first_nl])
     # what was recorded is the row up to, not including, its first newline token
-    assert sorted(row.index(198) for row in seen) == sorted(r["generation"]["completion_tokens"] for r in rows)
+    # each row ends at its first newline token, which counts as generated (like EOS)
+    assert sorted(row.index(198) + 1 for row in seen) == sorted(r["generation"]["completion_tokens"] for r in rows)

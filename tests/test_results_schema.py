@@ -108,7 +108,14 @@ def test_typed_rows_round_trip_and_read_version_1():
                     complete=True, extra={"shard": {"index": 0, "count": 2}})
     d = json.loads(json.dumps(ts.to_dict()))
     back = TaskScores.from_dict(d)
-    assert back.to_dict() == d and back.metrics[0].ci95 == ts.metrics[0].ci95 and back.extra["shard"]["count"] == 2
+    assert dict(back) == d  # the file's fields, as read
+    assert back.metrics[0].ci95 == ts.metrics[0].ci95 and back.metrics[0].stderr == ts.metrics[0].stderr
+    assert (back.main, back.n, back.complete, back.extra["shard"]["count"]) == ("m", 2, True, 2)
+    # written again: the same fields, but a metric read back has no per-sample values, so its standard error
+    # is not written again (MetricResult.to_dict)
+    again = back.to_dict()
+    assert {k: v for k, v in again.items() if k != "metrics"} == {k: v for k, v in d.items() if k != "metrics"}
+    assert again["metrics"] == [{k: v for k, v in d["metrics"][0].items() if k != "stderr"}]
 
 
 def test_a_log_resumed_by_this_version_mixes_versions_line_by_line(tmp_path):

@@ -137,7 +137,6 @@ def _kill_when(cmd: list[str], cwd: Path, run: Path, task: str, at_least: int, e
 
 
 def test_killed_run_is_partial_in_show_json_score_leaderboard_and_compare(cli, tmp_path):
-    pytest.importorskip("matplotlib")
     answers = _answers(tmp_path / "answers.jsonl")
     env = cli_env()
     common = ["--tasks", "toy/addition", "-T", "n=60", "--backend", "replay", "-B", f"file={answers}"]

@@ -4,6 +4,7 @@
 
     validate  (evalsuite.validate)      every mistake in the command, before anything loads
     identity  (evalsuite.identity)      the run id; may an existing run resume with these settings?
+    record    (runner.record)           the manifest: the run and each invocation, how it ended
     lock      (evalsuite.lock)          one writer per run folder
     plan      (runner.planning)         tasks prepared, samples selected, requests stamped and cut
     generate  (runner.generation)       every unanswered request, each answer logged as it arrives
@@ -18,30 +19,25 @@ same path to the same numbers.
 
 from __future__ import annotations
 
-import sys
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
-from .. import __version__
-from ..contracts import Backend, PlanBound, PlanView, Scripted, Timed, check_instance
+from ..contracts import Backend, PlanBound, PlanView, Timed, check_instance
 from ..errors import UserError
 from ..lock import RunLock
-from ..manifest import environment_info
-from ..redact import redact_argv, redact_obj, redact_text, register_env_refs
+from ..redact import register_env_refs
 from ..registry import Registry, default_registry
 from ..rows import PlanDoc, TaskScores
 from ..store import ResultsStore, check_output_root
 from ..types import Generation
 from .config import RunConfig, RunInterrupted, RunOutcome, now, parse_shard
 from .generation import generate
-from .planning import (PlannedItem, apply_overrides, parse_sample_filter, plan, shard_items, split_task_options,
-                       stamp, task_context)
+from .planning import PlannedItem, apply_overrides, plan, shard_items, stamp, task_context
+from .record import (announce, check_identity, check_resumable, end_invocation, invocation_manifest, is_scripted,
+                     redact_options)
 from .scoring import final_row, records_from_rows, score_task
 
-_now = now  # the old private names, for code written against them
-_parse_sample_filter = parse_sample_filter
-_split_task_options = split_task_options
-_final_row = final_row
+_redact_options = redact_options  # the name tests and older code import
 
 
 def build_backend(registry: Registry, cfg: RunConfig) -> Backend:
@@ -58,95 +54,11 @@ def build_backend(registry: Registry, cfg: RunConfig) -> Backend:
     return construct_backend(registry.backend(name), name, cfg.model, cfg.backend_options)
 
 
-def _is_scripted(backend: Any) -> bool:
-    """A backend (or backend class) whose answers come from a script (``contracts.Scripted``)."""
-    return isinstance(backend, Scripted) and bool(backend.scripted)
-
-
-def _redact_options(options: Mapping[str, str]) -> dict[str, str]:
-    """Backend or judge options as recorded (``evalsuite.redact``: URL credentials, credential-named
-    fields and query parameters, known secret values)."""
-    return redact_obj(dict(options))
-
-
-def _check_resumable(existing: Mapping[str, Any], backend_id: str, entries: Mapping[str, Any]) -> None:
-    old_backend = existing.get("backend", {}).get("id")
-    if old_backend and old_backend not in (backend_id, redact_text(backend_id)):  # recorded ids are redacted
-        raise UserError(f"run {existing.get('run_id')!r} was made with backend {old_backend!r}, not "
-                        f"{backend_id!r}; use a new --run-id")
-    for name, e in entries.items():
-        old = existing.get("tasks", {}).get(name)
-        if old and str(old.get("version")) != str(e["version"]):
-            raise UserError(f"run {existing.get('run_id')!r} has {name} version {old.get('version')}, "
-                            f"this evalsuite has {e['version']}; use a new --run-id")
-
-
 def _sweep_sandbox_scratch() -> None:
     """Remove code-sandbox scratch folders left by killed evalsuite processes (evalsuite.sandbox)."""
     from ..sandbox import sweep_stale
 
     sweep_stale()
-
-
-def _check_identity(run_id: str, existing: Mapping[str, Any], ident: Mapping[str, Any], registry: Registry,
-                    validated: Any) -> None:
-    """An existing run resumes only with the same prompts and generation: list what differs, exit 2."""
-    from ..identity import differences, task_option_differences
-
-    problems = differences(existing["identity"], ident) if isinstance(existing.get("identity"), Mapping) else []
-    problems += task_option_differences(registry, existing.get("tasks", {}), validated.names,
-                                        validated.task_options)
-    if problems:
-        raise UserError(f"run {run_id!r} exists with other settings that change prompts or generation: "
-                        f"{'; '.join(problems)}. Nothing was changed; use a new --run-id (or drop --run-id "
-                        f"to get one derived from the command)")
-
-
-def _announce(run_id: str, run_dir: Any, existing: Mapping[str, Any]) -> None:
-    """The first line of every run, on stderr whether or not it is a terminal."""
-    state = "resuming" if existing else "new"
-    print(f"evalsuite: run {run_id} ({state}) in {run_dir}", file=sys.stderr, flush=True)
-
-
-def _end_invocation(store: ResultsStore, manifest: dict[str, Any] | None, invocation: dict[str, Any] | None,
-                    status: str, error: BaseException | None = None) -> None:
-    """Record how an invocation ended (interrupted, error) in the manifest, best effort."""
-    if manifest is None or invocation is None or invocation.get("status") != "running":
-        return
-    invocation.update({"ended": now(), "status": status})
-    if error is not None:
-        text = f"{type(error).__name__}: {error}".strip()
-        invocation["error"] = text if len(text) <= 500 else text[:500] + "..."
-    manifest["updated"] = now()
-    try:
-        store.write_manifest(manifest)
-    except Exception:  # the original error matters more than a failed bookkeeping write
-        pass
-
-
-def _manifest(existing: Mapping[str, Any], run_id: str, cfg: RunConfig, ident: Mapping[str, Any],
-              sels: Any, backend: Backend, backend_name: str, scripted: bool, entries: Mapping[str, Any],
-              judge_cfg: Any, shard: dict[str, int] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The manifest for this invocation (the existing one updated, or a new one) and the invocation's entry."""
-    manifest = dict(existing) if existing else {"run_id": run_id, "created": now(), **environment_info()}
-    manifest.update({
-        "evalsuite_version": __version__,
-        "identity": ident,
-        "selections": sels,
-        "backend": {"id": backend.id, "options": _redact_options(cfg.backend_options), "model": cfg.model,
-                    "name": backend_name, "scripted": scripted, "describe": backend.describe()},
-        "tasks": {**manifest.get("tasks", {}), **entries},
-        "updated": now(),
-    })
-    if judge_cfg is not None:
-        manifest["judge"] = {**judge_cfg.to_dict(), "options": _redact_options(judge_cfg.options)}
-    if shard is not None:
-        manifest["shard"] = shard
-    invocation = {"started": now(), "command": redact_argv(cfg.command), "status": "running",
-                  "limit": cfg.limit, "samples": cfg.samples, "max_tokens_override": cfg.max_tokens,
-                  "generation_overrides": cfg.overrides()}
-    manifest.setdefault("invocations", []).append(invocation)
-    return manifest, invocation
 
 
 def run(cfg: RunConfig, registry: Registry | None = None, backend: Backend | None = None,
@@ -174,17 +86,17 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Backend | Non
     ident = identity(cfg, {name: str(task.version) for name, task in validated.tasks.items()})
     if backend is not None:
         check_instance(backend, "backend", cfg.backend or "(given)")
-    scripted = _is_scripted(backend if backend is not None else validated.backend_factory)
+    scripted = is_scripted(backend if backend is not None else validated.backend_factory)
     run_id = cfg.run_id or derive_run_id(ident, scripted)
     store = ResultsStore(cfg.output, run_id)
     if store.read_manifest():  # refused before the lock is taken: a refused command leaves the run untouched
-        _check_identity(run_id, store.read_manifest(), ident, registry, validated)
+        check_identity(run_id, store.read_manifest(), ident, registry, validated)
     # one writer per run folder, taken before minutes are spent loading a model
     lock = RunLock(store.dir, "run", wait=cfg.wait_lock, command=cfg.command).acquire()
     try:
         existing = store.read_manifest()  # again, under the lock: another writer may have just finished
         if existing:
-            _check_identity(run_id, existing, ident, registry, validated)
+            check_identity(run_id, existing, ident, registry, validated)
         sels = merged_selections(existing, cfg.limit, cfg.samples)
     except BaseException:
         lock.release()
@@ -214,19 +126,19 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Backend | Non
         if cfg.shard is not None:
             items = shard_items(items, *cfg.shard)
 
-        _check_resumable(existing, backend.id, entries)
+        check_resumable(existing, backend.id, entries)
         shard = {"index": cfg.shard[0], "count": cfg.shard[1]} if cfg.shard is not None else None
         if existing and existing.get("shard") != shard:
             raise UserError(f"run {run_id!r} was made with shard {existing.get('shard')}, not {shard}; "
                             f"use a new --run-id")
         # Everything that can be wrong with the command has been said by now (one line each, exit 2): the
         # run id and folder come next, before anything is written or generated.
-        _announce(run_id, store.dir, existing)
+        announce(run_id, store.dir, existing)
         if judge_cfg is None and existing.get("judge"):
             from ..judge import JudgeConfig
 
             judge_cfg = JudgeConfig.from_dict(existing["judge"])  # a resumed run keeps its judge
-        manifest, invocation = _manifest(existing, run_id, cfg, ident, sels, backend, validated.backend,
+        manifest, invocation = invocation_manifest(existing, run_id, cfg, ident, sels, backend, validated.backend,
                                          scripted, entries, judge_cfg, shard)
         store.write_manifest(manifest)
         for name in tasks:
@@ -258,10 +170,10 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Backend | Non
         store.write_manifest(manifest)
         return RunOutcome(str(store.dir), run_id, scores, n_generated, n_reused, timings, complete)
     except KeyboardInterrupt:
-        _end_invocation(store, manifest, invocation, "interrupted")
+        end_invocation(store, manifest, invocation, "interrupted")
         raise RunInterrupted(run_id, str(store.dir)) from None
     except BaseException as exc:
-        _end_invocation(store, manifest, invocation, "error", exc)
+        end_invocation(store, manifest, invocation, "error", exc)
         raise
     finally:
         try:

@@ -15,8 +15,8 @@ when the data carries them (``gold_doc_ids``, or citations inside a row's ``answ
 
 Data: ``-T data_file=`` a HELMET/ALCE eval file (``{asqa,qampari}_eval_gtr_top2000.json``: a JSON list, or
 JSON lines, of ``{question, answer?, docs:[{title,text}], qa_pairs? (ASQA), answers? (QAMPARI)}``) or
-``-T data_dir=`` a folder holding it (HELMET's ``data/alce/``). Not downloaded automatically (:data:`SOURCE`):
-the files exist only inside HELMET's 11.3 GB ``data.tar.gz``.
+``-T data_dir=`` a folder holding it (HELMET's ``data/alce/``). By default the file is read from HELMET's
+11.3 GB ``data.tar.gz``, its only release, fetched and unpacked once (the same archive as ``helmet/*``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
-from evalsuite.sources import ManualSource, Need
+from evalsuite.sources import Need
 from evalsuite.errors import UserError
 from evalsuite.citation import CitationConfig, parse_citations, remove_citations_alce
 from evalsuite.metrics.citation import NLI_NAMES, RULE_NAMES, CitationNLI, CitationRule
@@ -39,15 +39,16 @@ from evalsuite.task import BaseTask, Option
 from evalsuite.types import Generation, MetricResult, Record, Request, GenParams, Sample, sha256_text
 
 PROMPTS = Path(__file__).parent / "prompts"
-SOURCE = ManualSource(
-    id="alce", files=("asqa_eval_gtr_top2000.json", "qampari_eval_gtr_top2000.json"),
-    step="download data.tar.gz of the Hugging Face dataset princeton-nlp/HELMET at revision "
-         "c5b85e7f0d954ffe71b3fe5b6d1da17a11094b1b (11,271,916,108 bytes, sha256 "
-         "9d693981aa3c065b8b2ff82ddf946141cdc4ece4524f18bff6f3fbd2a86982d9 as recorded by a third party), extract "
-         "data/alce/ (`tar -xzf data.tar.gz data/alce`) and pass -T data_dir=<that data/alce folder>",
-    license="ALCE: MIT (princeton-nlp/ALCE); HELMET: MIT; the passages keep their sources' terms",
-    page="https://huggingface.co/datasets/princeton-nlp/HELMET",
-    note="not fetched automatically: an 11.3 GB archive (about 40 GB unpacked) for two files")
+
+
+def _source() -> Any:
+    """HELMET's data.tar.gz (tasks/helmet/_data.py, provenance in tasks/helmet/SOURCE.md): the only release of
+    the long-context ALCE files; fetched and unpacked once, shared with ``helmet/alce_*``."""
+    from evalsuite.tasks.helmet._data import HELMET
+
+    return HELMET
+
+
 DOCS_BY_LENGTH = {"8k": 30, "16k": 75, "32k": 165, "64k": 345, "128k": 700}
 """HELMET's dataset names encode the number of passages per target length."""
 
@@ -153,7 +154,7 @@ class AlceTask(BaseTask, DataNeeds):
     # -- data --------------------------------------------------------------------------------------
     @classmethod
     def data_needs(cls, options: Mapping[str, Any]) -> list[Need]:
-        return [Need(SOURCE, f"{cls.dataset}_eval_gtr_top2000.json")]
+        return [Need(_source(), "data.tar.gz", member=f"data/alce/{cls.dataset}_eval_gtr_top2000.json")]
 
     def _rows(self) -> list[dict[str, Any]]:
         name = f"{self.dataset}_eval_gtr_top2000.json"

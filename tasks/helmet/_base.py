@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.errors import UserError
 from evalsuite.task import BaseTask, Option, TaskContext, parse_bool
@@ -29,7 +29,7 @@ from evalsuite.tokenizer import Tokenizer, request_ids
 from evalsuite.types import GenParams, Generation, Request, Sample, sha256_text
 
 from ._config import CONFIGS, LENGTHS, DatasetSpec, specs
-from ._data import HELMET_COMMIT, SOURCES, DataRoot, fmt
+from ._data import HELMET_COMMIT, DataRoot, Rows, SourceRoot, cached as _cached, fmt, needs_of, open_root
 
 HERE = Path(__file__).parent
 STOP_NEW_LINE = ("\n", "\n\n")
@@ -115,7 +115,9 @@ class HelmetTask(BaseTask):
         "lengths": Option(parse_lengths, (131072,), "HELMET input lengths: 8k,16k,32k,64k,128k or all (HELMET's "
                           "main table: 128k); each length reads its own files and is scored on its own"),
         "data_dir": Option(str, None, "HELMET's data/ folder (Hub princeton-nlp/HELMET data.tar.gz), plus the "
-                           "Hub rows HELMET loads at run time as JSON lines (layout: tasks/helmet/README.md)"),
+                           "Hub rows HELMET loads at run time as JSON lines (layout: tasks/helmet/README.md), or a "
+                           "folder written by `evalsuite data fetch --to`; default: the declared sources, fetched "
+                           "and cached on first use (`evalsuite data status helmet`)"),
         "max_test_samples": Option(_count, None, "test questions per length (default: HELMET's config)"),
         "shots": Option(_count, None, "demonstrations (default: HELMET's config)"),
         "seed": Option(int, 42, "HELMET's --seed"),
@@ -148,6 +150,11 @@ class HelmetTask(BaseTask):
     def _items(self, length: int, root: DataRoot) -> list[Item]:
         raise NotImplementedError
 
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        """The files the task reads at ``lengths``, in the order it reads them."""
+        raise NotImplementedError
+
     def gold_answer(self, sample: Sample) -> str:
         """The answer text a perfect model writes (after the answer prefix)."""
         ans = sample.target["answers"]
@@ -155,6 +162,48 @@ class HelmetTask(BaseTask):
 
     def _check_data(self) -> None:
         """Extra checks before sampling (subclasses)."""
+
+    # -- data --------------------------------------------------------------------------------------
+    @classmethod
+    def _files(cls, options: Mapping[str, Any]) -> list[Rows]:
+        """:meth:`data_files` for ``options`` (raw ``-T`` strings or parsed values); every length when they
+        name none (``evalsuite data fetch`` gets all of them)."""
+        v = options.get("lengths")
+        if v is None:
+            lengths: Sequence[int] = LENGTHS
+        elif isinstance(v, (list, tuple)):
+            lengths = [int(x) for x in v]
+        else:
+            try:
+                lengths = parse_lengths(str(v))
+            except ValueError as exc:
+                raise UserError(f"{cls.name}: -T lengths={v}: {exc}") from None
+        return list(dict.fromkeys(cls.data_files(lengths, options)))
+
+    @classmethod
+    def data_needs(cls, options: Mapping[str, Any]) -> list[Any]:
+        """What the task reads by default (``evalsuite data status|fetch``, ``list tasks``)."""
+        return needs_of(cls._files(options))
+
+    @classmethod
+    def data_layout(cls, options: Mapping[str, Any]) -> list[str]:
+        """The files a ``-T data_dir`` folder in HELMET's layout holds for the task, relative to it, in the order
+        the task reads them."""
+        return [r.local for r in cls._files(options)]
+
+    def check_data(self) -> None:
+        """Before anything loads (the validate phase): a local folder exists; a manual source without one is
+        its exact step; offline, every file is in the cache (or the fetched folder) -- else one line naming
+        ``evalsuite data fetch`` and ``-T data_dir=``. Nothing is hashed or downloaded here."""
+        root = open_root(self.name, self.opts["data_dir"])
+        if not isinstance(root, SourceRoot):
+            return
+        from evalsuite import sources
+
+        for need in self.data_needs(self.opts):
+            if isinstance(need.source, sources.ManualSource) or (
+                    sources.offline() and not _cached(need, self.opts["data_dir"])):
+                sources.resolve_need(self.name, need, self.opts["data_dir"])  # raises: the step / offline error
 
     # -- protocol ----------------------------------------------------------------------------------
     def prepare(self, ctx: TaskContext) -> None:
@@ -168,7 +217,7 @@ class HelmetTask(BaseTask):
         return self.opts["max_tokens"] or self.spec.lengths[length].generation_max_length
 
     def samples(self) -> Iterator[Sample]:
-        self._root = DataRoot(self.name, self.opts["data_dir"])
+        self._root = open_root(self.name, self.opts["data_dir"])
         self._n_truncated = 0
         index = 0
         for L in self.opts["lengths"]:
@@ -270,7 +319,3 @@ class HelmetTask(BaseTask):
             "data": self._root.describe() if self._root else None,
         })
         return d
-
-    def data_sources(self) -> dict[str, Any]:
-        """The declared sources this task reads (see ``_data.SOURCES``)."""
-        return {"helmet": SOURCES["helmet"]}

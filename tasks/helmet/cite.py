@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from evalsuite.errors import UserError
 from evalsuite.tasks.alce import PROMPTS, QampariRecTop5, StrEM, helmet_output
@@ -26,7 +26,8 @@ from evalsuite.citation import CitationConfig
 from evalsuite.metrics.citation import CitationNLI
 
 from ._base import HelmetTask, Item
-from ._data import DataRoot, fmt, read_rows, shuffled_first
+from ._config import specs
+from ._data import DataRoot, Rows, archive, fmt, shuffled_first
 from ._metrics import with_lengths
 
 
@@ -43,10 +44,14 @@ class HelmetAlceTask(HelmetTask):
     def _doc_text(self, docs: Sequence[dict[str, Any]]) -> str:
         return "\n\n".join(fmt(self._prompt["doc_prompt"], d, ID=i + 1) for i, d in enumerate(docs))
 
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        return [archive(specs()[cls.dataset].lengths[L].test_file, "ALCE eval file") for L in lengths]
+
     def _items(self, length: int, root: DataRoot) -> list[Item]:
         spec = self.spec.lengths[length]
         num_docs = int(spec.dataset.split("_")[-1])
-        data = read_rows(root.path(spec.test_file, "ALCE eval file"), self.name)
+        data = root.rows(self.data_files([length], self.opts)[0], {"question": None, "docs": list})
         p = self._prompt
         shots = self.opts["shots"]
         if shots > len(p["demos"]):

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from evalsuite.errors import UserError
 from evalsuite.types import Record
 
 from ._base import HelmetTask, Item
-from ._data import DataRoot, fmt, permutation, read_rows, sha_seed, train_test_split
+from ._data import HUB, DataRoot, Rows, fmt, permutation, sha_seed, train_test_split
 from ._metrics import Analysis, HelmetMetric, calculate_metrics, parse_output
 
 ICL_DATA = {
-    # dataset: (source key in _data.SOURCES, train split, test split, label field, number of labels)
+    # dataset: (Hub dataset in _data.HUB, train split, test split, label field, number of labels)
     "icl_trec_coarse": ("trec", "train", "test", "coarse_label", 6),
     "icl_trec_fine": ("trec", "train", "test", "fine_label", 50),
     "icl_banking77": ("banking77", "train", "test", "label", 77),
@@ -65,20 +64,19 @@ class IclTask(HelmetTask):
     template = "icl"
     primary_metric = "exact_match"
 
-    def _splits(self, root: DataRoot) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        from ._data import SOURCES
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        src, train_split, test_split, _, _ = ICL_DATA[cls.dataset]
+        return [HUB[src][s] for s in (train_split, test_split) if s is not None]
 
-        src, train_split, test_split, label, _ = ICL_DATA[self.dataset]
-        files = SOURCES[src]["files"]
-        train = read_rows(root.path(files[train_split], f"{src} {train_split} file"), self.name)
-        for r in train:
-            if TEXT_FIELD not in r or label not in r:
-                raise UserError(f"{self.name}: ICL rows need {TEXT_FIELD!r} and {label!r}")
-        if test_split is None:
+    def _splits(self, root: DataRoot) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        label = ICL_DATA[self.dataset][3]
+        files = [root.rows(f, {TEXT_FIELD: str, label: int}) for f in self.data_files([], self.opts)]
+        train = files[0]
+        if len(files) == 1:
             tr, te = train_test_split(len(train), 0.1, self.opts["seed"])
             return [train[i] for i in tr], [train[i] for i in te]
-        test = read_rows(root.path(files[test_split], f"{src} {test_split} file"), self.name)
-        return train, test
+        return train, files[1]
 
     def _items(self, length: int, root: DataRoot) -> list[Item]:
         _, _, _, label, num_labels = ICL_DATA[self.dataset]
@@ -114,8 +112,3 @@ class IclTask(HelmetTask):
         an = Analysis(fn)
         # HELMET computes all of calculate_metrics; for a numeric label only these two say something
         return [HelmetMetric(m, an, "parsed:'label:'|norm:squad") for m in ("exact_match", "substring_exact_match")]
-
-    def data_sources(self) -> dict[str, Any]:
-        from ._data import SOURCES
-
-        return {ICL_DATA[self.dataset][0]: SOURCES[ICL_DATA[self.dataset][0]]}

@@ -16,13 +16,13 @@ HELMET's dataset name (``_longdoc``), then cut to the length like every HELMET c
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from evalsuite.errors import UserError
 from evalsuite.types import Record
 
 from ._base import Item, templates
-from ._data import SOURCES, DataRoot, GlobalNumpyShuffles, fmt, permutation, read_rows, shuffled_first
+from ._data import HUB, DataRoot, GlobalNumpyShuffles, Rows, fmt, permutation, shuffled_first
 from ._judge import LongQaJudge, prompts_sha256
 from ._longdoc import LongDocTask
 from ._metrics import QA_METRICS, Analysis, HelmetMetric, calculate_metrics, parse_output, qa_analysis, qa_metrics
@@ -37,10 +37,13 @@ class NarrativeQaTask(LongDocTask):
     template = "narrativeqa"
     primary_metric = "judge_score"
 
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        return [HUB["narrativeqa"]["test"], HUB["narrativeqa"]["train"]]
+
     def _items(self, length: int, root: DataRoot) -> list[Item]:
-        files = SOURCES["narrativeqa"]["files"]
-        test = read_rows(root.path(files["test"], "NarrativeQA test file"), self.name)
-        train = read_rows(root.path(files["train"], "NarrativeQA train file"), self.name)
+        test = root.rows(HUB["narrativeqa"]["test"], {"document": dict, "question": dict, "answers": list})
+        train = root.rows(HUB["narrativeqa"]["train"], {"question": dict, "answers": list})
         try:
             order = [i for i in permutation(len(test), self.opts["seed"])
                      if self.n_tokens(test[i]["document"]["text"]) > NARRATIVEQA_MIN_TOKENS]
@@ -78,22 +81,18 @@ class NarrativeQaTask(LongDocTask):
         d["demo_draws"] = "unseeded Dataset.shuffle() replayed from np.random.RandomState(seed)"
         return d
 
-    def data_sources(self) -> dict[str, Any]:
-        return {"narrativeqa": SOURCES["narrativeqa"], "llama2_tokenizer": SOURCES["llama2_tokenizer"]}
-
 
 class InfBenchTask(LongDocTask):
     category = "longqa"
     split = ""
     min_tokens = INFBENCH_MIN_TOKENS
 
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        return [HUB["infbench"][cls.split]]
+
     def _rows(self, root: DataRoot) -> list[dict[str, Any]]:
-        rows = read_rows(root.path(SOURCES["infbench"]["files"][self.split], f"InfiniteBench {self.split} file"),
-                         self.name)
-        for r in rows:
-            if not {"id", "context", "input", "answer"} <= set(r):
-                raise UserError(f"{self.name}: InfiniteBench rows need id, context, input, answer (and options)")
-        return rows
+        return root.rows(HUB["infbench"][self.split], {"id": None, "context": str, "input": None, "answer": None})
 
     def _process(self, r: dict[str, Any]) -> dict[str, Any]:
         return {**r, "question": r["input"], "demo": ""}
@@ -124,9 +123,6 @@ class InfBenchTask(LongDocTask):
 
     def _target(self, r: dict[str, Any]) -> dict[str, Any]:
         return {"answers": r["answer"], "question": r["question"]}
-
-    def data_sources(self) -> dict[str, Any]:
-        return {"infbench": SOURCES["infbench"], "llama2_tokenizer": SOURCES["llama2_tokenizer"]}
 
 
 class InfBenchQaTask(InfBenchTask):

@@ -13,12 +13,13 @@ Metric: ``substring_exact_match`` (and HELMET's other QA metrics), max over the 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from evalsuite.errors import UserError
 
 from ._base import HelmetTask, Item
-from ._data import DataRoot, first_unique, fmt, permutation, read_rows, sample_by_key, sha_seed
+from ._config import specs
+from ._data import DataRoot, Rows, archive, first_unique, fmt, permutation, sample_by_key, sha_seed
 from ._metrics import QA_METRICS, qa_analysis, qa_metrics
 
 
@@ -28,10 +29,17 @@ class KiltTask(HelmetTask):
     popularity_threshold: float | None = None
     primary_metric = "substring_exact_match"
 
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        spec = specs()[cls.dataset]
+        return [f for L in lengths for f in (archive(spec.lengths[L].test_file, "KILT test file"),
+                                             archive(spec.lengths[L].demo_file, "KILT demo file"))]
+
     def _items(self, length: int, root: DataRoot) -> list[Item]:
-        spec = self.spec.lengths[length]
-        data = read_rows(root.path(spec.test_file, "KILT test file"), self.name)
-        demos = read_rows(root.path(spec.demo_file, "KILT demo file"), self.name)
+        test_file, demo_file = self.data_files([length], self.opts)
+        fields = {"question": None, "answers": None, "ctxs": list}
+        data = root.rows(test_file, fields)
+        demos = root.rows(demo_file, fields)
         if self.popularity_threshold is not None:
             try:
                 data = [r for r in data if math.log10(r["s_pop"]) < self.popularity_threshold]

@@ -16,7 +16,8 @@ from evalsuite.task import Option
 from evalsuite.types import Record, Sample
 
 from ._base import HelmetTask, Item
-from ._data import DataRoot, fmt, read_rows, shuffled_first
+from ._config import specs
+from ._data import DataRoot, Rows, archive, fmt, shuffled_first
 from ._metrics import QA_METRICS, Analysis, HelmetMetric, best_of_parsed, ruler_recall
 
 RULER_CONFIGS = {"ruler_niah_mk_2": "niah_multikey_2", "ruler_niah_mk_3": "niah_multikey_3",
@@ -40,16 +41,19 @@ class RulerRecallTask(HelmetTask):
                              "haystack (see tasks/ruler)"),
     }
 
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        if str(options.get("source") or "files") == "generate":
+            return []  # RULER's generator: nothing is read (an essay file is -T essay_file=)
+        return [archive(specs()[cls.dataset].lengths[L].test_file, "RULER validation file") for L in lengths]
+
     def _items(self, length: int, root: DataRoot) -> list[Item]:
         if self.opts["source"] == "generate":
             return self._generated(length)
-        rows = read_rows(root.path(self.spec.lengths[length].test_file, "RULER validation file"), self.name)
+        rows = root.rows(self.data_files([length], self.opts)[0], {"context": str, "type_needle_v": None})
         out = []
         for i in shuffled_first(len(rows), self.opts["max_test_samples"], self.opts["seed"]):
             r = rows[i]
-            for k in ("context", "type_needle_v"):
-                if k not in r:
-                    raise UserError(f"{self.name}: a RULER row needs {k!r} (HELMET's validation files have it)")
             answer = r["answer"] if "answer" in r else r.get("outputs")
             if answer is None:
                 raise UserError(f"{self.name}: a RULER row needs 'answer' or 'outputs'")
@@ -118,8 +122,12 @@ class JsonKvTask(HelmetTask):
     dataset = "json_kv"
     template = "json_kv"
 
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        return [archive(specs()[cls.dataset].lengths[L].test_file, "JSON KV file") for L in lengths]
+
     def _items(self, length: int, root: DataRoot) -> list[Item]:
-        rows = read_rows(root.path(self.spec.lengths[length].test_file, "JSON KV file"), self.name)
+        rows = root.rows(self.data_files([length], self.opts)[0], {"context": str, "question": None, "answer": None})
         shots = self.opts["shots"]
         out = []
         for i in shuffled_first(len(rows), self.opts["max_test_samples"], self.opts["seed"]):

@@ -10,13 +10,14 @@ Metric: ``NDCG@10`` of the ranking parsed from the output against the passages' 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from evalsuite.errors import UserError
 from evalsuite.types import Record, Sample
 
 from ._base import HelmetTask, Item
-from ._data import DataRoot, first_unique, fmt, permutation, read_rows, sample_by_key, sha_seed
+from ._config import specs
+from ._data import DataRoot, Rows, archive, first_unique, fmt, permutation, sample_by_key, sha_seed
 from ._metrics import Analysis, HelmetMetric, ndcg_cut, parse_rankings
 
 K_VALUES = (1, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -32,10 +33,17 @@ class MsMarcoTask(HelmetTask):
     template = "msmarco_rerank_psg"
     primary_metric = "NDCG@10"
 
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        spec = specs()[cls.dataset]
+        return [f for L in lengths for f in (archive(spec.lengths[L].test_file, "MS MARCO test file"),
+                                             archive(spec.lengths[L].demo_file, "MS MARCO demo file"))]
+
     def _items(self, length: int, root: DataRoot) -> list[Item]:
-        spec = self.spec.lengths[length]
-        data = read_rows(root.path(spec.test_file, "MS MARCO test file"), self.name)
-        demos = read_rows(root.path(spec.demo_file, "MS MARCO demo file"), self.name)
+        test_file, demo_file = self.data_files([length], self.opts)
+        fields = {"qid": None, "query": None, "ctxs": list}
+        data = root.rows(test_file, fields)
+        demos = root.rows(demo_file, fields)
         for r in data + demos:
             if "qid" not in r or not isinstance(r.get("ctxs"), list) or not r["ctxs"]:
                 raise UserError(f"{self.name}: an MS MARCO row needs 'qid', 'query' and a non-empty 'ctxs' list")

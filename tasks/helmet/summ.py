@@ -16,13 +16,13 @@ InfiniteBench, ``Summary:`` for Multi-LexSum).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from evalsuite.errors import UserError
 from evalsuite.types import Sample
 
 from ._base import Item
-from ._data import SOURCES, DataRoot, GlobalNumpyShuffles, fmt, permutation, read_rows
+from ._data import HUB, DataRoot, GlobalNumpyShuffles, Rows, archive, fmt, permutation
 from ._judge import SummJudge, prompts_sha256
 from ._longdoc import LongDocTask
 from ._metrics import QA_METRICS, qa_analysis, qa_metrics
@@ -32,13 +32,8 @@ MULTI_LEXSUM_MIN_TOKENS = 65536
 JUDGE_NAMES = ("judge_f1", "judge_recall", "judge_precision", "judge_fluency")
 
 
-def _keypoints(root: DataRoot, rel: str, field: str, task: str) -> dict[str, list[str]]:
-    out = {}
-    for r in read_rows(root.path(rel, "key points file"), task):
-        if "id" not in r or not isinstance(r.get(field), list):
-            raise UserError(f"{task}: {rel}: rows need 'id' and a {field!r} list")
-        out[str(r["id"])] = r[field]
-    return out
+def _keypoints(root: DataRoot, rel: str, field: str) -> dict[str, list[str]]:
+    return {str(r["id"]): r[field] for r in root.rows(archive(rel, "key points file"), {"id": None, field: list})}
 
 
 class InfBenchSumTask(InfBenchTask):
@@ -52,8 +47,12 @@ class InfBenchSumTask(InfBenchTask):
     def _demo(self, x: dict[str, Any]) -> str:
         return fmt(self.tmpl["demo"], {}, summary=x["answer"][0].strip())
 
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        return [archive(cls.KEYPOINTS, "key points file"), HUB["infbench"][cls.split]]
+
     def _items(self, length: int, root: DataRoot) -> list[Item]:
-        self._kp = _keypoints(root, self.KEYPOINTS, "keypoints", self.name)
+        self._kp = _keypoints(root, self.KEYPOINTS, "keypoints")
         return super()._items(length, root)
 
     def _target(self, r: dict[str, Any]) -> dict[str, Any]:
@@ -80,15 +79,16 @@ class MultiLexSumTask(LongDocTask):
     primary_metric = "judge_f1"
     KEYPOINTS = "multi_lexsum/multi_lexsum_val.jsonl"
 
+    @classmethod
+    def data_files(cls, lengths: Sequence[int], options: Mapping[str, Any]) -> list[Rows]:
+        return [*HUB["multi_lexsum"].values(), archive(cls.KEYPOINTS, "key points file")]
+
     def _items(self, length: int, root: DataRoot) -> list[Item]:
-        files = SOURCES["multi_lexsum"]["files"]
-        splits = {k: [r for r in read_rows(root.path(v, f"Multi-LexSum {k} file"), self.name)
-                      if r.get("summary/short") is not None] for k, v in files.items()}
+        fields = {"id": None, "sources": list, "summary/short": (str, None)}
+        splits = {k: [r for r in root.rows(v, fields) if r.get("summary/short") is not None]
+                  for k, v in HUB["multi_lexsum"].items()}
         train, val = splits["train"], splits["validation"]
-        for r in val:
-            if not isinstance(r.get("sources"), list) or "id" not in r:
-                raise UserError(f"{self.name}: Multi-LexSum rows need 'id', 'sources' (a list) and 'summary/short'")
-        kp = _keypoints(root, self.KEYPOINTS, "summary/short_keypoints", self.name)
+        kp = _keypoints(root, self.KEYPOINTS, "summary/short_keypoints")
         shots, seed = self.opts["shots"], self.opts["seed"]
         demos: list[str] = [""] * len(val)
         if shots > 0:
@@ -135,7 +135,3 @@ class MultiLexSumTask(LongDocTask):
         d["demo_draws"] = "unseeded Dataset.shuffle() over train then validation rows, replayed from " \
                           "np.random.RandomState(seed)"
         return d
-
-    def data_sources(self) -> dict[str, Any]:
-        return {"multi_lexsum": SOURCES["multi_lexsum"], "helmet": SOURCES["helmet"],
-                "llama2_tokenizer": SOURCES["llama2_tokenizer"]}
