@@ -2,19 +2,14 @@
 
 One class per kind of line or file (``evalsuite.store`` reads and writes them all):
 
-=====================  ==============================  ==========================================
-file                   class                           version
-=====================  ==============================  ==========================================
-``manifest.json``      a dict (``manifest_version``)   top-level ``schema_version``
-``<task>/plan.json``   :class:`PlanDoc`                top-level ``schema_version``
-``<task>/samples.jsonl``  :class:`SampleRow`           ``schema_version`` on every line
-``<task>/prompts.jsonl``  :class:`PromptRow`           ``schema_version`` on every line
-``<task>/judge.jsonl``    :class:`JudgeRow`            ``schema_version`` on every line
-``<task>/per_sample.jsonl`` :class:`PerSampleRow`      ``schema_version`` on every line
-``<task>/scores.json``  :class:`TaskScores`, metrics   top-level ``schema_version``
-                        as ``MetricResult`` entries
-                        (:data:`ScoreEntry`)
-=====================  ==============================  ==========================================
+* ``manifest.json``: a dict (what moves a number; ``evalsuite.manifest``), top-level ``schema_version``;
+* ``<task>/plan.json``: :class:`PlanDoc`, top-level ``schema_version``;
+* ``<task>/samples.jsonl``: :class:`SampleRow`, ``schema_version`` on every line;
+* ``<task>/prompts.jsonl``: :class:`PromptRow`, on every line;
+* ``<task>/judge.jsonl``: :class:`JudgeRow`, on every line;
+* ``<task>/per_sample.jsonl``: :class:`PerSampleRow`, on every line;
+* ``<task>/scores.json``: :class:`TaskScores`, its metrics as ``MetricResult`` entries (:data:`ScoreEntry`),
+  top-level ``schema_version``.
 
 Version 1 is the format before versions were written (no ``schema_version`` anywhere): it reads as it is
 (the fields are the same). A file or line from a newer evalsuite (a higher version) is refused with one line
