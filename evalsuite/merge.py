@@ -10,7 +10,6 @@ equal those of the same evaluation run unsharded.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from contextlib import ExitStack
@@ -144,14 +143,9 @@ def _write_merged(out: ResultsStore, shards: Sequence[ResultsStore], manifests: 
             parts = [s.task_dir(name) / log for s in shards if (s.task_dir(name) / log).exists()]
             if not parts:
                 continue
-            with open(d / log, "wb") as dst:
-                for part in parts:
-                    # only rows: a torn last line (crash mid-write) and lines that are not rows are left
-                    # behind (and counted on stderr), as when the log is read; each in this version's form
-                    for row in read_rows(part, _PARSERS[log]):
-                        dst.write((json.dumps(row.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
-                dst.flush()
-                os.fsync(dst.fileno())
+            # only rows: a torn last line (crash mid-write) and lines that are not rows are left behind (and
+            # counted on stderr), as when the log is read; each is written in this version's form
+            out.write_log(name, log, (row for part in parts for row in read_rows(part, _PARSERS[log])))
         # the plan goes through this module's atomic_write_json: the first write after the logs are copied
         atomic_write_json(d / PLAN, PlanDoc(name, tuple(full)).to_dict())
 

@@ -412,6 +412,20 @@ class ResultsStore:
         for name, items in ((SAMPLES, rows), (PROMPTS, prompts)):
             append_jsonl(d / name, (_form(r) for r in items))
 
+    def write_log(self, task: str, name: str, rows: Iterable[SampleRow | PromptRow | JudgeRow]) -> None:
+        """Write one of the task's logs (``samples.jsonl``, ``prompts.jsonl``, ``judge.jsonl``) whole, each row
+        in this version's form, durable before returning (``evalsuite merge``: the shards' rows, in order)."""
+        path = self.task_dir(task) / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as dst:
+                for row in rows:
+                    dst.write(_json_bytes(_form(row)) + b"\n")
+                dst.flush()
+                os.fsync(dst.fileno())
+        except OSError as exc:
+            raise write_error(path, exc) from None
+
     def rows(self, task: str) -> Iterator[SampleRow]:
         """The task's log rows; lines that are not rows are skipped and counted (``skipped_lines``)."""
         return read_rows(self.task_dir(task) / SAMPLES, SampleRow.from_dict)
