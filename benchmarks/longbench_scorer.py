@@ -95,7 +95,7 @@ def _worker_official(official_dir: str, pred_dir: Path, longbench_e: bool = Fals
 
 def _worker_ours(pred_dir: Path) -> dict:
     t0 = time.perf_counter()
-    from evalsuite.metrics.longbench import LongBench, records_from_official
+    from evalsuite.tasks.longbench._metric import LongBench, records_from_official
 
     out = {"import_s": time.perf_counter() - t0, "datasets": {}}
     for path in _files(pred_dir):

@@ -1,5 +1,5 @@
 """Scoring time of LongProc html_to_tsv 8k with gold outputs: our set-based row matching
-(evalsuite/metrics/tsv.py) against a straightforward quadratic matcher (each row compared with every row
+(tasks/longproc/_tsv.py) against a straightforward quadratic matcher (each row compared with every row
 of the other table, as upstream's pandas loop does), same parsing for both.
 
     .venv/bin/python benchmarks/longproc_tsv.py [--data ../shared/data/longproc/data] [--level 8k]
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evalsuite.metrics.tsv import TsvError, extract_tsv_block, normalize_cell, parse_tsv, score_answer  # noqa: E402
+from evalsuite.tasks.longproc._tsv import TsvError, extract_tsv_block, normalize_cell, parse_tsv, score_answer  # noqa: E402
 
 
 def quadratic(answer: str, reference: str) -> tuple[float, float]:

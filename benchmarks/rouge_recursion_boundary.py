@@ -35,7 +35,7 @@ WINDOW = 3  # walks of limit-WINDOW .. limit+WINDOW steps
 
 
 def _longest_walk(hyp: str, ref: str) -> int:
-    from evalsuite.metrics._rouge_l import longest_walk
+    from evalsuite.tasks.longbench._rouge_l import longest_walk
 
     return longest_walk(hyp, ref)
 
@@ -101,8 +101,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from evalsuite.metrics import _rouge_l as rl
-    from evalsuite.metrics.longbench import _jieba_join
+    from evalsuite.tasks.longbench import _rouge_l as rl
+    from evalsuite.tasks.longbench._metric import _jieba_join
 
     bad = 0
     for python in args.python:

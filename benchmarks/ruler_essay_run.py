@@ -2,13 +2,13 @@
 
 * Punkt without nltk's package: the sentence splitter used to import ``nltk`` (whose ``__init__`` imports
   most of nltk, scipy.stats among it) and the ``punkt`` package; now it loads the two module files on
-  their own (tasks/ruler/_punkt.py);
+  their own (evalsuite/text.py);
 * requests carry planning's token count: the scripted backends used to encode every 32K prompt again
   only to record its length; now they take ``Request.token_count`` (RULER's fit counted that prompt).
 
 Both sides run the same command in a fresh process (``python -c`` calling ``evalsuite.cli.main``); the
 "before" side first restores the old behaviour: it imports ``nltk`` and ``punkt.data.english`` as the old
-splitter did (``_punkt`` then uses the already-imported nltk and those parameters, as the old code's
+splitter did (``evalsuite.text`` then uses the already-imported nltk and those parameters, as the old code's
 ``from nltk.tokenize.punkt import`` / ``from punkt.data import english`` did) and makes the scripted backends count with ``len(request_ids(...))`` again. Sides alternate; each
 round also reports the child's CPU seconds (user + sys), which a busy shared machine distorts far less
 than wall time. Prints medians and the ratios after / before.
@@ -34,7 +34,7 @@ ESSAYS = REPO.parent / "shared" / "data" / "ruler" / "essays" / "PaulGrahamEssay
 
 OLD_PUNKT = """
 import nltk, punkt.data.english  # what the old splitter imported
-import evalsuite.tasks.ruler._punkt as splitter
+import evalsuite.text as splitter
 splitter.english_parameters = lambda: punkt.data.english  # and where it took the parameters from
 """
 OLD_COUNT = """

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 from .errors import UserError
 from .store import ResultsStore
@@ -90,16 +90,16 @@ class RunResults:
             s = self.store.read_scores(tc.task)
             if not s:
                 continue
-            for m in s.get("metrics") or []:
-                ci = m.get("ci95") if isinstance(m.get("ci95"), (list, tuple)) and len(m["ci95"]) == 2 else (None, None)
+            for m in s.metrics:
+                ci = m.ci95 or (None, None)
                 rows.append({
                     "run_id": self.run_id, "model": self.model, "backend": self.backend, "task": tc.task,
-                    "metric": m.get("name"), "main": m.get("name") == s.get("main"), "value": m.get("value"),
-                    "ci_low": ci[0], "ci_high": ci[1], "stderr": m.get("stderr"),
-                    "higher_is_better": m.get("higher_is_better"), "n": s.get("n"), "n_planned": s.get("n_planned"),
+                    "metric": m.name, "main": m.name == s.main, "value": m.value,
+                    "ci_low": ci[0], "ci_high": ci[1], "stderr": m.stderr,
+                    "higher_is_better": m.higher_is_better, "n": s.get("n"), "n_planned": s.get("n_planned"),
                     "n_missing": s.get("n_missing"), "n_errors": s.get("n_errors"),
                     "n_truncated": s.get("n_truncated"), "n_output_truncated": s.get("n_output_truncated"),
-                    "complete": tc.complete, "version": _scalar(s.get("version")), "signature": m.get("signature"),
+                    "complete": tc.complete, "version": _scalar(s.version), "signature": m.signature,
                 })
         df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
         for col in ("value", "ci_low", "ci_high", "stderr"):
@@ -114,26 +114,28 @@ class RunResults:
         for task in self.tasks():
             log = self.store.latest_rows(task)
             for ps in self.store.read_per_sample(task):
-                row = log.get(ps.get("key", "")) or {}
+                row = log.get(ps.key or "")
                 first = row
                 seen: set[str] = set()
-                while first.get("parent") and first["parent"] in log and first["parent"] not in seen:
-                    seen.add(first["parent"])
-                    first = log[first["parent"]]
-                gen = row.get("generation") or {}
-                flags = list(ps.get("flags") or [])
+                while first is not None and first.parent and first.parent in log and first.parent not in seen:
+                    seen.add(first.parent)
+                    first = log[first.parent]
+                gen = row.generation if row is not None else None
+                flags = list(ps.flags)
                 out: dict[str, Any] = {
-                    "run_id": self.run_id, "model": self.model, "task": task, "sample_id": ps.get("sample_id"),
-                    "index": ps.get("index"), "prediction": ps.get("prediction"),
-                    "reference": _reference((row.get("sample") or {}).get("target")),
-                    "flags": ",".join(flags), "error": ps.get("error"), "finish_reason": gen.get("finish_reason"),
-                    "prompt_tokens": (first.get("generation") or {}).get("prompt_tokens"),
-                    "completion_tokens": gen.get("completion_tokens"), "latency_s": gen.get("latency_s"),
+                    "run_id": self.run_id, "model": self.model, "task": task, "sample_id": ps.sample_id,
+                    "index": ps.index, "prediction": ps.prediction,
+                    "reference": _reference(row.target if row is not None else None),
+                    "flags": ",".join(flags), "error": ps.error,
+                    "finish_reason": gen.finish_reason if gen is not None else None,
+                    "prompt_tokens": first.generation.prompt_tokens if first is not None else None,
+                    "completion_tokens": gen.completion_tokens if gen is not None else None,
+                    "latency_s": gen.latency_s if gen is not None else None,
                     "prompt_truncated": "truncated" in flags, "output_truncated": "output_truncated" in flags,
                 }
-                for k, v in (ps.get("metrics") or {}).items():
+                for k, v in ps.metrics.items():
                     out[f"metrics.{k}"] = v
-                for k, v in (ps.get("metadata") or {}).items():
+                for k, v in ps.metadata.items():
                     out[f"metadata.{k}"] = _scalar(v)
                 rows.append(out)
         extra = {k for r in rows for k in r if k not in SAMPLE_COLUMNS}

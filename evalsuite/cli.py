@@ -350,7 +350,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = {"run_id": outcome.run_id, "run_dir": outcome.run_dir, "complete": outcome.complete,
                "n_planned": n_planned, "n_missing": n_missing, "n_failed": n_failed,
                "n_generated": outcome.n_generated, "n_resumed": outcome.n_reused, "timings": outcome.timings,
-               "scores": outcome.scores, "summaries": summaries}
+               "scores": _plain(outcome.scores), "summaries": summaries}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -374,7 +374,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
     store, scores = merge_shards(args.shards, args.output, args.run_id, wait_lock=args.wait_lock)
     if args.json:
-        print(json.dumps({"run_id": store.run_id, "run_dir": str(store.dir), "scores": scores}, indent=2))
+        print(json.dumps({"run_id": store.run_id, "run_dir": str(store.dir), "scores": _plain(scores)}, indent=2))
     else:
         print_scores(scores, title=f"merged run {store.run_id}")
         missing = sum(s.get("n_missing", 0) for s in scores.values())
@@ -406,9 +406,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 print(f"{gr['name']:40s} group: {', '.join(gr['members'])}")
     else:
         table = reg.backends if args.what == "backends" else reg.metrics
-        items = [{"name": n, "target": f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', f)}",
-                  "description": (getattr(f, "__doc__", "") or "").strip().splitlines()[0]
-                  if getattr(f, "__doc__", None) else ""} for n, f in sorted(table.items())]
+        items = [{"name": n, "target": _target(f), "description": _summary_line(f)} for n, f in sorted(table.items())]
         if args.json:
             print(json.dumps(items, indent=2))
         else:
@@ -417,6 +415,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for tag, err in sorted(reg.load_errors.items()):
         print(f"warning: plugin {tag} failed to load: {err}", file=sys.stderr)
     return 0
+
+
+def _plain(scores: Any) -> dict[str, Any]:
+    """Task scores (``rows.TaskScores``) as their ``scores.json`` form, for JSON output."""
+    return {t: dict(s) for t, s in scores.items()}
+
+
+def _target(factory: Any) -> str:
+    """``module:QualifiedName`` of a registered backend or metric factory (a class or a function)."""
+    import inspect
+
+    module = inspect.getmodule(factory)
+    return f"{module.__name__ if module else '?'}:{factory.__qualname__}"
+
+
+def _summary_line(factory: Any) -> str:
+    """The first line of a factory's own docstring, or ""."""
+    doc = factory.__doc__
+    return doc.strip().splitlines()[0] if doc and doc.strip() else ""
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -436,7 +453,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     comp = run_completeness(store)
     if args.json:
-        print(json.dumps({"complete": comp.complete, "completeness": comp.to_dict(), "scores": scores,
+        print(json.dumps({"complete": comp.complete, "completeness": comp.to_dict(), "scores": _plain(scores),
                           "summaries": summaries}, indent=2))
     else:
         print_scores(scores, title=f"run {store.run_id} (re-scored)", summaries=summaries)
@@ -560,7 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"evalsuite: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        run_id, run_dir = getattr(exc, "run_id", None), getattr(exc, "run_dir", None)
+        from .runner import RunInterrupted
+
+        run_id, run_dir = (exc.run_id, exc.run_dir) if isinstance(exc, RunInterrupted) else (None, None)
         where = f" in {run_dir}" if run_dir else ""
         again = f" (run {run_id}; or pass --run-id {run_id})" if run_id else ""
         print(f"evalsuite: interrupted: completed generations are saved{where}; re-run the same command to "

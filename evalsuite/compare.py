@@ -24,7 +24,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import UserError
 from .stats import mcnemar_exact, paired_bootstrap, paired_corpus_bootstrap
+from .rows import PerSampleRow, TaskScores
 from .store import ResultsStore
+from .types import MetricResult
 
 
 class Incomparable(UserError):
@@ -36,16 +38,27 @@ class TaskRun:
     """One task of one run, as read back from the results store."""
 
     name: str
-    scores: dict[str, Any]
+    scores: TaskScores
     manifest_entry: dict[str, Any]
-    per_sample: dict[str, dict[str, Any]]
+    per_sample: dict[str, PerSampleRow]
     """sample id -> per_sample.jsonl row"""
     prompt_hashes: dict[str, str]
     """sample id -> sha256 of the sample's first (stage 0) prompt"""
 
+    def __post_init__(self) -> None:
+        # the file forms (a scores.json dict, per_sample.jsonl dicts) are accepted and typed here
+        if not isinstance(self.scores, TaskScores):
+            self.scores = TaskScores.from_dict(dict(self.scores)) or TaskScores(self.name, None, (), None, None)
+        typed = {}
+        for sid, row in self.per_sample.items():
+            r = row if isinstance(row, PerSampleRow) else PerSampleRow.from_dict(row)
+            if r is not None:
+                typed[sid] = r
+        self.per_sample = typed
+
     @property
     def version(self) -> str | None:
-        v = self.scores.get("version", self.manifest_entry.get("version"))
+        v = self.scores.version if "version" in self.scores else self.manifest_entry.get("version")
         return None if v is None else str(v)
 
     def fingerprints(self) -> dict[str, str]:
@@ -54,8 +67,8 @@ class TaskRun:
         _collect_hashes(self.manifest_entry.get("describe", {}), "", out)
         return out
 
-    def metric_entries(self) -> dict[str, dict[str, Any]]:
-        return {m["name"]: m for m in self.scores.get("metrics", []) if "name" in m}
+    def metric_entries(self) -> dict[str, MetricResult]:
+        return {m.name: m for m in self.scores.metrics if m.name}
 
 
 def _collect_hashes(obj: Any, path: str, out: dict[str, str]) -> None:
@@ -81,11 +94,11 @@ def load_task(store: ResultsStore, name: str, manifest: Mapping[str, Any] | None
     if scores is None:
         return None
     manifest = manifest if manifest is not None else store.read_manifest()
-    per_sample = {str(r["sample_id"]): r for r in store.read_per_sample(name)}
+    per_sample = {r.sample_id: r for r in store.read_per_sample(name)}
     prompts: dict[str, str] = {}
     for row in store.rows(name):
-        if row.get("stage") in (0, None) and row.get("prompt_sha256") and row.get("sample_id") is not None:
-            prompts[str(row["sample_id"])] = row["prompt_sha256"]
+        if row.stage in (0, None) and row.prompt_sha256 and row.sample_id is not None:
+            prompts[row.sample_id] = row.prompt_sha256
     return TaskRun(name=name, scores=scores, manifest_entry=dict(manifest.get("tasks", {}).get(name, {})),
                    per_sample=per_sample, prompt_hashes=prompts)
 
@@ -101,8 +114,8 @@ def check_comparable(base: TaskRun, cand: TaskRun) -> list[str]:
             problems.append(f"{k}: {_short(fa.get(k))} vs {_short(fb.get(k))}")
     ma, mb = base.metric_entries(), cand.metric_entries()
     for m in sorted(set(ma) & set(mb)):
-        if ma[m].get("signature") != mb[m].get("signature"):
-            problems.append(f"metric {m} signature {ma[m].get('signature')!r} vs {mb[m].get('signature')!r}")
+        if ma[m].signature != mb[m].signature:
+            problems.append(f"metric {m} signature {ma[m].signature!r} vs {mb[m].signature!r}")
     shared = set(base.prompt_hashes) & set(cand.prompt_hashes)
     differ = sorted(s for s in shared if base.prompt_hashes[s] != cand.prompt_hashes[s])
     if differ:
@@ -165,7 +178,7 @@ class Comparison:
 def _values(run: TaskRun, metric: str, ids: Iterable[str]) -> list[float | None]:
     out = []
     for sid in ids:
-        v = run.per_sample[sid].get("metrics", {}).get(metric)
+        v = run.per_sample[sid].metrics.get(metric)
         out.append(None if v is None else float(v))
     return out
 
@@ -177,8 +190,9 @@ def _corpus_fn(metric: str) -> Callable[[Sequence[Any]], float] | None:
         factory = default_registry().metric(metric)
     except Exception:
         return None
-    fn = getattr(factory, "corpus_from_stats", None)
-    return fn if callable(fn) else None
+    from .contracts import CorpusStats
+
+    return factory.corpus_from_stats if isinstance(factory, CorpusStats) else None
 
 
 def _with_signature(fn: Callable[..., float], signature: str | None) -> Callable[[Sequence[Any]], float]:
@@ -201,17 +215,16 @@ def compare_task(base: TaskRun, cand: TaskRun, opts: CompareOptions,
     """One row per metric both runs scored."""
     ma, mb = base.metric_entries(), cand.metric_entries()
     names = [m for m in ma if m in mb and (metrics is None or m in metrics)]
-    main = base.scores.get("main")
-    ids = sorted(set(base.per_sample) & set(cand.per_sample),
-                 key=lambda s: (base.per_sample[s].get("index", 0), s))
+    main = base.scores.main
+    ids = sorted(set(base.per_sample) & set(cand.per_sample), key=lambda s: (base.per_sample[s].index, s))
     rows = []
     for name in names:
         ea, eb = ma[name], mb[name]
-        scale = float((ea.get("details") or {}).get("scale", 1.0) or 1.0)
+        scale = ea.scale
         row: dict[str, Any] = {
             "task": base.name, "metric": name, "main": name == main,
-            "higher_is_better": bool(ea.get("higher_is_better", True)),
-            "baseline_value": ea.get("value"), "candidate_value": eb.get("value"),
+            "higher_is_better": ea.higher_is_better,
+            "baseline_value": ea.value, "candidate_value": eb.value,
             "n_baseline": len(base.per_sample), "n_candidate": len(cand.per_sample),
             "n_shared": 0, "baseline": None, "candidate": None, "delta": None,
             "ci_low": None, "ci_high": None, "p_value": None, "test": None,
@@ -234,12 +247,12 @@ def compare_task(base: TaskRun, cand: TaskRun, opts: CompareOptions,
                 c_cnt = sum(1 for a, b in pairs if a == 0.0 and b == 1.0)
                 row.update(test="mcnemar", p_value=mcnemar_exact(b_cnt, c_cnt), discordant=[b_cnt, c_cnt])
         else:
-            stats_pairs = [(base.per_sample[s].get("stats", {}).get(name), cand.per_sample[s].get("stats", {}).get(name))
+            stats_pairs = [((base.per_sample[s].stats or {}).get(name), (cand.per_sample[s].stats or {}).get(name))
                            for s in ids]
             stats_pairs = [(a, b) for a, b in stats_pairs if a is not None and b is not None]
             fn = _corpus_fn(name) if stats_pairs else None
             if fn is not None:
-                fn = _with_signature(fn, ea.get("signature"))
+                fn = _with_signature(fn, ea.signature)
             if fn is not None:
                 res = paired_corpus_bootstrap([a for a, _ in stats_pairs], [b for _, b in stats_pairs], fn,
                                               n_resamples=opts.iterations, alpha=opts.alpha, seed=opts.seed)
@@ -247,10 +260,10 @@ def compare_task(base: TaskRun, cand: TaskRun, opts: CompareOptions,
                 row.update(n_shared=len(stats_pairs), baseline=fn([a for a, _ in stats_pairs]),
                            candidate=fn([b for _, b in stats_pairs]), delta=res["mean"], ci_low=res["ci_low"],
                            ci_high=res["ci_high"], p_value=res["p_value"], test="corpus_bootstrap")
-            elif isinstance(ea.get("value"), (int, float)) and isinstance(eb.get("value"), (int, float)):
+            elif isinstance(ea.value, (int, float)) and isinstance(eb.value, (int, float)):
                 # corpus value only: the difference is known, its uncertainty is not
-                row.update(n_shared=len(ids), baseline=float(ea["value"]), candidate=float(eb["value"]),
-                           delta=float(eb["value"]) - float(ea["value"]))
+                row.update(n_shared=len(ids), baseline=float(ea.value), candidate=float(eb.value),
+                           delta=float(eb.value) - float(ea.value))
         rows.append(row)
     return rows
 

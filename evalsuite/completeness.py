@@ -17,13 +17,11 @@ a stale or unscored task has its samples log read.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
-from .store import SAMPLES, ResultsStore
-
-PLAN = "plan.json"
+from .rows import TaskScores
+from .store import PLAN, SAMPLES, ResultsStore  # noqa: F401  (PLAN: importable from here too)
 
 
 def plan_sha256(keys: Sequence[str]) -> str:
@@ -40,12 +38,9 @@ def log_bytes(store: ResultsStore, task: str) -> int:
 
 
 def read_plan(store: ResultsStore, task: str) -> list[str] | None:
-    try:
-        doc = json.loads((store.task_dir(task) / PLAN).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    keys = doc.get("keys") if isinstance(doc, dict) else None
-    return [str(k) for k in keys] if isinstance(keys, list) else None
+    """The task's planned keys (None: no plan, or not a readable one)."""
+    plan = store.read_plan(task)
+    return list(plan.keys) if plan is not None else None
 
 
 @dataclass(frozen=True)
@@ -133,26 +128,29 @@ class RunCompleteness:
                 "tasks": {t.task: t.to_dict() for t in self.tasks}}
 
 
-def scores_are_current(store: ResultsStore, task: str, scores: Mapping[str, Any] | None,
+def scores_are_current(store: ResultsStore, task: str, scores: TaskScores | Mapping[str, Any] | None,
                        plan: Sequence[str] | None) -> bool:
     """Whether ``scores`` (a scores.json) was computed over the task's current plan and samples log."""
-    if not scores or "n_planned" not in scores:
+    if scores is None:
+        return False
+    if not isinstance(scores, TaskScores):
+        scores = TaskScores.from_dict(dict(scores))
+    if scores is None or "n_planned" not in scores:
         return False
     if plan is not None:
-        recorded = scores.get("plan_sha256")
-        if recorded is not None:
-            if recorded != plan_sha256(plan):
+        if scores.plan_sha256 is not None:
+            if scores.plan_sha256 != plan_sha256(plan):
                 return False
-        elif scores.get("n_planned") != len(plan):  # scores.json from before plan_sha256 was recorded
+        elif scores.n_planned != len(plan):  # scores.json from before plan_sha256 was recorded
             return False
-    if "log_bytes" in scores and scores["log_bytes"] != log_bytes(store, task):
+    if "log_bytes" in scores and scores.log_bytes != log_bytes(store, task):
         return False
     return True
 
 
 def _from_logs(store: ResultsStore, task: str, plan: Sequence[str]) -> tuple[int, int]:
     """(answered, failed) among the planned samples, following each sample's passes in the log."""
-    from .runner import final_row  # the runner owns how a sample's passes chain
+    from .runner.scoring import final_row  # the runner owns how a sample's passes chain
 
     latest = store.latest_rows(task)
     answered = failed = 0
@@ -161,7 +159,7 @@ def _from_logs(store: ResultsStore, task: str, plan: Sequence[str]) -> tuple[int
         if row is None:
             continue
         answered += 1
-        if row["generation"]["finish_reason"] == "error":
+        if not row.ok:
             failed += 1
     return answered, failed
 
@@ -171,10 +169,8 @@ def task_completeness(store: ResultsStore, task: str, manifest: Mapping[str, Any
     plan = read_plan(store, task)
     if scores_are_current(store, task, scores, plan):
         assert scores is not None
-        planned = int(scores.get("n_planned", scores.get("n", 0)) or 0)
-        scored = int(scores.get("n", 0) or 0)
-        return TaskCompleteness(task, planned, scored, max(0, planned - scored),
-                                int(scores.get("n_errors", 0) or 0), True, True)
+        planned = scores.n_planned if "n_planned" in scores else scores.n
+        return TaskCompleteness(task, planned, scores.n, max(0, planned - scores.n), scores.n_errors, True, True)
     if plan is None:
         # planned in the manifest but killed before its plan was written: nothing of it exists
         entry = (manifest or {}).get("tasks", {}).get(task, {})

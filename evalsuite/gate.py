@@ -236,22 +236,23 @@ def _value_problem(r: Mapping[str, Any]) -> str | None:
 def _completeness(run: str, task: str) -> tuple[int, int, int]:
     """``(n_planned, n_missing, n_errors)`` of a run's task: the larger of what ``scores.json`` says and
     what the plan and the log say now (a sample planned but without an answer, or answered with an error)."""
-    from .runner import _rows_in_plan
-    from .store import ResultsStore
+    from .runner.scoring import rows_in_plan
+    from .store import PLAN, ResultsStore
 
     store = ResultsStore.open_existing(run)
-    scores = store.read_scores(task) or {}
-    planned, missing, errors = (int(scores.get(k) or 0) for k in ("n_planned", "n_missing", "n_errors"))
-    plan_path = store.task_dir(task) / "plan.json"
-    if plan_path.is_file():
+    scores = store.read_scores(task)
+    planned, missing, errors = (scores.n_planned, scores.n_missing, scores.n_errors) if scores else (0, 0, 0)
+    if (store.task_dir(task) / PLAN).is_file():
         try:
-            keys = json.loads(plan_path.read_text(encoding="utf-8"))["keys"]
-            rows = _rows_in_plan(store, task)
+            plan = store.read_plan(task)
+            rows = rows_in_plan(store, task) if plan is not None else []
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            plan = None
+        if plan is None:
             return planned, max(missing, 1), errors  # an unreadable plan is not a complete run
-        planned = max(planned, len(keys))
-        missing = max(missing, len(keys) - len(rows))
-        errors = max(errors, sum(1 for r in rows if r["generation"].get("finish_reason") == "error"))
+        planned = max(planned, len(plan.keys))
+        missing = max(missing, len(plan.keys) - len(rows))
+        errors = max(errors, sum(1 for r in rows if not r.ok))
     return planned, missing, errors
 
 

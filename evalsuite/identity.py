@@ -48,7 +48,7 @@ def identity(cfg: Any, versions: Mapping[str, str] | None = None) -> dict[str, A
     (task -> version) makes a new task version a new derived run, not a refused resume."""
     backend = backend_name(cfg.backend, cfg.model)
     tasks = sorted({t.strip() for t in cfg.tasks if t.strip()})
-    gen = dict(getattr(cfg, "gen_overrides", None) or {})
+    gen = dict(cfg.gen_overrides or {})
     if cfg.max_tokens is not None:
         gen["max_tokens"] = cfg.max_tokens
     return {
@@ -122,8 +122,8 @@ def task_option_differences(registry: Any, recorded: Mapping[str, Any], names: S
             continue
         try:
             factory = registry.task(name).factory
-            old_p = getattr(factory(**old_raw), "opts", old_raw)
-            new_p = getattr(factory(**new_raw), "opts", new_raw)
+            old_p = dict(factory(**old_raw).opts)
+            new_p = dict(factory(**new_raw).opts)
         except Exception:  # the recorded options no longer parse: report the raw difference
             old_p, new_p = old_raw, new_raw
         for k in sorted(set(old_p) | set(new_p)):

@@ -6,8 +6,8 @@ A run names its judge with ``--judge-backend`` (any backend: ``hf``, ``openai``,
 backend as its option (what ``-B`` is for the model under test, e.g. ``-J base_url=...`` or
 ``-J file=verdicts.jsonl``). Defaults: greedy, chat template on, and a one-token budget for yes/no verdicts.
 
-A metric that needs a judge sets ``needs_judge = True`` and is scored as
-``metric.score(records, judge=judge)``; ``judge`` is a :class:`Judge` bound to the task. Without a judge the
+A metric that needs a judge declares ``evalsuite.contracts.NeedsJudge`` and is scored as
+``metric.score(records, ctx)`` with ``ctx.judge`` a :class:`Judge` bound to the task. Without a judge the
 runner skips such metrics and says so in ``scores.json`` (``skipped_metrics``). The metric puts
 ``judge.id`` into its signature.
 
@@ -28,16 +28,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from .backends import iterate
 from .errors import UserError
 from .options import parse_bool
 from .reasoning import split_reasoning
 from .redact import redact_obj
-from .store import append_jsonl, is_judge_row, read_jsonl_rows
+from .rows import JudgeRow
+from .store import JUDGE_LOG, ResultsStore, append_judge_rows, read_judge_rows
 from .types import GenParams, Generation, Message, Request, canonical_json, sha256_text
 
-JUDGE_LOG = "judge.jsonl"
+if TYPE_CHECKING:  # pragma: no cover
+    from .contracts import Backend
+
 GEN_KEYS = {"max_tokens": int, "temperature": float, "top_p": float, "seed": int, "chat_template": parse_bool}
 FLUSH_ROWS, FLUSH_SECONDS = 256, 0.5
 """Answers are made durable at least every 256 answers or half a second, whichever comes first."""
@@ -102,7 +106,7 @@ def parse_yes_no(text: str) -> bool | None:
 class Judge:
     """A judge backend bound to one task's cache file."""
 
-    def __init__(self, backend: Any, config: JudgeConfig, cache_path: Path, task: str):
+    def __init__(self, backend: Backend, config: JudgeConfig, cache_path: Path, task: str):
         self.backend = backend
         self.config = config
         self.cache_path = Path(cache_path)
@@ -115,11 +119,11 @@ class Judge:
         self.seed = int(g.get("seed", 0))
         self.id = (f"{backend.id}|chat:{int(self.chat_template)}|t:{self.temperature:g}|p:{self.top_p:g}"
                    f"|seed:{self.seed}" + (f"|max:{self.max_tokens_override}" if self.max_tokens_override else ""))
-        self._cache: dict[str, dict[str, Any]] = {}
+        self._cache: dict[str, JudgeRow] = {}
         self._memo: dict[tuple[Any, ...], Generation] = {}
-        for row in read_jsonl_rows(self.cache_path, is_judge_row):
-            if row.get("generation", {}).get("finish_reason") != "error":
-                self._cache[row["key"]] = row
+        for row in read_judge_rows(self.cache_path):
+            if row.generation.ok:
+                self._cache[row.key] = row
         self.n_calls = 0
         self.n_cached = 0
         self.n_errors = 0
@@ -127,8 +131,7 @@ class Judge:
     def _request(self, q: JudgeQuery, index: int) -> Request:
         params = GenParams(max_tokens=self.max_tokens_override or q.max_tokens, temperature=self.temperature,
                            top_p=self.top_p, seed=self.seed, stop=tuple(q.stop))
-        return Request(task=self.task, sample_id=q.id, index=index, prompt=q.prompt, params=params,
-                       use_chat_template=self.chat_template)
+        return Request.new(q.prompt, params, use_chat_template=self.chat_template).stamped(self.task, q.id, index)
 
     def key(self, req: Request) -> str:
         return sha256_text(canonical_json({"judge": self.backend.id, "prompt": req.prompt_hash(),
@@ -150,25 +153,25 @@ class Judge:
             reqs[i] = self._request(q, i)
             keys[i] = k = self.key(reqs[i])
             if k in self._cache:
-                out[i] = Generation.from_dict(self._cache[k]["generation"])
+                out[i] = self._cache[k].generation
                 self.n_cached += 1
             else:
                 todo.setdefault(k, []).append(i)
         first = [pos[0] for pos in todo.values()]
         pending = [reqs[i] for i in first]
-        buffer: list[dict[str, Any]] = []
+        buffer: list[JudgeRow] = []
         last_flush = time.monotonic()
         try:
-            for j, gen in (_iterate(self.backend, pending) if pending else ()):
+            for j, gen in (iterate(self.backend, pending) if pending else ()):
                 i = first[j]
                 k = keys[i]
                 self.n_calls += 1
-                row = {"key": k, "query_id": queries[i].id, "judge": self.id,
-                       "prompt_sha256": reqs[i].prompt_hash(), "params": reqs[i].params.to_dict(),
-                       "generation": gen.to_dict(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                row = JudgeRow(key=k, generation=gen, query_id=queries[i].id, judge=self.id,
+                               prompt_sha256=reqs[i].prompt_hash(), params=reqs[i].params.to_dict(),
+                               time=time.strftime("%Y-%m-%dT%H:%M:%S"))
                 buffer.append(row)
                 if len(buffer) >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
-                    _append(self.cache_path, buffer)
+                    append_judge_rows(self.cache_path, buffer)
                     buffer, last_flush = [], time.monotonic()
                 if gen.ok:
                     self._cache[k] = row
@@ -178,7 +181,7 @@ class Judge:
                     out[pos] = gen
         finally:
             if buffer:
-                _append(self.cache_path, buffer)
+                append_judge_rows(self.cache_path, buffer)
         for i, g in enumerate(out):
             if g is not None and g.ok:
                 q = queries[i]
@@ -199,24 +202,6 @@ class Judge:
                 "cached": self.n_cached, "errors": self.n_errors, "log": JUDGE_LOG}
 
 
-def _iterate(backend: Any, reqs: Sequence[Request]):
-    gen_iter = getattr(backend, "generate_iter", None)
-    if gen_iter is not None:
-        yield from gen_iter(reqs)
-        return
-    bs = max(1, int(getattr(backend, "batch_size", 64)))
-    for start in range(0, len(reqs), bs):
-        outs = backend.generate(reqs[start:start + bs])
-        if len(outs) != len(reqs[start:start + bs]):
-            raise RuntimeError("judge backend returned a batch of the wrong length")
-        for i, g in enumerate(outs):
-            yield start + i, g
-
-
-def _append(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    append_jsonl(path, rows)
-
-
 class JudgeProvider:
     """Builds the judge backend on first use (only when a metric needs it) and one :class:`Judge` per
     task folder. Close it when scoring is done."""
@@ -235,10 +220,13 @@ class JudgeProvider:
                                               self.config.model, self.config.backend_options())
         return self._backend
 
-    def for_task(self, task_dir: Path, task: str) -> Judge:
-        key = str(task_dir)
+    def for_task(self, where: ResultsStore | Path, task: str) -> Judge:
+        """The judge of one task, its answers cached in the run's ``<task>/judge.jsonl`` (``where``: the run's
+        store, or the task's folder)."""
+        log = where.judge_log(task) if isinstance(where, ResultsStore) else Path(where) / JUDGE_LOG
+        key = str(log)
         if key not in self._judges:
-            self._judges[key] = Judge(self.backend(), self.config, Path(task_dir) / JUDGE_LOG, task)
+            self._judges[key] = Judge(self.backend(), self.config, log, task)
         return self._judges[key]
 
     def close(self) -> None:

@@ -10,20 +10,21 @@ equal those of the same evaluation run unsharded.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import UserError
 from .lock import LOCK_FILE, RunLock
-from .store import (PROMPTS, SAMPLES, ResultsStore, atomic_write_json, check_output_root, is_judge_row,
-                    is_log_row, read_jsonl_rows, write_error)
+from .rows import JudgeRow, PlanDoc, PromptRow, SampleRow
+from .store import (JUDGE_LOG, PLAN, PROMPTS, SAMPLES, ResultsStore, atomic_write_json, check_output_root, read_rows,
+                    write_error)
 
-_LOGS = (SAMPLES, PROMPTS, "judge.jsonl")
-_VALIDATORS = {SAMPLES: is_log_row, "judge.jsonl": is_judge_row}
+_LOGS = (SAMPLES, PROMPTS, JUDGE_LOG)
+_PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    SAMPLES: SampleRow.from_dict, JUDGE_LOG: JudgeRow.from_dict, PROMPTS: PromptRow.from_dict}
 _MUST_AGREE = ("version", "options", "prompts_sha256", "n_planned", "generation_params")
 
 
@@ -125,15 +126,15 @@ def _write_merged(out: ResultsStore, shards: Sequence[ResultsStore], manifests: 
     for name in manifests[0]["tasks"]:
         plans = []
         for s in shards:
-            plan_path = s.task_dir(name) / "plan.json"
-            if not plan_path.exists():
+            plan = s.read_plan(name)
+            if plan is None:
                 raise UserError(f"{s.dir}: no plan for {name} (the shard never started generating)")
-            plans.append(json.loads(plan_path.read_text()))
-        full = plans[0].get("all_keys")
-        if any(p.get("all_keys") != full for p in plans):
+            plans.append(plan)
+        full = plans[0].all_keys
+        if full is None or any(p.all_keys != full for p in plans):
             raise UserError(f"{name}: shards planned different requests (data or prompts changed "
                             f"between shards)")
-        union = [k for p in plans for k in p["keys"]]
+        union = [k for p in plans for k in p.keys]
         if sorted(union) != sorted(full) or len(set(union)) != len(union):
             raise UserError(f"{name}: shard plans do not partition the full plan")
         d = out.task_dir(name)
@@ -142,15 +143,11 @@ def _write_merged(out: ResultsStore, shards: Sequence[ResultsStore], manifests: 
             parts = [s.task_dir(name) / log for s in shards if (s.task_dir(name) / log).exists()]
             if not parts:
                 continue
-            with open(d / log, "wb") as dst:
-                for part in parts:
-                    # only rows: a torn last line (crash mid-write) and lines that are not rows are left
-                    # behind (and counted on stderr), as when the log is read
-                    for row in read_jsonl_rows(part, _VALIDATORS.get(log)):
-                        dst.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
-                dst.flush()
-                os.fsync(dst.fileno())
-        atomic_write_json(d / "plan.json", {"task": name, "keys": full})
+            # only rows: a torn last line (crash mid-write) and lines that are not rows are left behind (and
+            # counted on stderr), as when the log is read; each is written in this version's form
+            out.write_log(name, log, (row for part in parts for row in read_rows(part, _PARSERS[log])))
+        # the plan goes through this module's atomic_write_json: the first write after the logs are copied
+        atomic_write_json(d / PLAN, PlanDoc(name, tuple(full)).to_dict())
 
     manifest = {k: v for k, v in manifests[0].items() if k not in {"shard", "invocations", "run_id"}}
     manifest.update({

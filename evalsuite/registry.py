@@ -12,8 +12,12 @@ plugin declares its own:
     [project.entry-points."evalsuite.tasks"]
     mybench = "my_pkg.tasks:register"             # register(registry) adds tasks and groups
 
-Entry points load lazily (on the first lookup that needs them); a plugin that fails to import is
-logged and skipped, never fatal. Unknown names raise a ``UserError`` with "did you mean" suggestions.
+Entry points load lazily (on the first lookup that needs them); a plugin that fails to import, or whose
+classes break their declared contracts (``evalsuite.contracts.check_class``: a capability declared without
+its method), is recorded and skipped, never fatal to the others; looking it up then fails with that one
+line. Unknown names raise a ``UserError`` with "did you mean" suggestions.
+
+A benchmark with one task class per configuration registers them with :meth:`Registry.add_family`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Iterable
 
+from .contracts import check_class
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,9 @@ class Registry:
 
     # -- registration (used by entry points and by code/tests directly) ---------------------------
     def add_task(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+        """Register a task factory (a ``BaseTask`` subclass, usually); a class is checked against its
+        declared contracts here (``ContractError`` when it declares a capability without its method)."""
+        check_class(factory, "task", name)
         self.tasks[name] = TaskEntry(name, factory, description)
 
     def add_group(self, name: str, members: Iterable[str]) -> None:
@@ -93,9 +101,11 @@ class Registry:
         return out
 
     def add_backend(self, name: str, factory: Callable[..., Any]) -> None:
+        check_class(factory, "backend", name)
         self.backends[name] = factory
 
     def add_metric(self, name: str, factory: Callable[..., Any]) -> None:
+        check_class(factory, "metric", name)
         self.metrics[name] = factory
 
     # -- entry points -----------------------------------------------------------------------------
@@ -115,15 +125,17 @@ class Registry:
             self._loaded.add(tag)
             try:
                 obj = ep.load()
+                if kind == "task":
+                    obj(self)
+                else:
+                    check_class(obj, kind, ep.name)
             except Exception as exc:  # a broken plugin must not break the harness
                 self.load_errors[tag] = f"{type(exc).__name__}: {exc}"
                 log.debug("evalsuite: could not load %s plugin %r (%s): %s", kind, ep.name, ep.value, exc)
                 continue
-            if kind == "task":
-                obj(self)
-            elif kind == "backend":
+            if kind == "backend":
                 self.backends.setdefault(ep.name, obj)
-            else:
+            elif kind == "metric":
                 self.metrics.setdefault(ep.name, obj)
 
     def load_all(self) -> None:
@@ -159,12 +171,17 @@ class Registry:
 
     def task(self, name: str) -> TaskEntry:
         self._load_tasks_for(name)
-        prefix = name.split("/", 1)[0]
-        if name not in self.tasks and f"task:{prefix}" in self.load_errors:
-            raise UserError(f"tasks {prefix!r} could not be loaded: {self.load_errors['task:' + prefix]}")
+        if name not in self.tasks:
+            self._raise_load_error(name)
         if name not in self.tasks:
             raise UserError(_unknown("task", name, {**self.tasks, **self.groups}, self.load_errors))
         return self.tasks[name]
+
+    def _raise_load_error(self, name: str) -> None:
+        """The provider of ``name`` failed to load (import error, broken contract): say so, in one line."""
+        prefix = name.split("/", 1)[0]
+        if f"task:{prefix}" in self.load_errors:
+            raise UserError(f"tasks {prefix!r} could not be loaded: {self.load_errors['task:' + prefix]}")
 
     def expand_tasks(self, names: Iterable[str]) -> list[str]:
         """Resolve task and group names to concrete task names, keeping order and dropping repeats."""
@@ -179,6 +196,7 @@ class Registry:
             elif name in self.tasks:
                 members = [name]
             else:
+                self._raise_load_error(name)
                 raise UserError(_unknown("task", name, {**self.tasks, **self.groups}, self.load_errors))
             out.extend(m for m in members if m not in out)
         return out

@@ -18,9 +18,11 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .contracts import OfficialFormat, OfficialSummary, ScoreContext, Task
 from .errors import UserError
+from .metrics import score_metric
 from .registry import Registry, default_registry
-from .types import Generation, Record, Sample
+from .types import Generation, MetricResult, Record, Sample
 
 DEFAULT_GROUP = "longbench"
 """The group whose member a file names when neither --task nor --metric is given."""
@@ -54,18 +56,16 @@ def _read_lines(path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _result(metric_results: list[Any], n: int) -> dict[str, Any]:
-    per_line = [{"line": i + 1} for i in range(n)]
+def _result(metric_results: list[MetricResult], n: int) -> dict[str, Any]:
+    per_line: list[dict[str, Any]] = [{"line": i + 1} for i in range(n)]
     out_metrics = []
     for res in metric_results:
-        scale = float(res.details.get("scale", 1.0)) if res.details else 1.0
-        entry = {"name": res.name, "value": res.value, "signature": res.signature}
+        entry: dict[str, Any] = {"name": res.name, "value": res.value, "signature": res.signature}
         if res.details:
             entry["details"] = dict(res.details)
         out_metrics.append(entry)
-        if res.per_sample is not None:
-            for i, v in enumerate(res.per_sample):
-                per_line[i][res.name] = v * scale
+        for i, v in enumerate(res.scaled_per_sample() or ()):
+            per_line[i][res.name] = v
     return {"n": n, "metrics": out_metrics, "score": out_metrics[0]["value"] if out_metrics else None,
             "per_line": per_line}
 
@@ -80,21 +80,21 @@ def _score_metric(path: str, rows: list[dict[str, Any]], metric: Any, name: str)
         records.append(Record(Sample(id=str(row.get("id", i)), index=i, input=None,
                                      target=row["references"], metadata=extra),
                               pred, Generation(pred, "stop")))
-    return {"metric": name, **_result([metric.score(records)], len(records))}
+    return {"metric": name, **_result([score_metric(metric, records)], len(records))}
 
 
-def _score_task(path: str, rows: list[dict[str, Any]], task: Any, name: str) -> dict[str, Any]:
-    hook = getattr(task, "official_records", None)
-    if hook is None:
+def _score_task(path: str, rows: list[dict[str, Any]], task: Task, name: str) -> dict[str, Any]:
+    if not isinstance(task, OfficialFormat):
         raise UserError(f"task {name!r} does not read an official prediction format; use --metric")
     try:
-        records = hook(rows)
+        records = task.official_records(rows)
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
-    results = [m.score(records) for m in task.metrics()]
-    out = {"task": name, "version": getattr(task, "version", "0"), **_result(results, len(records))}
-    summary = getattr(task, "official_summary", None)
-    out["official"] = summary(results[0]) if summary is not None and results else _rounded(out["score"])
+    ctx = ScoreContext(task=name, options=dict(task.opts))
+    results = [score_metric(m, records, ctx) for m in task.metrics()]
+    out = {"task": name, "version": task.version, **_result(results, len(records))}
+    out["official"] = (task.official_summary(results[0]) if isinstance(task, OfficialSummary) and results
+                       else _rounded(out["score"]))
     return out
 
 

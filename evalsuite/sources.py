@@ -653,11 +653,13 @@ def status(task: str, needs: Sequence[Need], data_dir: str | Path | None = None)
 
 
 def needs_of(factory: Any, options: Mapping[str, Any] | None = None) -> list[Need]:
-    """What a task class reads by default (``data_needs(options)`` on the class; none when undeclared)."""
-    fn = getattr(factory, "data_needs", None)
-    if fn is None:
+    """What a task class reads by default (``data_needs(options)``, ``contracts.DataNeeds``; none when the class
+    does not declare it)."""
+    from .contracts import DataNeeds
+
+    if not isinstance(factory, DataNeeds):
         return []
-    return list(fn(dict(options or {})))
+    return list(factory.data_needs(dict(options or {})))
 
 
 def summary(factory: Any, task: str) -> dict[str, Any]:

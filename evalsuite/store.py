@@ -1,36 +1,42 @@
 """The results store: ``results/<run-id>/``.
 
-Layout::
+Layout (every file is read and written here, typed by ``evalsuite.rows``)::
 
     manifest.json                  what moves a number: versions, backend, params, data hashes, timings
-    <task>/samples.jsonl           append-only log, one row per completed request, written per batch
-    <task>/prompts.jsonl           full prompts, only with --log-prompts
-    <task>/per_sample.jsonl        per-sample predictions, flags and metric values (written by scoring)
-    <task>/scores.json             corpus scores, written last: a task is complete when it exists
+    <task>/plan.json               the request keys the run plans (PlanDoc)
+    <task>/samples.jsonl           append-only log, one row per completed request, written per batch (SampleRow)
+    <task>/prompts.jsonl           full prompts, only with --log-prompts (PromptRow)
+    <task>/judge.jsonl             the judge's answers, cached and resumed (JudgeRow)
+    <task>/per_sample.jsonl        per-sample predictions, flags and metric values (PerSampleRow)
+    <task>/scores.json             corpus scores, written last (TaskScores)
 
-Task names map to folders (``ruler/niah_single_1`` -> ``ruler/niah_single_1/``). Prompts are stored by
-hash and length, never inline (long-context inputs are hundreds of KB each). Rows are appended with a
-flush + fsync per batch; a row torn by a crash is dropped when the log is next opened.
+Each JSON file carries a top-level ``schema_version``, each JSONL line its own (``rows.SCHEMA_VERSION``);
+files written before versions existed read as version 1. Task names map to folders
+(``ruler/niah_single_1`` -> ``ruler/niah_single_1/``). Prompts are stored by hash and length, never inline
+(long-context inputs are hundreds of KB each). Rows are appended with a flush + fsync per batch; a row torn
+by a crash is dropped when the log is next opened.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from .errors import UserError
-from .types import Generation
 from .redact import redact_obj, redact_text
+from .rows import (SCHEMA_VERSION, JudgeRow, PerSampleRow, PlanDoc, PromptRow, SampleRow, TaskScores,
+                   file_version)
 
 MANIFEST = "manifest.json"
+PLAN = "plan.json"
 SAMPLES = "samples.jsonl"
 PROMPTS = "prompts.jsonl"
+JUDGE_LOG = "judge.jsonl"
 PER_SAMPLE = "per_sample.jsonl"
 SCORES = "scores.json"
 
@@ -250,53 +256,24 @@ def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         raise write_error(path, exc) from None
 
 
-_GENERATION_FIELDS = frozenset(f.name for f in dataclasses.fields(Generation))
-"""Every field a generation row may carry: the record's own (a field added to ``Generation`` is accepted
-here without a second edit)."""
-
-
-def _is_generation(g: Any) -> bool:
-    return (isinstance(g, dict) and set(g) <= _GENERATION_FIELDS
-            and g.get("finish_reason") in ("stop", "length", "error")
-            and isinstance(g.get("text", ""), str) and (g.get("error") is None or isinstance(g.get("error"), str))
-            and isinstance(g.get("flags", []), list) and all(isinstance(f, str) for f in g.get("flags", [])))
-
-
-def _optional(row: Mapping[str, Any], key: str, *types: type) -> bool:
-    v = row.get(key)
-    return v is None or (isinstance(v, types) and not isinstance(v, bool))
-
-
 def is_log_row(row: Any) -> bool:
-    """Whether a ``samples.jsonl`` line is a row: a ``key``, a ``generation``, and the other fields of the
-    right type where present (what resuming needs; scoring also needs :func:`is_scorable_row`)."""
-    return (isinstance(row, dict) and isinstance(row.get("key"), str) and _is_generation(row.get("generation"))
-            and _optional(row, "next", str) and _optional(row, "parent", str) and _optional(row, "stage", int)
-            and _optional(row, "index", int) and _optional(row, "sample_id", str, int)
-            and _optional(row, "sample", dict) and _optional(row, "task", str))
-
-
-def is_scorable_row(row: Any) -> bool:
-    """A log row with everything scoring reads (sample id, index, target, the generation's text)."""
-    return (is_log_row(row) and isinstance(row.get("index"), int) and row.get("sample_id") is not None
-            and isinstance(row.get("sample"), dict) and "target" in row["sample"]
-            and isinstance(row["sample"].get("metadata", {}), dict) and "text" in row["generation"])
+    """Whether a ``samples.jsonl`` line is a row (:class:`~evalsuite.rows.SampleRow`)."""
+    return SampleRow.from_dict(row) is not None
 
 
 def is_judge_row(row: Any) -> bool:
-    return isinstance(row, dict) and isinstance(row.get("key"), str) and _is_generation(row.get("generation"))
+    """Whether a ``judge.jsonl`` line is a row (:class:`~evalsuite.rows.JudgeRow`)."""
+    return JudgeRow.from_dict(row) is not None
 
 
 def is_per_sample_row(row: Any) -> bool:
     """Whether a ``per_sample.jsonl`` line is usable by show/compare/leaderboard."""
-    return (isinstance(row, dict) and isinstance(row.get("sample_id"), (str, int))
-            and isinstance(row.get("index"), int) and not isinstance(row.get("index"), bool)
-            and isinstance(row.get("metrics", {}), dict) and isinstance(row.get("flags", []), list)
-            and all(v is None or isinstance(v, (int, float)) for v in row.get("metrics", {}).values()))
+    return PerSampleRow.from_dict(row) is not None
 
 
 _SKIPPED: dict[str, int] = {}
 _REPORTED: set[tuple[str, int]] = set()
+R = TypeVar("R")
 
 
 def skipped_lines(path: Path) -> int:
@@ -304,23 +281,26 @@ def skipped_lines(path: Path) -> int:
     return _SKIPPED.get(str(path), 0)
 
 
-def read_jsonl_rows(path: Path, validate: Callable[[Any], bool] | None = None) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL log. A torn last line (a crash mid-write) is dropped; any other line that is not a
-    row (invalid UTF-8 or JSON, JSON that is not an object, an object ``validate`` rejects) is skipped
-    and counted, and the count is reported once per process on stderr (``skipped_lines``)."""
+def read_rows(path: Path, parse: Callable[[Any, str], R | None]) -> Iterator[R]:
+    """Typed rows of a JSONL file (``parse``: a row class's ``from_dict``). A torn last line (a crash
+    mid-write) is dropped; any other line that is not a row (invalid UTF-8 or JSON, not an object, not what
+    ``parse`` accepts) is skipped and counted, and the count is reported once per process on stderr
+    (``skipped_lines``). A line written by a newer evalsuite stops the read (``rows.NewerSchema``)."""
     if not path.exists():
         return
     bad = 0
+    where = str(path)
     with open(path, "rb") as f:
         for raw in f:
             if not raw.endswith(b"\n"):
                 break  # torn tail
             try:
-                row = json.loads(raw.decode("utf-8"))
+                obj = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, ValueError, RecursionError):
                 bad += 1
                 continue
-            if not isinstance(row, dict) or (validate is not None and not validate(row)):
+            row = parse(obj, where)
+            if row is None:
                 bad += 1
                 continue
             yield row
@@ -331,8 +311,33 @@ def read_jsonl_rows(path: Path, validate: Callable[[Any], bool] | None = None) -
               file=sys.stderr)
 
 
+def read_jsonl_rows(path: Path, validate: Callable[[Any], bool] | None = None) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file as dicts (``validate``: keep only those it accepts); see
+    :func:`read_rows` for what is skipped. The typed readers are the store's methods."""
+    return read_rows(path, lambda obj, where: obj if isinstance(obj, dict) and (validate is None or validate(obj))
+                     else None)
+
+
+def _read_doc(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def append_judge_rows(path: Path, rows: Iterable[JudgeRow]) -> None:
+    """Append judge answers to a ``judge.jsonl`` (durable before returning; see :func:`append_jsonl`)."""
+    append_jsonl(path, (r.to_dict() for r in rows))
+
+
+def read_judge_rows(path: Path) -> Iterator[JudgeRow]:
+    """The answers of a ``judge.jsonl``."""
+    return read_rows(path, JudgeRow.from_dict)
+
+
 class ResultsStore:
-    """One run folder."""
+    """One run folder, and every file in it (``evalsuite.rows`` types each; every file carries its
+    ``schema_version``, and the files of evalsuite versions before it still read)."""
 
     def __init__(self, root: str | os.PathLike[str], run_id: str):
         if not _SAFE_RUN_ID.match(run_id):
@@ -359,14 +364,17 @@ class ResultsStore:
         return (self.dir / MANIFEST).is_file()
 
     def read_manifest(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.dir / MANIFEST).read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        """The manifest (a dict: what moves a number); {} when the run has none yet."""
+        doc = _read_doc(self.dir / MANIFEST)
+        if not isinstance(doc, dict):
             return {}
+        file_version(doc, str(self.dir / MANIFEST))
+        return doc
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         """Write the manifest, with every credential redacted (``evalsuite.redact``) whoever put it there."""
-        atomic_write_json(self.dir / MANIFEST, redact_obj(dict(manifest)))
+        doc = {k: v for k, v in manifest.items() if k != "schema_version"}
+        atomic_write_json(self.dir / MANIFEST, {**redact_obj(doc), "schema_version": SCHEMA_VERSION})
 
     # -- per task ---------------------------------------------------------------------------------
     def task_dir(self, task: str) -> Path:
@@ -383,42 +391,89 @@ class ResultsStore:
                  str(p.parent.relative_to(self.dir)).replace(os.sep, "/") for p in self.dir.rglob(SCORES)}
         return [t for t in order if t in found] + sorted(found - set(order))
 
-    def append(self, task: str, rows: Iterable[Mapping[str, Any]], prompts: Iterable[Mapping[str, Any]] = ()) -> None:
-        """Append rows to the task's log and make them durable before returning."""
+    # -- plan.json --------------------------------------------------------------------------------
+    def read_plan(self, task: str) -> PlanDoc | None:
+        """The task's plan, or None when it has none (or the file is not a plan)."""
+        try:
+            doc = _read_doc(self.task_dir(task) / PLAN)
+        except (OSError, ValueError):
+            return None
+        return PlanDoc.from_dict(doc, str(self.task_dir(task) / PLAN))
+
+    def write_plan(self, plan: PlanDoc) -> None:
+        atomic_write_json(self.task_dir(plan.task) / PLAN, plan.to_dict())
+
+    # -- samples.jsonl, prompts.jsonl -------------------------------------------------------------
+    def append(self, task: str, rows: Iterable[SampleRow | Mapping[str, Any]],
+               prompts: Iterable[PromptRow | Mapping[str, Any]] = ()) -> None:
+        """Append rows to the task's log (and full prompts to ``prompts.jsonl``) and make them durable
+        before returning."""
         d = self.task_dir(task)
         for name, items in ((SAMPLES, rows), (PROMPTS, prompts)):
-            append_jsonl(d / name, items)
+            append_jsonl(d / name, (_form(r) for r in items))
 
-    def rows(self, task: str) -> Iterator[dict[str, Any]]:
+    def write_log(self, task: str, name: str, rows: Iterable[SampleRow | PromptRow | JudgeRow]) -> None:
+        """Write one of the task's logs (``samples.jsonl``, ``prompts.jsonl``, ``judge.jsonl``) whole, each row
+        in this version's form, durable before returning (``evalsuite merge``: the shards' rows, in order)."""
+        path = self.task_dir(task) / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as dst:
+                for row in rows:
+                    dst.write(_json_bytes(_form(row)) + b"\n")
+                dst.flush()
+                os.fsync(dst.fileno())
+        except OSError as exc:
+            raise write_error(path, exc) from None
+
+    def rows(self, task: str) -> Iterator[SampleRow]:
         """The task's log rows; lines that are not rows are skipped and counted (``skipped_lines``)."""
-        return read_jsonl_rows(self.task_dir(task) / SAMPLES, is_log_row)
+        return read_rows(self.task_dir(task) / SAMPLES, SampleRow.from_dict)
 
-    def latest_rows(self, task: str) -> dict[str, dict[str, Any]]:
+    def latest_rows(self, task: str) -> dict[str, SampleRow]:
         """The last row per request key (a retried error is superseded by its later answer)."""
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, SampleRow] = {}
         for row in self.rows(task):
-            prev = out.get(row["key"])
+            prev = out.get(row.key)
             # an answer never gets replaced by a later error row for the same key
-            if prev is not None and prev["generation"]["finish_reason"] != "error" \
-                    and row["generation"]["finish_reason"] == "error":
+            if prev is not None and prev.ok and not row.ok:
                 continue
-            out[row["key"]] = row
+            out[row.key] = row
         return out
 
     def done_keys(self, task: str) -> set[str]:
         """Keys of requests that completed without error (never regenerated)."""
-        return {k for k, r in self.latest_rows(task).items() if r["generation"]["finish_reason"] != "error"}
+        return {k for k, r in self.latest_rows(task).items() if r.ok}
 
-    def write_scores(self, task: str, scores: Mapping[str, Any], per_sample: Iterable[Mapping[str, Any]]) -> None:
+    def prompts(self, task: str) -> Iterator[PromptRow]:
+        """The full prompts logged with ``--log-prompts``."""
+        return read_rows(self.task_dir(task) / PROMPTS, PromptRow.from_dict)
+
+    # -- judge.jsonl ------------------------------------------------------------------------------
+    def judge_log(self, task: str) -> Path:
+        """Where the task's judge answers are cached (``evalsuite.judge`` reads and appends through
+        :func:`read_judge_rows` / :func:`append_judge_rows`)."""
+        return self.task_dir(task) / JUDGE_LOG
+
+    # -- scores.json, per_sample.jsonl ------------------------------------------------------------
+    def write_scores(self, task: str, scores: TaskScores | Mapping[str, Any],
+                     per_sample: Iterable[PerSampleRow | Mapping[str, Any]]) -> None:
+        """Write ``per_sample.jsonl`` then ``scores.json`` (last: a task is scored when it exists)."""
         d = self.task_dir(task)
-        _write_new(d / PER_SAMPLE, b"".join(_json_bytes(r) + b"\n" for r in per_sample))
-        atomic_write_json(d / SCORES, dict(scores))
+        _write_new(d / PER_SAMPLE, b"".join(_json_bytes(_form(r)) + b"\n" for r in per_sample))
+        atomic_write_json(d / SCORES, _form(scores))
 
-    def read_scores(self, task: str) -> dict[str, Any] | None:
-        try:
-            return json.loads((self.task_dir(task) / SCORES).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
+    def read_scores(self, task: str) -> TaskScores | None:
+        path = self.task_dir(task) / SCORES
+        return TaskScores.from_dict(_read_doc(path), str(path))
 
-    def read_per_sample(self, task: str) -> list[dict[str, Any]]:
-        return list(read_jsonl_rows(self.task_dir(task) / PER_SAMPLE, is_per_sample_row))
+    def read_per_sample(self, task: str) -> list[PerSampleRow]:
+        return list(read_rows(self.task_dir(task) / PER_SAMPLE, PerSampleRow.from_dict))
+
+
+def _form(row: Any) -> dict[str, Any]:
+    """A row or document as written: a typed row's ``to_dict()`` (with its ``schema_version``), or a plain
+    mapping with the current ``schema_version`` added."""
+    if isinstance(row, (SampleRow, PromptRow, JudgeRow, PlanDoc, PerSampleRow, TaskScores)):
+        return row.to_dict()
+    return {**{k: v for k, v in row.items() if k != "schema_version"}, "schema_version": SCHEMA_VERSION}

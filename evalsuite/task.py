@@ -1,22 +1,13 @@
-"""The Task protocol and a small base class for adapters.
+"""Tasks: the context a task is prepared with, ``Option`` and the ``BaseTask`` adapters derive from.
 
-A task yields samples, turns a sample into a request, extracts the prediction from a generation and
-owns its metrics.
+A task yields samples, turns a sample into a request (``Request.new``: the runner stamps the task, sample id
+and index), extracts the prediction from a generation and owns its metrics. The contract is
+``evalsuite.contracts.Task``; what only some tasks do is a capability they declare among their bases
+(``contracts``: ``Truncating``, ``MultiPass``, ``OfficialFormat``, ``OfficialSummary``, ``DataNeeds``,
+``ChecksData``, ``ChecksAvailable``, ``FixtureData``), checked when the task is registered.
 
-Optional hooks a task may define:
-
-* ``next_request(sample, history) -> Request | None``: a follow-up pass built from the sample's earlier
-  ``(Request, Generation)`` pairs (e.g. chain of thought, then the answer). The runner persists every
-  pass, never re-asks a finished one on resume, and scores the last pass of each complete chain.
-* ``truncation``: a policy with ``apply(request, tokenizer) -> Request`` (see ``evalsuite.truncation``);
-  the runner applies it on token ids and counts truncated samples.
-* ``official_records(rows) -> list[Record]``: read the benchmark's official prediction format for
-  ``evalsuite score-file --task``.
-* ``official_summary(metric_result) -> Any``: the file's entry in the official scorer's result file
-  (``score-file --result-json``); default: the first metric's value rounded to 2 decimals.
-
-Optional metadata, read (without instantiating the task) by the leaderboard and reports through
-:func:`task_metadata`; it lives once, with the task:
+Display metadata, read (without instantiating the task) by the leaderboard and reports through
+:func:`task_metadata`; it lives once, with the task class:
 
 * ``display_name``: a human name for the task ("RULER NIAH single 1"); default: the task name.
 * ``description``: one or two sentences; default: the registry description or the class docstring.
@@ -25,20 +16,21 @@ Optional metadata, read (without instantiating the task) by the leaderboard and 
 * ``group``: the task group the overview aggregates it into; default: the part of the name before ``/``.
 
 Scoring reads the samples log, where each row keeps the sample's ``target`` and ``metadata`` but not its
-``input``: anything extraction or metrics need must be in those two. Everything that can move a score (prompt text, extraction, data) is covered by
-``version``: bump it and log the bump in the benchmark's ``tasks/<bench>/README.md``.
+``input``: anything extraction or metrics need must be in those two. Everything that can move a score (prompt
+text, extraction, data) is covered by ``version``: bump it and log the bump in the benchmark's
+``tasks/<bench>/README.md`` (docs/extending.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping
 
 from .errors import UserError
-from .metrics import Metric
+from .contracts import Task  # noqa: F401  (the contract, importable from here too)
 from .options import parse_bool  # noqa: F401  (re-exported for task adapters)
 from .tokenizer import Tokenizer
-from .types import Generation, Request, Sample
+from .types import Generation, Sample
 
 
 @dataclass(frozen=True)
@@ -55,26 +47,6 @@ class TaskContext:
     model: str | None = None
     """The model's name as the backend knows it (hub id, folder or served name), when it has one: for
     tables keyed by model, such as LongBench's ``model2maxlen``."""
-
-
-@runtime_checkable
-class Task(Protocol):
-    name: str
-    version: str
-
-    def prepare(self, ctx: TaskContext) -> None: ...
-
-    def samples(self) -> Iterable[Sample]: ...
-
-    def request(self, sample: Sample) -> Request: ...
-
-    def extract(self, sample: Sample, generation: Generation) -> str: ...
-
-    def metrics(self) -> Sequence[Metric]: ...
-
-    def gold(self, sample: Sample) -> str: ...
-
-    def describe(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -131,27 +103,33 @@ class BaseTask:
 
 
 def task_metadata(name: str, factory: Any = None, registry_description: str = "") -> dict[str, Any]:
-    """Display metadata of a task from attributes on its factory (a task class, usually), with defaults.
+    """Display metadata of a task from the attributes of its class (``BaseTask``'s ``display_name``,
+    ``description``, ``primary_metric``, ``higher_is_better``, ``group``), with defaults.
 
-    Never instantiates the task. Keys: ``name``, ``display_name``, ``description``, ``primary_metric``
-    (None: the task's first metric), ``higher_is_better`` (None: as the metric reports), ``group``.
+    Never instantiates the task; a factory that is not a ``BaseTask`` class gets the defaults. Keys: ``name``,
+    ``display_name``, ``description``, ``primary_metric`` (None: the task's first metric),
+    ``higher_is_better`` (None: as the metric reports), ``group``.
     """
-    def attr(key: str) -> Any:
-        v = getattr(factory, key, None) if factory is not None else None
-        return v if isinstance(v, (str, bool)) or v is None else None
+    cls = factory if isinstance(factory, type) and issubclass(factory, BaseTask) else None
 
-    doc = (getattr(factory, "__doc__", None) or "").strip() if isinstance(factory, type) else ""
-    description = attr("description") or registry_description or (doc.split("\n\n")[0] if doc else "")
-    return {"name": name, "display_name": attr("display_name") or name,
+    def text(v: Any) -> str | None:
+        return v if isinstance(v, str) and v else None
+
+    doc = (factory.__doc__ or "").strip() if isinstance(factory, type) else ""
+    description = (text(cls.description) if cls else None) or registry_description or (doc.split("\n\n")[0] if doc else "")
+    hib = cls.higher_is_better if cls else None
+    return {"name": name, "display_name": (text(cls.display_name) if cls else None) or name,
             "description": " ".join(str(description).split()),
-            "primary_metric": attr("primary_metric") or None,
-            "higher_is_better": attr("higher_is_better") if isinstance(attr("higher_is_better"), bool) else None,
-            "group": attr("group") or name.split("/", 1)[0]}
+            "primary_metric": text(cls.primary_metric) if cls else None,
+            "higher_is_better": hib if isinstance(hib, bool) else None,
+            "group": (text(cls.group) if cls else None) or name.split("/", 1)[0]}
 
 
 def accepted_options(factory: Any) -> Mapping[str, Option] | None:
-    """The options a task factory declares (None when it does not say)."""
-    return getattr(factory, "options", None)
+    """The options a task factory declares (None when it does not say: a factory function)."""
+    from .contracts import Configurable
+
+    return factory.options if isinstance(factory, Configurable) else None
 
 
 @dataclass

@@ -36,7 +36,9 @@ class _Level:
 
 
 def _declared(registry: Any, name: str) -> Mapping[str, Any] | None:
-    return getattr(registry.task(name).factory, "options", None)
+    from .task import accepted_options
+
+    return accepted_options(registry.task(name).factory)
 
 
 def _accepts(registry: Any, name: str, key: str) -> bool:

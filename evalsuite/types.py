@@ -164,6 +164,20 @@ class Request:
     ``drop_text``): the request then carries its ``prompt_ids`` and a placeholder text, and keeps the hash
     and the size of the text it had, so keys and log rows are the same as if the text were there."""
 
+    @classmethod
+    def new(cls, prompt: str | tuple[Message, ...], params: GenParams, *, use_chat_template: bool = True,
+            prompt_ids: tuple[int, ...] | None = None, truncated: bool = False,
+            token_count: int | None = None) -> "Request":
+        """A task's request: the prompt and its parameters. Its identity (task, sample id, index) is left
+        blank for the runner to stamp (:meth:`stamped`): tasks never build it by hand."""
+        return cls("", "", -1, prompt, params, use_chat_template, prompt_ids, truncated, token_count)
+
+    def stamped(self, task: str, sample_id: str, index: int) -> "Request":
+        """This request with its identity set (the runner does it for every pass of every sample)."""
+        if (self.task, self.sample_id, self.index) == (task, sample_id, index):
+            return self
+        return replace(self, task=task, sample_id=sample_id, index=index)
+
     @property
     def is_chat(self) -> bool:
         return not isinstance(self.prompt, str)
@@ -310,7 +324,13 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class MetricResult:
-    """A corpus-level score with its reproducibility signature and per-sample values."""
+    """A corpus-level score with its reproducibility signature and per-sample values.
+
+    ``details["scale"]`` is the factor between the per-sample values and ``value`` (x100 for RULER,
+    LongBench); a corpus metric without per-sample values (BLEU, chrF) may bring its own bootstrap interval as
+    ``details["ci95"]``. :meth:`with_stats` adds the standard error and the 95% bootstrap interval over the
+    scaled per-sample values, and :meth:`to_dict` / :meth:`from_dict` are the metric's entry in
+    ``scores.json`` (per-sample values live in ``per_sample.jsonl``, not there)."""
 
     name: str
     value: float
@@ -321,6 +341,60 @@ class MetricResult:
     per_sample_stats: tuple[Any, ...] | None = None
     """Corpus metrics without per-sample values (BLEU, chrF): each sample's sufficient statistics, kept in
     per_sample.jsonl so ``compare`` can bootstrap the corpus score over paired samples."""
+    stderr: float | None = None
+    """Standard error of the mean of the scaled per-sample values (:meth:`with_stats`)."""
+    ci95: tuple[float, float] | None = None
+    """95% bootstrap interval (:meth:`with_stats`, or the metric's own for a corpus metric)."""
+
+    @property
+    def scale(self) -> float:
+        """What each per-sample value is multiplied by to be on ``value``'s scale (1 unless the metric says)."""
+        d = self.details
+        return float(d.get("scale", 1.0) or 1.0) if isinstance(d, Mapping) else 1.0
+
+    def scaled_per_sample(self) -> list[float] | None:
+        return None if self.per_sample is None else [v * self.scale for v in self.per_sample]
+
+    def with_stats(self, seed: int = 0) -> "MetricResult":
+        """This result with ``stderr`` and ``ci95``: over the scaled per-sample values when there are any,
+        else the metric's own ``details["ci95"]`` (corpus metrics), else none."""
+        from .stats import bootstrap_ci, stderr
+
+        vals = self.scaled_per_sample()
+        if vals is not None:
+            ci = bootstrap_ci(vals, seed=seed)
+            return replace(self, stderr=stderr(vals), ci95=(ci[0], ci[1]) if ci else None)
+        own = self.details.get("ci95") if isinstance(self.details, Mapping) else None
+        if isinstance(own, (list, tuple)) and len(own) == 2:
+            return replace(self, ci95=(own[0], own[1]))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry in ``scores.json``: name, value, signature, direction, then ``stderr`` and ``ci95`` (both
+        present, maybe null, for a metric with per-sample values; ``ci95`` alone for a corpus metric that
+        has one) and ``details``."""
+        d: dict[str, Any] = {"name": self.name, "value": self.value, "signature": self.signature,
+                             "higher_is_better": self.higher_is_better}
+        if self.per_sample is not None:
+            d["stderr"] = self.stderr
+            d["ci95"] = list(self.ci95) if self.ci95 else None
+        elif self.ci95 is not None:
+            d["ci95"] = list(self.ci95)
+        if self.details:
+            d["details"] = dict(self.details)
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "MetricResult":
+        """A ``scores.json`` entry read back (no per-sample values: those are in ``per_sample.jsonl``)."""
+        ci = d.get("ci95")
+        ci95 = (ci[0], ci[1]) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+        details = d.get("details")
+        return MetricResult(name=str(d.get("name", "")), value=d.get("value"),  # type: ignore[arg-type]
+                            signature=str(d.get("signature") or ""), per_sample=None,
+                            higher_is_better=bool(d.get("higher_is_better", True)),
+                            details=dict(details) if isinstance(details, Mapping) else {},
+                            stderr=d.get("stderr"), ci95=ci95)
 
 
 __all__ = [

@@ -5,13 +5,15 @@ imported) and checks, in this order:
 
 1. task names (``--tasks``), with "did you mean";
 2. every ``-T`` key and value (keys routed to the tasks that declare them; values parsed by the task);
-3. the backend name, every ``-B`` key and value (a backend class declares its options with
-   ``options_spec`` or checks them in a ``validate_options(options)`` classmethod) and the model where a
-   cheap check says it cannot work (``validate_model(model)``: no such folder, a hub id while offline);
+3. the backend name, every ``-B`` key and value (a backend class declares its ``options``
+   (``contracts.Configurable``) or checks them in a ``validate_options(options)`` classmethod
+   (``contracts.ValidatesOptions``)) and the model where a cheap check says it cannot work
+   (``validate_model(model)``, ``contracts.ChecksModel``: no such folder, a hub id while offline);
 4. the judge (``--judge-backend``, ``-J``) and the generation overrides (``--temperature``, ...);
-5. that each task's data is present or fetchable (a task's optional ``check_data()`` hook);
-6. that each selected metric's dependencies are importable or its environment exists (a metric's or
-   task's optional ``check_available()`` hook: sacrebleu, the COMET environment, ...);
+5. that each task's data is present or fetchable (``check_data()``, ``contracts.ChecksData``; otherwise
+   that ``-T data_dir`` / ``data_file`` exist);
+6. that each selected metric's dependencies are importable or its environment exists
+   (``check_available()``, ``contracts.ChecksAvailable``, on a metric or a task: sacrebleu, COMET, ...);
 7. that the output folder can be written.
 
 Each failure is a ``UserError`` (one line, exit 2).
@@ -23,8 +25,9 @@ import difflib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from .contracts import ChecksAvailable, ChecksData, ChecksModel, Configurable, Task, ValidatesOptions
 from .errors import UserError
 from .identity import backend_name
 
@@ -48,24 +51,21 @@ def check_backend_options(name: str, factory: Any, options: Mapping[str, Any], m
     """Check ``-B`` keys and values against what the backend class declares, without building it; with
     ``check_model``, also the model through the class's optional ``validate_model(model)`` (a folder that
     does not exist, a hub id while offline, a missing embedded-model package: cheap checks only)."""
-    hook = getattr(factory, "validate_options", None)
-    if callable(hook):
-        hook(dict(options))
-    else:
-        spec = getattr(factory, "options_spec", None)
-        if isinstance(spec, Mapping):
-            from .backends import parse_options
+    if isinstance(factory, ValidatesOptions):
+        factory.validate_options(dict(options))
+    elif isinstance(factory, Configurable):
+        from .backends import parse_options
 
-            parse_options(name, spec, options)
-    model_hook = getattr(factory, "validate_model", None)
-    if check_model and callable(model_hook):
-        model_hook(model)
+        parse_options(name, factory.options, options)
+    if check_model and isinstance(factory, ChecksModel):
+        factory.validate_model(model)
 
 
-def _check_samples(names: Sequence[str], samples: Sequence[str] | None) -> None:
-    from .runner import _parse_sample_filter
+def check_samples(names: Sequence[str], samples: Sequence[str] | None) -> None:
+    """``--samples <task>:<index>`` entries name selected tasks."""
+    from .runner.planning import parse_sample_filter
 
-    _, positions = _parse_sample_filter(samples or [])
+    _, positions = parse_sample_filter(samples or [])
     for t in sorted({t for t, _ in positions} - set(names)):
         close = difflib.get_close_matches(t, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -84,13 +84,12 @@ def check_generation_overrides(overrides: Mapping[str, Any]) -> None:
         raise UserError(f"generation parameters {dict(overrides)}: {exc}") from None
 
 
-def _check_data(name: str, task: Any) -> None:
-    hook = getattr(task, "check_data", None)
-    if callable(hook):
-        hook()
+def _check_data(name: str, task: Task) -> None:
+    if isinstance(task, ChecksData):
+        task.check_data()
         return
     # the common convention (evalsuite.data): a local copy named with -T data_dir= / data_file=
-    opts = getattr(task, "opts", None) or {}
+    opts = task.opts
     for key, want_dir in (("data_dir", True), ("data_file", False)):
         value = opts.get(key)
         if not isinstance(value, str) or not value:
@@ -102,19 +101,16 @@ def _check_data(name: str, task: Any) -> None:
             raise UserError(f"{name}: data {what} {value!r} does not exist or is not a {what} (-T {key}=)")
 
 
-def _check_available(name: str, task: Any) -> None:
-    hooks: list[Callable[[], Any]] = []
-    if callable(getattr(task, "check_available", None)):
-        hooks.append(task.check_available)
+def _check_available(name: str, task: Task) -> None:
     try:
         metrics = list(task.metrics())
     except UserError:
         raise
     except Exception:  # a task that can only list its metrics once prepared: checked when scoring
         metrics = []
-    hooks += [m.check_available for m in metrics if callable(getattr(m, "check_available", None))]
-    for hook in hooks:
-        hook()
+    for item in [task, *metrics]:
+        if isinstance(item, ChecksAvailable):
+            item.check_available()
 
 
 def check_output(root: str | os.PathLike[str]) -> None:
@@ -129,16 +125,16 @@ def validate(cfg: Any, registry: Any, check_backend: bool = True) -> Validated:
     """Check everything about a run that can be checked without building the backend (module doc).
 
     ``check_backend=False`` when the caller brings a built backend (its options were its own business)."""
-    from .runner import _split_task_options
+    from .runner.planning import split_task_options
 
     # 1. task names
     names = registry.expand_tasks(cfg.tasks)
     if not names:
         raise UserError("no tasks selected (--tasks)")
     # 2. -T keys, then values (the task parses its own options)
-    opts = _split_task_options(registry, names, cfg.task_options)
+    opts = split_task_options(registry, names, cfg.task_options)
     tasks = {name: registry.task(name).factory(**opts[name]) for name in names}
-    _check_samples(names, cfg.samples)
+    check_samples(names, cfg.samples)
     # 3. backend name and -B
     bname = backend_name(cfg.backend, cfg.model)
     factory = None
@@ -151,7 +147,7 @@ def validate(cfg: Any, registry: Any, check_backend: bool = True) -> Validated:
         jf = registry.backend(judge.backend)
         judge.gen_options()
         check_backend_options(judge.backend, jf, judge.backend_options(), judge.model, check_model=True)
-    check_generation_overrides(getattr(cfg, "gen_overrides", None) or {})
+    check_generation_overrides(cfg.gen_overrides)
     # 5. data, 6. metric dependencies
     for name, task in tasks.items():
         _check_data(name, task)

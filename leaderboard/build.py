@@ -41,6 +41,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from evalsuite.errors import UserError
 from evalsuite.redact import known_secrets, redact_obj
+from evalsuite.rows import TaskScores
 from evalsuite.store import MANIFEST, PER_SAMPLE, PROMPTS, SAMPLES, ResultsStore
 
 from . import incremental, samples
@@ -57,7 +58,8 @@ class Run:
     run_id: str
     store: ResultsStore
     manifest: dict[str, Any]
-    scores: dict[str, dict[str, Any]]
+    scores: dict[str, TaskScores]
+    """task -> its ``scores.json`` (typed; a read-only mapping of the file's fields too)"""
     label: str = ""
     key: str = ""
     """unique page name"""
@@ -151,7 +153,7 @@ def load_runs(stores: Sequence[ResultsStore], include_partial: bool = False,
         scores = {}
         for t in (tc.task for tc in comp.tasks):  # the manifest's tasks and those on disk (store.tasks())
             s = st.read_scores(t)
-            if s is not None and s.get("metrics"):
+            if s is not None and s.metrics:
                 scores[t] = s
         key = st.run_id
         i = 2
@@ -219,20 +221,20 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def primary(info: TaskInfo, scores: Mapping[str, Any]) -> dict[str, Any] | None:
+def primary(info: TaskInfo, scores: TaskScores) -> dict[str, Any] | None:
     """The task's primary metric entry in a scores.json (metadata's choice, else the task's main)."""
-    metrics = {m.get("name"): m for m in scores.get("metrics", [])}
-    want = info.meta.get("primary_metric") or scores.get("main")
-    m = metrics.get(want) or (scores.get("metrics") or [None])[0]
+    want = info.meta.get("primary_metric") or scores.main
+    m = scores.metric(want) if isinstance(want, str) else None
+    m = m or (scores.metrics[0] if scores.metrics else None)
     if m is None:
         return None
     hib = info.meta.get("higher_is_better")
-    return {"name": m.get("name"), "value": m.get("value") if _finite(m.get("value")) else None,
-            "ci": m.get("ci95") if isinstance(m.get("ci95"), list) and len(m["ci95"]) == 2 else None,
-            "stderr": m.get("stderr") if _finite(m.get("stderr")) else None,
-            "higher_is_better": hib if isinstance(hib, bool) else bool(m.get("higher_is_better", True)),
-            "details": m.get("details") or {}, "n": scores.get("n"), "n_errors": scores.get("n_errors", 0),
-            "n_truncated": scores.get("n_truncated", 0), "version": scores.get("version")}
+    return {"name": m.name, "value": m.value if _finite(m.value) else None,
+            "ci": list(m.ci95) if m.ci95 is not None else None,
+            "stderr": m.stderr if _finite(m.stderr) else None,
+            "higher_is_better": hib if isinstance(hib, bool) else m.higher_is_better,
+            "details": dict(m.details), "n": scores.get("n"), "n_errors": scores.n_errors,
+            "n_truncated": scores.n_truncated, "version": scores.version}
 
 
 def group_cell(cells: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 
 from evalsuite.reasoning import split_reasoning
 from evalsuite.redact import redact_text
-from evalsuite.store import PROMPTS, ResultsStore, read_jsonl_rows
+from evalsuite.store import ResultsStore
 
 from .local_paths import publishable_text
 
@@ -70,58 +70,57 @@ def _references(target: Any) -> list[str]:
 
 
 def sample_items(store: ResultsStore, task: str, prompt_preview: int = 0) -> list[dict[str, Any]]:
-    """The compact per-sample objects of one run x task, in ``per_sample.jsonl`` order."""
+    """The compact per-sample objects of one run x task, in ``per_sample.jsonl`` order (read through the
+    store's typed rows: ``evalsuite.rows``)."""
     per_sample = store.read_per_sample(task)
     log = store.latest_rows(task)
     prompts: dict[str, str] = {}
     if prompt_preview > 0:
-        for p in read_jsonl_rows(store.task_dir(task) / PROMPTS):
-            payload = p.get("prompt")
-            text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-            if p.get("prompt_sha256"):
-                prompts[p["prompt_sha256"]] = text[:prompt_preview]
+        for p in store.prompts(task):
+            text = p.prompt if isinstance(p.prompt, str) else json.dumps(p.prompt, ensure_ascii=False)
+            if p.prompt_sha256:
+                prompts[p.prompt_sha256] = text[:prompt_preview]
     items = []
     for ps in per_sample:
-        row = log.get(ps.get("key", "")) or {}
-        gen = row.get("generation") or {}
-        raw = gen.get("text") or ""
-        _, think, _ = split_reasoning(raw) if isinstance(raw, str) else ("", "", "")
+        row = log.get(ps.key or "")
+        gen = row.generation if row is not None else None
+        raw = gen.text if gen is not None else ""
+        _, think, _ = split_reasoning(raw or "")
         # the first pass's prompt identifies the sample's input
         first = row
         seen = set()
-        while first.get("parent") and first["parent"] in log and first["parent"] not in seen:
-            seen.add(first["parent"])
-            first = log[first["parent"]]
-        metrics = ps.get("metrics") or {}
-        metrics = metrics if isinstance(metrics, Mapping) else {}
-        error = ps.get("error")
+        while first is not None and first.parent and first.parent in log and first.parent not in seen:
+            seen.add(first.parent)
+            first = log[first.parent]
+        metrics = ps.metrics
+        error = ps.error
         failed = bool(error) or any(isinstance(v, (int, float)) and v < 1.0 for v in metrics.values())
-        it: dict[str, Any] = {"i": ps.get("index"), "id": _text(ps.get("sample_id"))}
+        it: dict[str, Any] = {"i": ps.index, "id": _text(ps.sample_id)}
         if metrics:
             it["m"] = [[str(k), _num3(v)] for k, v in sorted(metrics.items(), key=lambda kv: str(kv[0]).lower())]
-        if ps.get("flags"):
-            it["f"] = [_text(f) for f in ps["flags"]] if isinstance(ps["flags"], list) else [_text(ps["flags"])]
-        if gen.get("finish_reason"):
-            it["fr"] = _text(gen["finish_reason"])
+        if ps.flags:
+            it["f"] = [_text(f) for f in ps.flags]
+        if gen is not None and gen.finish_reason:
+            it["fr"] = _text(gen.finish_reason)
         if error:
             it["e"] = publishable_text(redact_text(error)) if isinstance(error, str) else _text(error)
         if think:
             it["t"] = think
-        it["o"] = _text(ps.get("prediction"))
-        refs = _references((row.get("sample") or {}).get("target"))
+        it["o"] = _text(ps.prediction)
+        refs = _references(row.target if row is not None else None)
         if refs:
             it["r"] = refs
-        ph = first.get("prompt_sha256")
+        ph = first.prompt_sha256 if first is not None else None
         if ph:
             it["h"] = _text(ph)
             if ph in prompts:
                 it["pv"] = prompts[ph]
-        if first.get("prompt_tokens"):
-            it["pt"] = first["prompt_tokens"]
-        if first.get("prompt_chars"):
-            it["pc"] = first["prompt_chars"]
-        if ps.get("metadata"):
-            it["md"] = ps["metadata"]
+        if first is not None and first.prompt_tokens:
+            it["pt"] = first.prompt_tokens
+        if first is not None and first.prompt_chars:
+            it["pc"] = first.prompt_chars
+        if ps.metadata:
+            it["md"] = dict(ps.metadata)
         if failed:
             it["x"] = 1
         items.append(it)

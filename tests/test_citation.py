@@ -12,9 +12,10 @@ import pytest
 from conftest import SHARED
 from evalsuite.judge import Judge, JudgeConfig
 from evalsuite.backends import BaseBackend
-from evalsuite.metrics.citation import (CitationConfig, CitationNLI, CitationRule, NLIClassifierBackend,
-                                        analyse_output, attach_trailing_citations, parse_citations,
-                                        remove_citations_alce, rule_scores)
+from evalsuite.backends.nli import NLIClassifierBackend
+from evalsuite.citation import (CitationConfig, analyse_output, attach_trailing_citations, parse_citations,
+                                remove_citations_alce, rule_scores)
+from evalsuite.metrics.citation import CitationNLI, CitationRule
 from evalsuite.types import Generation, Record, Sample
 
 PROMPTS = SHARED / "data" / "citation" / "helmet" / "prompts"
@@ -276,7 +277,7 @@ def test_nli_seq2seq_path_runs_offline(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
 
-    from evalsuite.metrics.citation import NLISeq2SeqBackend
+    from evalsuite.backends.nli import NLISeq2SeqBackend
 
     words = ["<pad>", "</s>", "<unk>", "premise:", "hypothesis:", "1", "0", "Title:", "C1", "is", "true."] + \
         [f"fact{i}" for i in range(1, 6)] + [f"T{i}" for i in range(1, 6)]

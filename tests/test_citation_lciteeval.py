@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from evalsuite.metrics.citation import counting_stars_citation, niah_citation
+from evalsuite.tasks.lciteeval._rule import counting_stars_citation, niah_citation
 from evalsuite.tasks.lciteeval import gen_budget, length_bucket, make_item
 
 DOCS = [{"text": "filler one"}, {"text": "the needle is 7421 here"}, {"text": "filler two"}]

@@ -18,7 +18,7 @@ GOLDEN = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "lo
 
 CHECK = """
 import json, sys, jieba
-from evalsuite.metrics import _jieba as J
+from evalsuite.tasks.longbench import _jieba as J
 tok = J.jieba().dt
 fresh, total = jieba.Tokenizer.gen_pfdict(jieba.dt.get_dict_file())
 print(json.dumps({"equal": tok.FREQ == fresh and tok.total == total, "n": len(tok.FREQ),
@@ -50,7 +50,7 @@ def test_dictionary_from_our_cache_equals_jiebas_own_and_bad_caches_are_rebuilt(
 def test_block_reusing_cut_equals_jieba_cut():
     import jieba
 
-    from evalsuite.metrics import _jieba as J
+    from evalsuite.tasks.longbench import _jieba as J
 
     texts = ["", " ", "我爱北京天安门", "我爱北京天安门。我爱北京天安门！", "Hello, 世界 2024年3.5% a+b#c",
              "\n\t混合 English 和中文。。。", "重复重复重复，重复重复重复，重复重复重复", "🙂表情😀符号", "\x00\x1b[31m红"]

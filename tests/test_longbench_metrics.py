@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from evalsuite.errors import UserError
-from evalsuite.metrics.longbench import (DATASET_METRIC, LongBench, _bucket_score, _numpy_sum,
+from evalsuite.tasks.longbench._metric import (DATASET_METRIC, LongBench, _bucket_score, _numpy_sum,
                                          classification_score, code_line, code_sim_score, count_score,
                                          fuzz_ratio, length_bucket, normalize_answer, normalize_zh_answer,
                                          qa_f1_score, qa_f1_zh_score, records_from_official, retrieval_score,

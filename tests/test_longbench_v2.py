@@ -26,7 +26,7 @@ from evalsuite.task import TaskContext
 from evalsuite.tokenizer import load_tokenizer, render_request
 from evalsuite.types import Generation, Record, Request
 from evalsuite.tasks.longbench_v2._prompts import PROMPT_DIR, extract_choice, templates
-from evalsuite.tasks.longbench_v2._truncation import ContentTruncation
+from evalsuite.truncation import Truncation
 
 from conftest import REPO, SHARED
 
@@ -199,7 +199,13 @@ def test_cot_second_pass_gets_the_stripped_reasoning_without_the_document(reg):
         "(A) Agent 1\n(B) Agent 2\n(C) Agent 3\n(D) Agent 4\n\n"
         "Let’s think step by step: Agent 4 won rounds 1 and 3.\n\n"
         "Based on the above, what is the single, most likely answer choice? " + FORMAT)
-    assert nxt.params.max_tokens == 128 and nxt.sample_id == s.id and nxt.task == "longbench_v2/cot"
+    assert nxt.params.max_tokens == 128
+    # the task leaves the identity to the runner, which stamps every pass
+    from evalsuite.runner import stamp
+
+    assert (nxt.task, nxt.sample_id) == ("", "")
+    stamped = stamp(nxt, "longbench_v2/cot", s)
+    assert (stamped.task, stamped.sample_id, stamped.index) == ("longbench_v2/cot", s.id, s.index)
     assert task.next_request(s, [(req, Generation("x", "stop")), (nxt, Generation("y", "stop"))]) is None
 
 
@@ -358,7 +364,7 @@ def test_middle_truncation_of_the_user_message_to_max_length(reg, tmp_path, word
     tok = load_tokenizer(word_tokenizer_dir)
     task = _long_task(reg, tmp_path, 1000, max_length="101")
     policy = task.truncation()
-    assert policy == ContentTruncation(max_length=101, max_prompt_tokens=None)
+    assert policy == Truncation(max_tokens=101, budget="content", max_prompt_tokens=None, low_memory=True)
     req = task.request(samples(task)[0])
     body = tok.encode(req.prompt)
     cut = policy.apply(req, tok)
@@ -403,7 +409,7 @@ def test_context_window_bound_is_kept_when_tighter(reg, tmp_path, word_tokenizer
     task = _long_task(reg, tmp_path, 3000, name="longbench_v2/cot")
     task.prepare(TaskContext(tokenizer=tok, max_model_len=2048))
     policy = task.truncation()
-    assert policy == ContentTruncation(max_length=120000, max_prompt_tokens=2048 - 1024)
+    assert policy == Truncation(max_tokens=120000, budget="content", max_prompt_tokens=2048 - 1024, low_memory=True)
     cut = policy.apply(task.request(samples(task)[0]), tok)
     assert cut.truncated and len(cut.prompt_ids) == 1024
     task.prepare(TaskContext(tokenizer=tok, max_model_len=1024))
@@ -422,7 +428,9 @@ def test_runner_counts_truncated_samples(reg, tmp_path, word_tokenizer_dir):
     s = out.scores["longbench_v2"]
     assert s["n_truncated"] == 1 and s["value"] == 100.0
     manifest = json.loads((Path(out.run_dir) / "manifest.json").read_text())
-    assert manifest["tasks"]["longbench_v2"]["truncation"] == {"max_length": 120000, "max_prompt_tokens": 4096 - 128}
+    assert manifest["tasks"]["longbench_v2"]["truncation"] == {
+        "max_tokens": 120000, "side": "middle", "budget": "content", "equal_halves": False,
+        "max_prompt_tokens": 4096 - 128, "low_memory": True}
 
 
 # -- data errors -----------------------------------------------------------------------------------
@@ -540,7 +548,7 @@ def test_piecewise_encoding_equals_the_whole_encoding(monkeypatch, smollm2_token
     from transformers import AutoTokenizer
 
     from evalsuite.backends.hf import HFTokenizer
-    from evalsuite.tasks.longbench_v2 import _truncation as T
+    from evalsuite import truncation as T
 
     toy = REPO / "tasks" / "ruler" / "fixtures" / "toy_tokenizer"
     toks = {"smollm2": load_tokenizer(smollm2_tokenizer_dir), "toy": load_tokenizer(toy),

@@ -1,11 +1,11 @@
-"""The reusable TSV metric plugin (evalsuite/metrics/tsv.py): parsing, normalisation, matching, failures,
+"""The reusable TSV metric plugin (tasks/longproc/_tsv.py): parsing, normalisation, matching, failures,
 and its use through the registry. Expected values worked out by hand in the comments."""
 
 from __future__ import annotations
 
 import pytest
 
-from evalsuite.metrics.tsv import Tsv, extract_tsv_block, normalize_cell, parse_tsv, score_answer, score_tables
+from evalsuite.tasks.longproc._tsv import Tsv, extract_tsv_block, normalize_cell, parse_tsv, score_answer, score_tables
 from evalsuite.registry import Registry
 from evalsuite.types import Generation, Record, Sample
 

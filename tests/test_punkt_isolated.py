@@ -15,7 +15,7 @@ ESSAYS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ru
 CHECK = r"""
 import json, sys, time
 t = time.perf_counter()
-from evalsuite.tasks.ruler._punkt import english_sentence_splitter, english_parameters
+from evalsuite.text import english_sentence_splitter, english_parameters
 split = english_sentence_splitter()
 load_s = time.perf_counter() - t
 leaked = sorted(m for m in sys.modules if m == "nltk" or m.startswith("nltk.") or m == "punkt" or m.startswith("punkt."))
@@ -56,7 +56,7 @@ def test_punkt_without_nltk_init_splits_as_nltk_and_leaves_nltk_importable(tmp_p
 
 
 def test_punkt_uses_an_already_imported_nltk():
-    code = ("import nltk, sys; from evalsuite.tasks.ruler._punkt import punkt_module; "
+    code = ("import nltk, sys; from evalsuite.text import punkt_module; "
             "print(punkt_module() is sys.modules['nltk.tokenize.punkt'])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""Our iterative ROUGE-L (evalsuite.metrics._rouge_l) against pltrdy's rouge 1.0.1 itself, run in this
+"""Our iterative ROUGE-L (tasks/longbench/_rouge_l.py) against pltrdy's rouge 1.0.1 itself, run in this
 process: the same tables, the same back-trace (kept words and recursion depth), the same F bit for bit,
 and the same failing pairs at the recursion boundary of the official eval.py."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.metrics import _rouge_l as rl
-from evalsuite.metrics.longbench import LongBench, _jieba_join, records_from_official
+from evalsuite.tasks.longbench import _rouge_l as rl
+from evalsuite.tasks.longbench._metric import LongBench, _jieba_join, records_from_official
 from evalsuite.types import Generation, Record, Sample
 
 rouge_score_mod = pytest.importorskip("rouge.rouge_score")

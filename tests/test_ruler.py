@@ -246,6 +246,11 @@ def test_answer_prefix_is_an_assistant_prefill_with_chat_template(registry, tok)
     assert rendered.startswith("<|im_start|>user\n" + SINGULAR_NUMBER)
     assert rendered.endswith("?<|im_end|>\n<|im_start|>assistant\n" + s.input["answer_prefix"])
     assert req.params.max_tokens == 128 and req.params.temperature == 0.0 and req.params.top_p == 1.0
+    # the identity is the runner's to stamp (tasks build requests with Request.new)
+    from evalsuite.runner import stamp
+
+    assert (req.task, req.sample_id, req.index) == ("", "", -1)
+    req = stamp(req, task.name, s)
     assert req.task == "ruler/niah_single_1" and req.sample_id == "0" and req.index == 0
 
 
@@ -412,7 +417,7 @@ def test_adj_noun_words_equal_rulers_sorted_set():
 
 
 def test_nltk_punkt_english_split_offline():
-    from evalsuite.tasks.ruler._punkt import english_sentence_splitter
+    from evalsuite.text import english_sentence_splitter
     split = english_sentence_splitter()
     # nltk's documented example (nltk/tokenize/punkt.py module docstring)
     text = ("Punkt knows that the periods in Mr. Smith and Johann S. Bach\ndo not mark sentence boundaries.  "

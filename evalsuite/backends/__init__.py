@@ -7,29 +7,12 @@ libraries (torch, transformers, vllm) inside methods, never at module level.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from ..contracts import Backend, Batched, ModelInfo, Streaming, Tokenized
 from ..errors import UserError
 from ..tokenizer import Tokenizer
 from ..types import Generation, Request
-
-
-@runtime_checkable
-class Backend(Protocol):
-    id: str
-    """Identity that enters every resume key, e.g. ``hf:/models/smollm2@sha256:ab12..:bfloat16``."""
-    tokenizer: Tokenizer | None
-    max_model_len: int | None
-    batch_size: int
-    """How many requests the runner hands over per call (persistence happens between calls)."""
-    sort_by_length: bool
-    """Whether batches benefit from being grouped by prompt length."""
-
-    def generate(self, requests: Sequence[Request]) -> list[Generation]: ...
-
-    def describe(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
 
 
 def parse_options(name: str, spec: Mapping[str, tuple[Callable[[str], Any], Any]],
@@ -69,14 +52,17 @@ def construct_backend(factory: Callable[..., Any], name: str, model: str | None,
     return factory(**options)
 
 
-class BaseBackend:
-    """Defaults for the optional parts of the protocol."""
+class BaseBackend(Batched, Tokenized, ModelInfo, Streaming):
+    """Defaults for the optional parts of the contract (``evalsuite.contracts``): a batch of 64, no length
+    sort, no tokenizer, no known window, and ``generate_iter`` as one ``generate`` call per batch."""
 
     id = "base"
     tokenizer: Tokenizer | None = None
     max_model_len: int | None = None
     batch_size = 64
     sort_by_length = False
+    model_name: str | None = None
+    tokenizer_hint = "--model <local model or tokenizer folder>"
 
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         raise NotImplementedError
@@ -84,18 +70,36 @@ class BaseBackend:
     def generate_iter(self, requests: Sequence[Request]) -> Iterator[tuple[int, Generation]]:
         """Yield ``(position, generation)`` as generations finish (any order). The runner persists
         each as it arrives. Default: one ``generate`` call per ``batch_size`` chunk."""
-        for start in range(0, len(requests), self.batch_size):
-            chunk = requests[start:start + self.batch_size]
-            outs = self.generate(chunk)
-            check_batch(chunk, outs, self.id)
-            for i, g in enumerate(outs):
-                yield start + i, g
+        return in_batches(self, requests, self.batch_size)
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id}
 
     def close(self) -> None:
         pass
+
+
+DEFAULT_BATCH = 64
+"""Requests per ``generate`` call for a backend that does not say (``contracts.Batched``)."""
+
+
+def iterate(backend: Backend, requests: Sequence[Request]) -> Iterator[tuple[int, Generation]]:
+    """``(position, generation)`` for every request, as the backend finishes them: the one way the runner, the
+    judge and Ray workers ask a backend. A ``Streaming`` backend yields them itself; any other gets one
+    ``generate`` call per batch (its ``batch_size`` when it declares ``Batched``)."""
+    if isinstance(backend, Streaming):
+        return backend.generate_iter(requests)
+    return in_batches(backend, requests, backend.batch_size if isinstance(backend, Batched) else DEFAULT_BATCH)
+
+
+def in_batches(backend: Backend, requests: Sequence[Request], batch_size: int) -> Iterator[tuple[int, Generation]]:
+    """One ``generate`` call per ``batch_size`` chunk, each answer checked to be one per request."""
+    bs = max(1, int(batch_size))
+    for start in range(0, len(requests), bs):
+        chunk = requests[start:start + bs]
+        outs = backend.generate(chunk)
+        check_batch(chunk, outs, backend.id)
+        yield from ((start + i, g) for i, g in enumerate(outs))
 
 
 def check_batch(requests: Sequence[Request], outs: Sequence[Generation], backend_id: str) -> None:

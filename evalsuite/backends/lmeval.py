@@ -74,7 +74,7 @@ from .. import redact
 from ..errors import BackendUnavailable, UserError
 from ..types import GenParams, Generation, Message, Request, canonical_json, sha256_text
 from . import BaseBackend, parse_options
-from .hf import HFTokenizer, _looks_like_path, folder_fingerprint
+from .models import HFTokenizer, folder_fingerprint, looks_like_path
 
 INSTALL_HINT = "pip install 'evalsuite[lmeval]'"
 
@@ -250,7 +250,9 @@ class LMEvalBackend(BaseBackend):
     """An lm-evaluation-harness model driven through ``generate_until``, one call per chunk."""
 
     kind = "lmeval"
-    options_spec = LMEVAL_OPTIONS
+    lm: Any = None
+    """The lm-eval model (None until built, or after close)."""
+    options = LMEVAL_OPTIONS
     """Checked by ``evalsuite.validate`` before lm-eval is imported."""
     # lm-eval sorts within each call; sorting the whole run as well keeps each call's prompts of
     # similar length (less padding for hf, steadier batches for vllm)
@@ -319,6 +321,7 @@ class LMEvalBackend(BaseBackend):
         resolved = resolve_secrets(pairs)
         self.pretrained = next((v.strip() for k, v in pairs if k.strip() == "pretrained"), None) or \
             next((v.strip() for k, v in pairs if k.strip() == "model"), None)
+        self.model_name = self.pretrained  # the model's name for planning (LongBench's model2maxlen)
         self.folder = self._local_folder(self.pretrained)
         if not self.is_api and cls.__module__.startswith("lm_eval.models.") and self.pretrained \
                 and self.folder is None:
@@ -373,7 +376,7 @@ class LMEvalBackend(BaseBackend):
 
     @staticmethod
     def _check_hub_id(value: str) -> None:
-        if _looks_like_path(value):
+        if looks_like_path(value):
             raise UserError(f"backend lmeval: model folder {value!r} does not exist")
         if offline():
             raise UserError(f"backend lmeval: pretrained={value!r} is a hub id but the hub is offline "
@@ -657,7 +660,7 @@ class LMEvalBackend(BaseBackend):
         return d
 
     def close(self) -> None:
-        if getattr(self, "lm", None) is not None:
+        if self.lm is not None:
             self.lm = None
             import gc
 

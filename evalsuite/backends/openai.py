@@ -104,6 +104,7 @@ from ..options import parse_bool
 from ..redact import redact_obj, redact_text, secret_from_env
 from ..tokenizer import load_tokenizer, request_ids
 from ..types import ContentPart, GenParams, Generation, Message, Request, sha256_text
+from ..contracts import ChecksModel, ValidatesOptions
 from . import BaseBackend, parse_options
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def _option_spec() -> dict[str, tuple[Any, Any]]:
     }
 
 
-class OpenAIBackend(BaseBackend):
+class OpenAIBackend(BaseBackend, ValidatesOptions, ChecksModel):
     """Generation through an OpenAI-compatible ``/v1`` HTTP API, many requests in flight at once.
 
     Args:
@@ -254,6 +255,7 @@ class OpenAIBackend(BaseBackend):
         opts = parse_options(self.kind, spec, options)
         self.validate_model(model)
         self.model = str(model)
+        self.model_name = self.model
         self.base_url, self._query = self._check_url(opts["base_url"])
         self.endpoint = opts["endpoint"]
         if self.endpoint not in {"chat", "completions"}:

@@ -30,11 +30,12 @@ from typing import Any, Iterator, Mapping, Sequence
 from ..errors import UserError
 from ..store import valid_text
 from ..tokenizer import load_tokenizer, render_request, request_token_count
-from ..types import Generation, Request, Sample, sha256_text
+from ..types import Generation, Request, sha256_text
+from ..contracts import ChecksModel, PlanBound, PlanView, Scripted, ValidatesOptions
 from . import BaseBackend, parse_options
 
 
-class _Scripted(BaseBackend):
+class _Scripted(BaseBackend, Scripted, ValidatesOptions, ChecksModel):
     kind = "scripted"
     scripted = True
     """Answers come from a script, not a model: such runs are labelled so and kept out of rankings."""
@@ -139,14 +140,11 @@ def _whole_number(v: Any) -> int | None:
     return None
 
 
-class ReplayBackend(_Scripted):
+class ReplayBackend(_Scripted, PlanBound):
     """Scripted: answers from a JSONL file (-B file=...) keyed by sample_id or task + index."""
 
     kind = "replay"
     extra_options = {"file": (str, None), "missing": (str, "error")}
-    partial_selection: frozenset[str] = frozenset()
-    """Set by the runner: the run's tasks whose samples may be a subset of the task's (``--limit``,
-    ``--samples``, or task options such as ``tags=`` or ``n=``); lines for other samples are expected there."""
 
     def __init__(self, model: str | None = None, **options: Any):
         super().__init__(model, **options)
@@ -205,12 +203,13 @@ class ReplayBackend(_Scripted):
         else:
             raise UserError(f"{where}: needs 'sample_id' or 'task' + 'index'")
 
-    def bind(self, tasks: Mapping[str, Any], samples: Mapping[tuple[str, str], Sample]) -> None:
+    def bind(self, plan: PlanView) -> None:
         """Check the file against the run: a line for one of the run's tasks (or without a task) that
         names no sample of the run is an error, unless ``-B missing=ignore`` or a selection (``--limit``,
-        ``--samples``, task options) may leave that task's samples out on purpose."""
+        ``--samples``, task options: ``plan.partial``) may leave that task's samples out on purpose."""
         if self.opts["missing"] == "ignore":
             return
+        tasks, samples, partial = plan.tasks, plan.samples, plan.partial
         ids = {sid for _, sid in samples}
         pairs = set(samples)
         positions = {(t, s.index) for (t, _), s in samples.items()}
@@ -218,7 +217,7 @@ class ReplayBackend(_Scripted):
         for n, task, sid, idx in self._lines:
             if task is not None and task not in tasks:
                 continue  # another task's answers (one file for several runs)
-            if (task in self.partial_selection) or (task is None and self.partial_selection):
+            if (task in partial) or (task is None and partial):
                 continue  # a selection leaves samples out: an unmatched line may be one of them
             if sid is not None:
                 ok = (task, sid) in pairs if task is not None else sid in ids
@@ -232,7 +231,9 @@ class ReplayBackend(_Scripted):
                             f"{'; ...' if len(unknown) > 3 else ''}); fix the file, or pass -B missing=ignore")
 
     def _identity(self) -> str:
-        return f"file={getattr(self, 'file_hash', '')[:12]}"
+        # The id has always been made before the file is read, so it names no content ("file="); the keys of
+        # every recorded replay run depend on it. The file's sha256 is recorded by describe().
+        return "file="
 
     def _answer(self, req: Request) -> Generation:
         out: Any = None
@@ -256,16 +257,17 @@ class ReplayBackend(_Scripted):
         return {**super().describe(), "file_sha256": self.file_hash}
 
 
-class GoldBackend(_Scripted):
+class GoldBackend(_Scripted, PlanBound):
     """Scripted: answers with each task's reference answer (every task must reach its maximum)."""
 
     kind = "gold"
+    _gold: Mapping[tuple[str, str], str] = {}
 
-    def bind(self, tasks: Mapping[str, Any], samples: Mapping[tuple[str, str], Sample]) -> None:
-        self._gold = {key: tasks[key[0]].gold(s) for key, s in samples.items()}
+    def bind(self, plan: PlanView) -> None:
+        self._gold = {key: plan.tasks[key[0]].gold(s) for key, s in plan.samples.items()}
 
     def _answer(self, req: Request) -> Generation:
-        gold = getattr(self, "_gold", {}).get((req.task, req.sample_id))
+        gold = self._gold.get((req.task, req.sample_id))
         if gold is None:
             return Generation.failed(f"gold: no reference for {req.task} sample {req.sample_id}")
         return Generation(gold, "stop")

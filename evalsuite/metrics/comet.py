@@ -35,6 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..contracts import NO_CONTEXT, ScoreContext
 from ..data import offline
 from ..errors import UserError
 from ..types import MetricResult, Record
@@ -118,7 +119,7 @@ class Comet:
     def signature(self) -> str:
         return self._last_signature or f"{self.name}|model:{self.model}|v:{self.version}"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         if not records:
             raise UserError(f"{self.name}: no records to score")
         items = [self._item(i, r) for i, r in enumerate(records)]

@@ -14,6 +14,7 @@ import dataclasses
 import re
 from typing import Any, Sequence
 
+from ..contracts import NO_CONTEXT, ScoreContext
 from ..types import MetricResult, Record
 from . import MeanMetric
 
@@ -65,8 +66,8 @@ def ruler_breakdowns(records: Sequence[Record], per_sample: Sequence[float], sca
 class _RulerMean(MeanMetric):
     """A mean with RULER's per-length (and per-depth) breakdowns in ``details``."""
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
-        res = super().score(records)
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
+        res = super().score(records, ctx)
         extra = ruler_breakdowns(records, res.per_sample or (), self.scale)
         if extra:
             res = dataclasses.replace(res, details={**res.details, **extra})

@@ -29,6 +29,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Mapping, Sequence
 
+from ..contracts import NO_CONTEXT, ScoreContext
 from ..errors import UserError
 from ..options import parse_bool
 from ..types import MetricResult, Record
@@ -177,7 +178,7 @@ class _SacreMetric:
         metric._check_corpus_score_args(hyps, refs)
         return metric, metric._extract_corpus_statistics(hyps, refs)
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         if not records:
             raise UserError(f"{self.name}: no records to score")
         metric, stats = self.statistics(records)

@@ -28,12 +28,13 @@ import string
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.sources import Need
 from evalsuite.errors import UserError
-from evalsuite.metrics.citation import (CitationConfig, CitationNLI, CitationRule, NLI_NAMES, RULE_NAMES,
-                                        parse_citations, remove_citations_alce)
+from evalsuite.citation import CitationConfig, parse_citations, remove_citations_alce
+from evalsuite.metrics.citation import NLI_NAMES, RULE_NAMES, CitationNLI, CitationRule
 from evalsuite.task import BaseTask, Option
 from evalsuite.types import Generation, MetricResult, Record, Request, GenParams, Sample, sha256_text
 
@@ -75,7 +76,7 @@ class StrEM:
     def signature(self) -> str:
         return "alce|str_em|norm:squad|cites:removed|scale:100|v:1"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = []
         for r in records:
             pairs = r.sample.target.get("qa_pairs") or []
@@ -99,7 +100,7 @@ class QampariRecTop5:
     def signature(self) -> str:
         return "alce|qampari_rec_top5|norm:squad|cites:removed|scale:100|v:1"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = []
         for r in records:
             answers = r.sample.target.get("answers") or []
@@ -123,7 +124,7 @@ def _nonneg(v: str) -> int:
     return n
 
 
-class AlceTask(BaseTask):
+class AlceTask(BaseTask, DataNeeds):
     dataset = "asqa"
     version = "1"
     primary_metric = "citation_rec"
@@ -214,7 +215,7 @@ class AlceTask(BaseTask):
         limit = budget - self.opts["max_tokens"]
 
         def n_tok(k: int) -> int:  # the prompt as the model sees it, chat template included
-            req = Request(task=self.name, sample_id="fit", index=0, prompt=self.render(demo_text, question, docs[:k]),
+            req = Request.new(prompt=self.render(demo_text, question, docs[:k]),
                           params=GenParams(max_tokens=self.opts["max_tokens"]), use_chat_template=True)
             return len(request_ids(tok, req))
 
@@ -231,7 +232,7 @@ class AlceTask(BaseTask):
 
     def request(self, sample: Sample) -> Request:
         prompt = self.render(sample.input["demo_text"], sample.input["question"], sample.target["docs"])
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=prompt,
+        return Request.new(prompt=prompt,
                        params=GenParams(max_tokens=self.opts["max_tokens"]), use_chat_template=True)
 
     def extract(self, sample: Sample, generation: Generation) -> str:

@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds
 from evalsuite.data import hash_paths, local_data, resolve
 from evalsuite.datafiles import read_records
 from evalsuite.errors import UserError
@@ -63,7 +64,7 @@ def n_sections(row: Mapping[str, Any]) -> int:
     return len(_SECTION_HEAD.findall(row.get("sections_content") or row.get("section_content") or ""))
 
 
-class DeltaBenchTask(BaseTask):
+class DeltaBenchTask(BaseTask, DataNeeds):
     name = "deltabench"
     version = "2"
     description = "DeltaBench: critic finds erroneous sections of long CoTs (macro section P/R/F1, per domain)"
@@ -139,7 +140,7 @@ class DeltaBenchTask(BaseTask):
     def request(self, sample: Sample) -> Request:
         params = GenParams(max_tokens=self.opts["max_tokens"], temperature=self.opts["temperature"],
                            top_p=self.opts["top_p"])
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=self.prompt(sample),
+        return Request.new(prompt=self.prompt(sample),
                        params=params, use_chat_template=bool(self.opts["chat_template"]))
 
     def metrics(self) -> Sequence[Any]:

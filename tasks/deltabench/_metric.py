@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from evalsuite.contracts import NO_CONTEXT, ScoreContext
 from evalsuite.types import MetricResult, Record
 
 SECTION_TAG = "Error Section Number:"
@@ -144,7 +145,7 @@ class DeltaBenchMetric:
     def signature(self) -> str:
         return f"deltabench|{self.variant}|{self.measure}|macro|scale:100|v:{self.version}"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per: list[SectionScore | None] = []
         excluded: dict[str, int] = {"empty_output": 0, "empty_gold": 0}
         for r in records:

@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
 from evalsuite.data import local_data, resolve
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.errors import UserError
@@ -100,8 +101,8 @@ class ExtractionFailed(MeanMetric):
         answer, _, unterminated = split_reasoning(record.generation.text)
         return 1.0 if unterminated or extract_translation(answer)[1] == "failed" else 0.0
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
-        res = MeanMetric.score(self, records)
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
+        res = MeanMetric.score(self, records, ctx)
         outcomes: dict[str, int] = {"output": 0, "untagged": 0, "failed": 0, "error": 0}
         for r in records:
             if not r.generation.ok:
@@ -117,7 +118,7 @@ class ExtractionFailed(MeanMetric):
         return f"{self.name}|tags:<output>|scale:{self.scale:g}|v:{self.version}"
 
 
-class _DRTTask(BaseTask):
+class _DRTTask(BaseTask, DataNeeds):
     protocol = ""
     version = "1"
     options: Mapping[str, Option] = {}
@@ -183,7 +184,7 @@ class DRTLongThought(_DRTTask):
 
     def request(self, sample: Sample) -> Request:
         msgs = (Message("system", prompts()["system"]), Message("user", self.user_prompt(sample)))
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=msgs,
+        return Request.new(prompt=msgs,
                        params=GenParams(max_tokens=2048, temperature=0.1, top_p=0.8, seed=0))
 
     def gold(self, sample: Sample) -> str:
@@ -202,8 +203,7 @@ class DRTDirect(_DRTTask):
     options = _common_options()
 
     def request(self, sample: Sample) -> Request:
-        return Request(task=self.name, sample_id=sample.id, index=sample.index,
-                       prompt=(Message("user", self.user_prompt(sample)),),
+        return Request.new(prompt=(Message("user", self.user_prompt(sample)),),
                        params=GenParams(max_tokens=1024, temperature=0.0, top_p=1.0, seed=0))
 
     def gold(self, sample: Sample) -> str:

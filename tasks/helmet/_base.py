@@ -251,7 +251,7 @@ class HelmetTask(BaseTask):
         L = int(sample.metadata["input_max_length"])
         stop = STOP_NEW_LINE if self.opts["stop_new_line"] else ()
         params = GenParams(max_tokens=self.gen_length(L), temperature=0.0, top_p=1.0, stop=stop)
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=sample.input["prompt"],
+        return Request.new(prompt=sample.input["prompt"],
                        params=params, use_chat_template=bool(self.opts["chat_template"]),
                        truncated=bool(sample.input.get("truncated")))
 
@@ -277,7 +277,7 @@ class HelmetTask(BaseTask):
         tok = self.ctx.tokenizer
         assert tok is not None
         if self.opts["chat_template"]:
-            req = Request(task=self.name, sample_id="fit", index=0, prompt=self.user_text(fields),
+            req = Request.new(prompt=self.user_text(fields),
                           params=GenParams(max_tokens=1), use_chat_template=True)
             return request_ids(tok, req)
         return tok.encode(self.completion_text(fields), add_special_tokens=True)

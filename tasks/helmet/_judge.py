@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
+from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
 from evalsuite.types import MetricResult, Record, sha256_text
 
 from ._metrics import by_length
@@ -75,8 +76,7 @@ def parse_output_longqa(output: str, prefix: str = "Answer:") -> str | None:
     return parse_output(output.replace("\n", " "), prefix)
 
 
-class _Judged:
-    needs_judge = True
+class _Judged(NeedsJudge):
     higher_is_better = True
     version = "1"
     kind = ""
@@ -95,9 +95,9 @@ class _Judged:
     def _analyse(self, records: Sequence[Record], judge: Any) -> tuple[list[dict[str, float] | None], dict[str, int]]:
         raise NotImplementedError
 
-    def score(self, records: Sequence[Record], judge: Any = None) -> MetricResult:
-        if judge is None:
-            raise ValueError(f"{self.name} needs a judge (pass --judge-backend)")
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
+              judge: Any = None) -> MetricResult:
+        judge = ctx.need_judge(self.name, judge)
         self._judge_id = judge.id
         memo = self._shared.get("analysis")
         if memo is not None and memo[0] is records and memo[1] == judge.id:

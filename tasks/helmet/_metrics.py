@@ -18,19 +18,14 @@ of each sample) in the details.
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import math
 import re
 import string
-import sys
-import threading
-import types
 from collections import Counter
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from evalsuite.errors import UserError
+from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.metrics import Metric, needs_judge, score_metric
 from evalsuite.types import MetricResult, Record
 
 _PUNCT = set(string.punctuation)
@@ -66,45 +61,12 @@ def flat_answers(answers: Any) -> list[str]:
     return answers
 
 
-_ROUGE: list[Any] = []
-_ROUGE_LOCK = threading.Lock()
-
-
-def _bare_package(name: str, folder: str) -> types.ModuleType:
-    mod = types.ModuleType(name)
-    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    spec.submodule_search_locations = [folder]
-    mod.__spec__, mod.__path__ = spec, [folder]
-    return mod
-
-
 def _rouge_scorer() -> Any:
-    """``rouge_score``'s scorer (rougeL + rougeLsum, Porter stemmer), as HELMET builds it.
+    """``rouge_score``'s scorer (rougeL + rougeLsum, Porter stemmer), as HELMET builds it; loaded without
+    nltk's package ``__init__`` (``evalsuite.text``)."""
+    from evalsuite.text import rouge_scorer
 
-    ``rouge_score`` imports ``nltk`` for the Porter stemmer, and nltk's package ``__init__`` imports most of
-    nltk (scipy.stats among it: seconds per process). Unless nltk is imported already, ``nltk`` and
-    ``nltk.stem`` are bare package entries (their folders, no ``__init__`` run) while rouge_score loads, so
-    ``nltk/stem/porter.py`` and the few modules it needs run unchanged; the entries are then taken out of
-    ``sys.modules`` again, and a later ``import nltk`` is nltk's full package. (rouge_score touches the
-    package itself only to split summaries into sentences, which HELMET does not ask for.)"""
-    with _ROUGE_LOCK:
-        if not _ROUGE:
-            if "nltk" in sys.modules:
-                from rouge_score import rouge_scorer
-            else:
-                spec = importlib.util.find_spec("nltk")
-                if spec is None or not spec.submodule_search_locations:
-                    raise UserError("HELMET's ROUGE needs nltk and rouge-score (pip install nltk rouge-score==0.1.2)")
-                folder = list(spec.submodule_search_locations)[0]
-                sys.modules["nltk"] = _bare_package("nltk", folder)
-                sys.modules["nltk.stem"] = _bare_package("nltk.stem", str(Path(folder) / "stem"))
-                try:
-                    from rouge_score import rouge_scorer
-                finally:
-                    for name in [n for n in sys.modules if n == "nltk" or n.startswith("nltk.")]:
-                        del sys.modules[name]
-            _ROUGE.append(rouge_scorer.RougeScorer(["rougeL", "rougeLsum"], use_stemmer=True))
-    return _ROUGE[0]
+    return rouge_scorer(("rougeL", "rougeLsum"), True)
 
 
 QA_METRICS = ("exact_match", "f1", "substring_exact_match", "rougeL_f1", "rougeL_recall", "rougeLsum_f1",
@@ -232,7 +194,7 @@ class HelmetMetric:
     def signature(self) -> str:
         return f"helmet|{self.name}|{self._signature}|scale:100|v:{self.version}"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = self.analysis(records)
         vals = [None if p is None else float(p[self.key]) for p in per]
         kept = [v for v in vals if v is not None]
@@ -262,21 +224,24 @@ def qa_metrics(names: Sequence[str], analysis: Analysis, sig: str) -> list[Helme
 
 class WithLengths:
     """Another metric with HELMET's ``by_length`` breakdown added to its details (from its per-sample
-    values, or from a ``by_length_bucket`` breakdown keyed by the input length)."""
+    values, or from a ``by_length_bucket`` breakdown keyed by the input length). :func:`with_lengths` picks
+    this class or :class:`JudgedWithLengths` (for a judged metric)."""
 
-    def __init__(self, inner: Any):
+    def __init__(self, inner: Metric):
         self.inner = inner
         self.name = inner.name
-        self.higher_is_better = getattr(inner, "higher_is_better", True)
-        self.needs_judge = getattr(inner, "needs_judge", False)
+        self.higher_is_better = inner.higher_is_better
 
     def signature(self) -> str:
         return self.inner.signature()
 
-    def score(self, records: Sequence[Record], judge: Any = None) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
+        return self._with_lengths(records, score_metric(self.inner, records, ctx))
+
+    @staticmethod
+    def _with_lengths(records: Sequence[Record], res: MetricResult) -> MetricResult:
         import dataclasses
 
-        res = self.inner.score(records, judge=judge) if self.needs_judge else self.inner.score(records)
         details = dict(res.details or {})
         if res.per_sample is not None:
             details.update(by_length(records, res.per_sample))
@@ -284,3 +249,17 @@ class WithLengths:
             details["by_length"] = {str(k): v for k, v in sorted(details["by_length_bucket"].items(),
                                                                  key=lambda kv: int(kv[0]))}
         return dataclasses.replace(res, details=details)
+
+
+class JudgedWithLengths(WithLengths, NeedsJudge):
+    """:class:`WithLengths` around a judged metric (scored with the run's judge)."""
+
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
+              judge: Any = None) -> MetricResult:
+        ctx = ScoreContext(ctx.task, ctx.need_judge(self.name, judge), ctx.options)
+        return self._with_lengths(records, score_metric(self.inner, records, ctx))
+
+
+def with_lengths(inner: Metric) -> WithLengths:
+    """``inner`` with HELMET's ``by_length`` breakdown (judged or not, as ``inner`` is)."""
+    return JudgedWithLengths(inner) if needs_judge(inner) else WithLengths(inner)

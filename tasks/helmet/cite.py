@@ -22,12 +22,13 @@ from typing import Any, Mapping, Sequence
 from evalsuite.errors import UserError
 from evalsuite.tasks.alce import PROMPTS, QampariRecTop5, StrEM, helmet_output
 from evalsuite.types import Generation, Sample, sha256_text
-from evalsuite.metrics.citation import CitationConfig, CitationNLI
+from evalsuite.citation import CitationConfig
+from evalsuite.metrics.citation import CitationNLI
 
 from ._base import HelmetTask, Item
 from ._config import specs
 from ._data import DataRoot, Rows, archive, fmt, shuffled_first
-from ._metrics import WithLengths
+from ._metrics import with_lengths
 
 
 class HelmetAlceTask(HelmetTask):
@@ -90,7 +91,7 @@ class HelmetAlceTask(HelmetTask):
         else:
             cfg = CitationConfig(mode="alce", splitter="punkt", min_chars=5)
             correct = StrEM()
-        return [WithLengths(m) for m in (correct, CitationNLI("citation_rec", cfg, "alce", shared),
+        return [with_lengths(m) for m in (correct, CitationNLI("citation_rec", cfg, "alce", shared),
                                          CitationNLI("citation_prec", cfg, "alce", shared))]
 
     def describe(self) -> dict[str, Any]:

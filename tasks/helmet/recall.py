@@ -72,11 +72,10 @@ class RulerRecallTask(HelmetTask):
 
         class HelmetLayout(base):  # type: ignore[misc, valid-type]
             # HELMET's layout: the template, a newline, the answer prefix without its leading space.
-            def _request(self, sample_id: str, index: int, text: str, answer_prefix: str) -> Any:
+            def _request(self, text: str, answer_prefix: str) -> Any:
                 from evalsuite.types import GenParams, Request
 
-                return Request(task=self.name, sample_id=sample_id, index=index,
-                               prompt=text + "\n" + answer_prefix.strip(),
+                return Request.new(prompt=text + "\n" + answer_prefix.strip(),
                                params=GenParams(max_tokens=self.opts["tokens_to_generate"]), use_chat_template=False)
 
         essay = self.opts["essay_file"]

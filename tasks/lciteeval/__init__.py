@@ -10,7 +10,7 @@ here ``GenParams.stop_token_ids`` (``-T stop_newline=string`` stops at "\n" in t
 new tokens for the QA and dialogue tasks, 128 for niah / counting_stars, 800 otherwise (narrativeqa gets 800
 too: upstream's task list misspells it "narrtiveqa").
 
-Scoring: citation quality for niah and counting_stars by rule (``evalsuite.metrics.citation.LCiteEvalRule``),
+Scoring: citation quality for niah and counting_stars by rule (``tasks/lciteeval/_rule.py``),
 for the others by NLI (``CitationNLI``: ALCE recall/precision + mean per-sample F1, no short-sentence filter,
 at most 3 citations, premise ``Passage: {chunk}``; L-CiteEval parity needs ``--judge-backend nli_classifier
 --judge-model <tasksource/deberta-base-long-nli>``); beside them the answers' correctness as upstream
@@ -29,15 +29,18 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_json, read_records
 from evalsuite.sources import HF, Need, RemoteFile, Source
 from evalsuite.errors import UserError
-from evalsuite.metrics.citation import (CitationConfig, CitationNLI, LCiteEvalRule, LCITE_RULE_NAMES)
+from evalsuite.citation import CitationConfig
+from evalsuite.metrics.citation import CitationNLI
 from evalsuite.task import BaseTask, Option, parse_bool
 from evalsuite.types import GenParams, Request, Sample, sha256_text
 
 from ._correct import LCiteEvalCorrect
+from ._rule import LCiteEvalRule, lciteeval_premise
 from ._correct import metric_names as correct_metric_names
 
 TASKS = ("narrativeqa", "natural_questions", "hotpotqa", "2wikimultihopqa", "gov_report", "multi_news",
@@ -114,7 +117,7 @@ def make_item(item: Mapping[str, Any], prompt: str, doc_prompt: str, instruction
     return out
 
 
-class LCiteEvalTask(BaseTask):
+class LCiteEvalTask(BaseTask, DataNeeds):
     task = "hotpotqa"
     version = "2"
     primary_metric = "citation_f1_mean"
@@ -194,7 +197,7 @@ class LCiteEvalTask(BaseTask):
         mode = self.opts["stop_newline"]
         ids = self._newline_ids() if mode == "token" else ()
         stop = ("\n",) if mode == "string" or (mode == "token" and not ids) else ()
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=sample.input["prompt"],
+        return Request.new(prompt=sample.input["prompt"],
                        params=GenParams(max_tokens=self.opts["max_tokens"], stop=stop, stop_token_ids=ids),
                        use_chat_template=True)
 
@@ -211,7 +214,7 @@ class LCiteEvalTask(BaseTask):
                 + correct
         cfg = CitationConfig(mode="alce", splitter="punkt", min_chars=0)
         shared: dict[str, Any] = {}
-        return [CitationNLI(n, cfg, "lciteeval", shared)
+        return [CitationNLI(n, cfg, "lciteeval", shared, premise=lciteeval_premise)
                 for n in ("citation_f1_mean", "citation_rec", "citation_prec", "citation_f1_of_means")] + correct
 
     def gold(self, sample: Sample) -> str:

@@ -37,7 +37,8 @@ import string
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
-from evalsuite.metrics.citation import by_bucket
+from evalsuite.contracts import NO_CONTEXT, ScoreContext
+from evalsuite.citation import by_bucket
 from evalsuite.types import MetricResult, Record
 
 QA_TASKS = ("narrativeqa", "natural_questions", "hotpotqa", "2wikimultihopqa", "dialsim", "locomo")
@@ -193,7 +194,7 @@ class LCiteEvalCorrect:
             return niah_rouge_1_recall(out, t.get("answer"))
         return counting_stars_accuracy(out, t.get("docs") or [])
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = [self.sample_value(r) for r in records]
         value = 100 * sum(per) / len(per) if per else 0.0
         details: dict[str, Any] = {"scale": 100.0, "official": round(value, 2)}

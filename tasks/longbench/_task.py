@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds, OfficialFormat, OfficialSummary, Truncating
 from evalsuite.errors import UserError
 from evalsuite.metrics import Metric
 from evalsuite.task import BaseTask, Option, TaskContext, parse_bool
@@ -52,7 +53,7 @@ def _max_length(v: str) -> int | str:
     return n
 
 
-class LongBenchTask(BaseTask):
+class LongBenchTask(BaseTask, Truncating, OfficialFormat, OfficialSummary, DataNeeds):
     """Base for ``longbench/<dataset>`` and ``longbench_e/<dataset>``; subclasses set ``dataset`` and
     ``edition``."""
 
@@ -136,11 +137,11 @@ class LongBenchTask(BaseTask):
         nl = self._newline_id
         params = GenParams(max_tokens=self.max_new_tokens, temperature=0.0, top_p=1.0, stop=self._stop(),
                            stop_token_ids=(nl,) if nl is not None else (), min_tokens=1 if nl is not None else 0)
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=self.prompt(sample),
+        return Request.new(prompt=self.prompt(sample),
                        params=params, use_chat_template=bool(self.opts["chat_template"]))
 
     def metrics(self) -> Sequence[Metric]:
-        from evalsuite.metrics.longbench import LongBench
+        from ._metric import LongBench
 
         return [LongBench(dataset=self.dataset)]
 
@@ -153,7 +154,7 @@ class LongBenchTask(BaseTask):
     def official_records(self, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
         """Records from pred.py's output lines (``{"pred", "answers", "all_classes", "length"}``), scored
         as eval.py scores them."""
-        from evalsuite.metrics.longbench import records_from_official
+        from ._metric import records_from_official
 
         return records_from_official(self.dataset, rows)
 
@@ -226,7 +227,7 @@ class LongBenchTask(BaseTask):
                             "prompts untruncated")
         overhead = 0
         if self.opts["chat_template"]:
-            probe = Request(task=self.name, sample_id="probe", index=0, prompt="probe",
+            probe = Request.new(prompt="probe",
                             params=GenParams(max_tokens=1))
             pre, suf = template_parts(tok, probe)  # also fails early when there is no chat template
             lead, trail = added_special_tokens(tok)

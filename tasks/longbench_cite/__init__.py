@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds, NO_CONTEXT, NeedsJudge, ScoreContext
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.errors import UserError
@@ -133,11 +134,10 @@ def _level(text: str, kind: str) -> float | None:
     return 0.0 if "unrelevant" in v else 1.0
 
 
-class LongBenchCiteMetric:
+class LongBenchCiteMetric(NeedsJudge):
     """LongBench-Cite citation recall / precision / mean per-sample F1 through the run's judge. Samples
     with an unparseable verdict are left out (upstream drops them after 5 tries) and counted."""
 
-    needs_judge = True
     higher_is_better = True
     version = "1"
 
@@ -203,7 +203,9 @@ class LongBenchCiteMetric:
             out.append((rec, prec, 0.0 if rec + prec == 0 else 2 * rec * prec / (rec + prec)))
         return out
 
-    def score(self, records: Sequence[Record], judge: Any = None) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
+              judge: Any = None) -> MetricResult:
+        judge = ctx.need_judge(self.name, judge)
         self._judge_id = judge.id
         memo = self._shared.get("analysis")
         if memo is not None and memo[0] is records and memo[1] == judge.id:
@@ -221,7 +223,7 @@ class LongBenchCiteMetric:
         return MetricResult(self.name, value, self.signature(), ps, True, details)
 
 
-class LongBenchCiteTask(BaseTask):
+class LongBenchCiteTask(BaseTask, DataNeeds):
     dataset = "hotpotqa"
     version = "1"
     primary_metric = "citation_f1_mean"
@@ -266,7 +268,7 @@ class LongBenchCiteTask(BaseTask):
     def request(self, sample: Sample) -> Request:
         passage = "".join(f"<C{i}>{c}" for i, c in enumerate(sample.input["chunks"]))
         prompt = self._prompt.replace("<<context>>", passage).replace("<<question>>", sample.target["question"])
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=prompt,
+        return Request.new(prompt=prompt,
                        params=GenParams(max_tokens=self.opts["max_tokens"], temperature=self.opts["temperature"]),
                        use_chat_template=True)
 

@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
 from evalsuite.types import Message, MetricResult, Record
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
@@ -89,10 +90,9 @@ def judge_prompt(dataset: str, question: str, reference: str, answer: str,
             .replace("$P$", answer))
 
 
-class LongBenchCiteCorrectness:
+class LongBenchCiteCorrectness(NeedsJudge):
     """Judged answer correctness (``correctness``, x100), beside the citation metrics."""
 
-    needs_judge = True
     higher_is_better = True
     version = "1"
     name = "correctness"
@@ -125,7 +125,9 @@ class LongBenchCiteCorrectness:
             out.append(qs)
         return out
 
-    def score(self, records: Sequence[Record], judge: Any = None) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
+              judge: Any = None) -> MetricResult:
+        judge = ctx.need_judge(self.name, judge)
         self._judge_id = judge.id
         per_record = self.queries(records)
         flat = [q for qs in per_record for q in qs]

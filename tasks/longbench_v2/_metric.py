@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
+from evalsuite.contracts import NO_CONTEXT, ScoreContext
 from evalsuite.types import MetricResult, Record
 
 DIFFICULTIES = ("easy", "hard")
@@ -63,7 +64,7 @@ class LongBenchV2Accuracy:
     def compensated(record: Record) -> float:
         return 0.25 if record.prediction == "" else float(record.prediction == record.sample.target)
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = tuple(self.correct(r) for r in records)
         kept = [r for r in records if answered(r)]
 

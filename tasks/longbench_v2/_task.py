@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds, MultiPass, OfficialFormat, Truncating
 from evalsuite.errors import UserError
 from evalsuite.metrics import Metric
 from evalsuite.reasoning import split_reasoning
 from evalsuite.data import DataSource
 from evalsuite.task import BaseTask, Option, parse_bool
 from evalsuite.types import GenParams, Generation, Record, Request, Sample
+from evalsuite.truncation import Truncation
 
 from . import _data
 from ._metric import LongBenchV2Accuracy
 from ._prompts import LETTERS, extract_choice, fill, gold_response, render_retrieved, templates
-from ._truncation import ContentTruncation
 
 UPSTREAM = "THUDM/LongBench@2e00731f8d0bff23dc4325161044d0ed8af94c1e"
 MAX_LENGTH = 120000
@@ -59,7 +60,7 @@ COMMON_OPTIONS: Mapping[str, Option] = {
 }
 
 
-class LongBenchV2Task(BaseTask):
+class LongBenchV2Task(BaseTask, Truncating, OfficialFormat, DataNeeds):
     """What every protocol shares: data, samples, requests, extraction, metric, truncation."""
 
     version = "1"
@@ -100,14 +101,16 @@ class LongBenchV2Task(BaseTask):
     def gold(self, sample: Sample) -> str:
         return gold_response(sample.target)
 
-    def truncation(self) -> ContentTruncation:
+    def truncation(self) -> Truncation:
         """Upstream's middle cut, kept inside the model's window when the backend knows it."""
         window, new_tokens = self.ctx.max_model_len, self._first_max_tokens()
         if window is not None and window <= new_tokens:
             raise UserError(f"{self.name}: the model's context window ({window} tokens) leaves no room for a "
                             f"prompt next to {new_tokens} new tokens")
-        return ContentTruncation(max_length=self.opts["max_length"] or MAX_LENGTH,
-                                 max_prompt_tokens=window - new_tokens if window else None)
+        # pred.py: the filled prompt encoded with the tokenizer's special tokens, ids[:L//2] + ids[-L//2:]
+        # (the tail the larger half), the chat template around the cut ids
+        return Truncation(max_tokens=self.opts["max_length"] or MAX_LENGTH, side="middle", budget="content",
+                          max_prompt_tokens=window - new_tokens if window else None, low_memory=True)
 
     def official_records(self, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
         """Records from upstream ``pred.py`` result files (one row per answered item: the data fields with
@@ -153,7 +156,7 @@ class LongBenchV2Task(BaseTask):
         inp = sample.input
         document = self.document(sample) if "$DOC$" in template else ""
         text = fill(template, document, inp["question"], inp["choices"], cot=cot)
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=text,
+        return Request.new(prompt=text,
                        params=self._params(max_tokens), use_chat_template=self.opts["chat_template"])
 
     def document(self, sample: Sample) -> str:
@@ -236,7 +239,7 @@ class Rag(LongBenchV2Task):
         return render_retrieved(chunks, self.opts["rag_top_k"])
 
 
-class ChainOfThought(LongBenchV2Task):
+class ChainOfThought(LongBenchV2Task, MultiPass):
     """Two passes per item, as upstream's ``--cot``.
 
     Pass 1: ``0shot_cot.txt`` with up to ``cot_max_tokens`` new tokens. Pass 2: ``0shot_cot_ans.txt`` --

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
 from evalsuite.data import hash_paths, local_data, resolve
 from evalsuite.datafiles import read_csv_rows, read_records
 from evalsuite.sources import GITHUB, HF, Need, RemoteFile, Source, resolve_need
@@ -258,7 +259,7 @@ def mmlu_exemplar_block(prompt: str) -> str:
 
 # -- tasks -----------------------------------------------------------------------------------------
 
-class _LiuBase(BaseTask):
+class _LiuBase(BaseTask, DataNeeds):
     kind = "gsm8k"
 
     @classmethod
@@ -381,7 +382,7 @@ class LongGenBenchLiuTask(_LiuBase):
     def request(self, sample: Sample) -> Request:
         msgs = (Message("system", self.system_prompt(sample.input["subject"])),
                 Message("user", self.user_prompt(sample)))
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=msgs, params=self._params())
+        return Request.new(prompt=msgs, params=self._params())
 
     def metrics(self) -> Sequence[Any]:
         return [LiuAccuracy("robust"), LiuAccuracy("official")]
@@ -415,7 +416,7 @@ class BaselineTask(_LiuBase):
                                         for i, (q, a) in enumerate(pairs))
         user += f"Following Question: \nQuestion_{len(pairs) + 1}:\n{sample.input['question']}\n\n"
         msgs = (Message("system", self.system_prompt(subject)), Message("user", user))
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=msgs, params=self._params())
+        return Request.new(prompt=msgs, params=self._params())
 
     def metrics(self) -> Sequence[Any]:
         return [BaselineAccuracy()]
@@ -468,7 +469,7 @@ class LiuAccuracy:
     def signature(self) -> str:
         return f"longgenbench_liu|{self.variant}|v:{'1' if self.variant == 'robust' else '2'}"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         correct = answered = total = formed = 0
         per = []
         official = official_batch_tallies(records) if self.variant == "official" else None
@@ -503,7 +504,7 @@ class BaselineAccuracy:
     def signature(self) -> str:
         return "longgenbench_liu|baseline|robust|v:1"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = []
         for r in records:
             t = r.sample.target

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.sources import GITHUB, Need, RemoteFile, Source
@@ -49,7 +50,7 @@ def _positive(v: str) -> int:
     return n
 
 
-class LongGenBenchWuTask(BaseTask):
+class LongGenBenchWuTask(BaseTask, DataNeeds):
     setting = "short"
     version = "1"
     options: Mapping[str, Option] = {
@@ -95,7 +96,7 @@ class LongGenBenchWuTask(BaseTask):
     def request(self, sample: Sample) -> Request:
         params = GenParams(max_tokens=self.opts["max_tokens"], temperature=self.opts["temperature"],
                            top_p=self.opts["top_p"], seed=self.opts["seed"], stop=(STOP,))
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=sample.input["prompt"],
+        return Request.new(prompt=sample.input["prompt"],
                        params=params, use_chat_template=bool(self.opts["chat_template"]))
 
     def extract(self, sample: Sample, generation: Generation) -> str:

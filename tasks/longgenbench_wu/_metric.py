@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
 from evalsuite.judge import JudgeQuery
 from evalsuite.types import MetricResult, Record
 
@@ -129,17 +130,16 @@ class CompletionRate:
     def signature(self) -> str:
         return "longgenbench_wu|completion_rate|blocks:#*#|first_match|v:1"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = tuple(queries_for(r)[0] / 100 for r in records)
         return MetricResult(self.name, 100 * sum(per) / len(per), self.signature(), per_sample=per,
                             details={"scale": 100.0})
 
 
-class JudgedMetric:
+class JudgedMetric(NeedsJudge):
     """One of the judged aggregates (``stic1``, ``stic2``, ``wavg``, ``wavg_mean_of_products``,
     ``acc_once``, ``acc_range``, ``acc_periodic``, ``acc_mean``)."""
 
-    needs_judge = True
     higher_is_better = True
 
     def __init__(self, name: str, shared: dict[str, Any] | None = None):
@@ -151,7 +151,9 @@ class JudgedMetric:
     def signature(self) -> str:
         return f"longgenbench_wu|{self.name}|verdict:exact_yes_no|judge:{self._judge_id}|v:1"
 
-    def score(self, records: Sequence[Record], judge: Any = None) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
+              judge: Any = None) -> MetricResult:
+        judge = ctx.need_judge(self.name, judge)
         self._judge_id = judge.id
         memo = self._shared.get("analysis")
         if memo is not None and memo[0] is records and memo[1] == judge.id:

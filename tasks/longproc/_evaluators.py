@@ -10,7 +10,7 @@ import re
 import string
 from typing import Any, Mapping, Sequence
 
-from evalsuite.metrics.tsv import score_answer
+from ._tsv import score_answer
 
 EVALUATORS = {
     "main": "princeton-pli/LongProc main@78e873a",

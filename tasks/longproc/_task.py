@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 
+from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
 from evalsuite.errors import UserError
 from evalsuite.metrics import Metric
 from evalsuite.options import parse_bool
@@ -30,6 +31,7 @@ from evalsuite.task import BaseTask, Option
 from evalsuite.types import GenParams, MetricResult, Record, Request, Sample
 
 from . import _evaluators
+from ._tsv import RULES_NAME as TSV_RULES
 from evalsuite.datafiles import inside, read_text
 
 from ._data import load_rows, needs
@@ -123,7 +125,7 @@ CODE_OPTIONS: Mapping[str, Option] = {
 }
 
 
-class LongProcTask(BaseTask):
+class LongProcTask(BaseTask, DataNeeds):
     """Base for ``longproc/<task>_<level>``; subclasses set ``task`` and ``level``."""
 
     task: str = ""
@@ -214,7 +216,7 @@ class LongProcTask(BaseTask):
 
     def request(self, sample: Sample) -> Request:
         params = GenParams(max_tokens=self.max_new_tokens, temperature=0.0, top_p=1.0)
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=self.prompt(sample),
+        return Request.new(prompt=self.prompt(sample),
                        params=params, use_chat_template=True)
 
     def gold(self, sample: Sample) -> str:
@@ -269,7 +271,7 @@ class LongProcTask(BaseTask):
     def evaluator_info(self) -> dict[str, Any]:
         ev = self.opts["evaluator"]
         return {"name": ev, "upstream": _evaluators.EVALUATORS[ev],
-                "our_version": self.version, "tsv_rules": "evalsuite.metrics.tsv v1" if self.task == "html_to_tsv" else None}
+                "our_version": self.version, "tsv_rules": TSV_RULES if self.task == "html_to_tsv" else None}
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -309,7 +311,7 @@ class LongProcMeasure:
         ev = self.task.opts["evaluator"]
         return f"longproc/{self.task.task}|{self.measure}|evaluator:{ev}|scale:{self.scale:g}|v:{self.task.version}"
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         results = self.task.evaluate(records)
         details: dict[str, Any] = {"scale": self.scale, "evaluator": self.task.evaluator_info()}
         skipped = [r.sample.id for r, (m, _) in zip(records, results) if self.measure not in m]

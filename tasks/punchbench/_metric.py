@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
 from evalsuite.metrics import MeanMetric
 from evalsuite.types import MetricResult, Record
 
@@ -21,8 +22,8 @@ class Accuracy(MeanMetric):
     def sample_score(self, record: Record) -> float:
         return float(record.prediction != "" and record.prediction == record.sample.target)
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
-        res = super().score(records)
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
+        res = super().score(records, ctx)
         n_fail = sum(1 for r in records if r.prediction == "")
         return MetricResult(res.name, res.value, res.signature, res.per_sample, True,
                             {**res.details, "n_parse_failures": n_fail})
@@ -40,13 +41,12 @@ class ParseFailureRate(MeanMetric):
 JUDGE_PROMPT = (Path(__file__).resolve().parent / "judge_prompt.txt")
 
 
-class JudgedAccuracy:
+class JudgedAccuracy(NeedsJudge):
     """Generation QA: the judge says whether the model's explanation matches the reference one
     (yes = correct). An invalid verdict counts as incorrect and is reported as ``n_invalid``."""
 
     name = "judged_accuracy"
     higher_is_better = True
-    needs_judge = True
     version = "1"
 
     def __init__(self) -> None:
@@ -57,7 +57,9 @@ class JudgedAccuracy:
         jid = judge.id if judge is not None else "none"
         return f"{self.name}|judge:{jid}|prompt:{sha256_text(self.template)[:12]}|v:{self.version}"
 
-    def score(self, records: Sequence[Record], judge: Any = None) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
+              judge: Any = None) -> MetricResult:
+        judge = ctx.need_judge(self.name, judge)
         from evalsuite.judge import JudgeQuery
         queries = [JudgeQuery(id=f"{r.sample.id}/explanation",
                               prompt=self.template.replace("{reference}", str(r.sample.target))

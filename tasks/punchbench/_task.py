@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds, MultiPass
 from evalsuite.data import read_jsonl, resolve
 from evalsuite.sources import ManualSource, Need
 from evalsuite.errors import UserError
@@ -152,7 +153,7 @@ def _prompting(v: str) -> str:
     return v
 
 
-class PunchBenchTask(BaseTask):
+class PunchBenchTask(BaseTask, MultiPass, DataNeeds):
     """One PunchBench format with one caption variant (set by subclasses: ``fmt``, ``variant``)."""
 
     fmt = "perception_yes_no"
@@ -277,7 +278,7 @@ class PunchBenchTask(BaseTask):
             if j < k:
                 msgs.append(Message("assistant", answers[j]))
         f = steps[k][0]
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=tuple(msgs),
+        return Request.new(prompt=tuple(msgs),
                        params=GenParams(max_tokens=self._max_tokens(f)))
 
     def request(self, sample: Sample) -> Request:

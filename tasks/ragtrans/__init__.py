@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import DataNeeds, Truncating
 from evalsuite.data import hash_paths, local_data, resolve
 from evalsuite.datafiles import read_records
 from evalsuite.errors import UserError
@@ -81,7 +82,8 @@ def clean_translation(text: str) -> str:
 class DocumentBudget:
     """Cut each document of a RAGtrans prompt to ``max_doc_tokens`` token ids (keep the head).
 
-    The runner calls :meth:`apply` per request; the task registers each request's text pieces first.
+    The runner calls :meth:`apply` per request; the task registers the pieces of each prompt text first
+    (keyed by that text, so the policy needs nothing else of the request).
     """
 
     max_doc_tokens: int
@@ -92,11 +94,16 @@ class DocumentBudget:
         # not a dataclass field: the run manifest records the policy's fields, not the documents
         self._pieces: dict[str, tuple[str, tuple[str, ...], str, str]] = {}
 
-    def register(self, sample_id: str, head: str, docs: Sequence[str], sep: str, tail: str) -> None:
-        self._pieces[sample_id] = (head, tuple(docs), sep, tail)
+    def describe(self) -> dict[str, Any]:
+        """The policy as recorded in the manifest: its fields, not the documents."""
+        return {"max_doc_tokens": self.max_doc_tokens, "side": self.side}
+
+    def register(self, text: str, head: str, docs: Sequence[str], sep: str, tail: str) -> None:
+        self._pieces[text] = (head, tuple(docs), sep, tail)
 
     def apply(self, req: Request, tok: Tokenizer) -> Request:
-        pieces = self._pieces.get(req.sample_id)
+        text = req.prompt if isinstance(req.prompt, str) else req.prompt[-1].text
+        pieces = self._pieces.get(text)
         if pieces is None or self.max_doc_tokens <= 0:
             return req
         head, docs, sep, tail = pieces
@@ -151,7 +158,7 @@ def _options(docs_values: tuple[str, ...], docs_default: str, file_name: str) ->
     return opts
 
 
-class _RAGtransTask(BaseTask):
+class _RAGtransTask(BaseTask, Truncating, DataNeeds):
     split = ""
     file_name = ""
     version = "1"
@@ -216,10 +223,10 @@ class _RAGtransTask(BaseTask):
             tail = rest.replace("{src}", src)
             text = head + p["doc_separator"].join(docs) + tail
             if self._budget is not None:
-                self._budget.register(sample.id, head, docs, p["doc_separator"], tail)
+                self._budget.register(text, head, docs, p["doc_separator"], tail)
         else:
             text = p["user_no_docs"].replace("{src}", src)
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=(Message("user", text),),
+        return Request.new(prompt=(Message("user", text),),
                        params=GenParams(max_tokens=1024, temperature=0.0, top_p=1.0, seed=0))
 
     def extract(self, sample: Sample, generation: Any) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Mapping, Sequence
 
+from evalsuite.contracts import OfficialFormat
 from evalsuite.errors import UserError
 from evalsuite.metrics import Metric
 from evalsuite.metrics.match import StringMatchAll
@@ -148,7 +149,7 @@ def _boundary_before(text: str, spans: Sequence[tuple[int, int]], limit: int) ->
     return None
 
 
-class RulerTask(BaseTask):
+class RulerTask(BaseTask, OfficialFormat):
     family: str = ""
     """Key in templates.json ``families`` (RULER's ``TASKS`` in constants.py)."""
     config_name: str = ""
@@ -264,7 +265,7 @@ class RulerTask(BaseTask):
         self._searches, self._models = {}, {}
         if self.opts["chat_template"]:
             # Fail now, not at the first sample, when the template is missing or cannot prefill.
-            render_request(self._tok, self._request("check", 0, "Hi", " there"))
+            render_request(self._tok, self._request("Hi", " there"))
         self._enter_length(self.lengths[0])
         self._tok.encoded_tokens = self._tok.encode_calls = 0
         self.fit_stats = {"prompt_tokens": 0, "samples": 0, "tokenized_attempts": 0}
@@ -296,7 +297,7 @@ class RulerTask(BaseTask):
             i += 1
 
     def request(self, sample: Sample) -> Request:
-        req = self._request(sample.id, sample.index, sample.input["input"], sample.input["answer_prefix"])
+        req = self._request(sample.input["input"], sample.input["answer_prefix"])
         # The fit counted this exact prompt with the backend's tokenizer: backends need not count it again.
         n = sample.metadata.get("input_tokens")
         return replace(req, token_count=n) if isinstance(n, int) else req
@@ -340,7 +341,7 @@ class RulerTask(BaseTask):
         return d
 
     # -- internals ----------------------------------------------------------------------------------
-    def _request(self, sample_id: str, index: int, text: str, answer_prefix: str) -> Request:
+    def _request(self, text: str, answer_prefix: str) -> Request:
         max_tokens = self.opts["tokens_to_generate"]
         if self.opts["reasoning"]:
             # A reasoning model thinks first: no prefilled answer start, and room to think.
@@ -348,18 +349,18 @@ class RulerTask(BaseTask):
             max_tokens += self.opts["reasoning_tokens"]
         params = GenParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0)
         if self.opts["chat_template"] and not answer_prefix:
-            return Request(task=self.name, sample_id=sample_id, index=index, prompt=(Message("user", text),),
+            return Request.new(prompt=(Message("user", text),),
                            params=params)
         if self.opts["chat_template"]:
             # The answer prefix is a prefilled assistant turn, after the assistant header (NVIDIA/RULER#70).
             prompt: Any = (Message("user", text), Message("assistant", answer_prefix))
-            return Request(task=self.name, sample_id=sample_id, index=index, prompt=prompt, params=params)
-        return Request(task=self.name, sample_id=sample_id, index=index, prompt=text + answer_prefix,
+            return Request.new(prompt=prompt, params=params)
+        return Request.new(prompt=text + answer_prefix,
                        params=params, use_chat_template=False)
 
     def _render(self, draft: Draft) -> str:
         assert self._tok is not None
-        return render_request(self._tok, self._request("probe", 0, draft.input, draft.answer_prefix))
+        return render_request(self._tok, self._request(draft.input, draft.answer_prefix))
 
     def _count(self, rendered: str) -> int:
         """Tokens of a rendered prompt; the spans of the latest count are kept for ``_tokens_before``.

@@ -25,6 +25,7 @@ import uuid
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
+from evalsuite.contracts import DataNeeds
 from evalsuite.errors import UserError
 
 from ._base import Draft, RulerTask
@@ -161,7 +162,7 @@ class NiahGenerator:
         return Draft(input=text[:cut], answer_prefix=text[cut:], answers=answers, info=info)
 
 
-class NiahTask(RulerTask):
+class NiahTask(RulerTask, DataNeeds):
     """One RULER niah configuration from synthetic.yaml (subclassed per task by ``register``)."""
 
     family = "niah"
@@ -182,7 +183,7 @@ class NiahTask(RulerTask):
         self._essays = None
         if cfg["type_haystack"] == "essay":
             from ._essays import load_essays
-            from ._punkt import english_sentence_splitter
+            from evalsuite.text import english_sentence_splitter
 
             self._essays = load_essays(self.name, self.opts["data_dir"], self.opts["data_file"],
                                        self.opts["essay_dataset"])
@@ -218,7 +219,7 @@ class NiahTask(RulerTask):
         d: dict[str, Any] = {}
         essays = getattr(self, "_essays", None)
         if self.config["type_haystack"] == "essay":
-            from ._punkt import splitter_description
+            from evalsuite.text import splitter_description
 
             d["haystack_data"] = essays.describe() if essays is not None else None
             d["sentence_splitter"] = splitter_description()

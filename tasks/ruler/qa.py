@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
+from evalsuite.contracts import DataNeeds
 from evalsuite.data import DataSource, local_data, resolve
 from evalsuite.datafiles import check_fields, read_json, read_records
 from evalsuite.errors import UserError
@@ -207,7 +208,7 @@ class QaGenerator:
         return Draft(input=text[:cut], answer_prefix=text[cut:], answers=list(q["outputs"]), info=info)
 
 
-class QaTask(RulerTask):
+class QaTask(RulerTask, DataNeeds):
     """RULER ``qa_1`` / ``qa_2``."""
 
     family = "qa"

@@ -187,7 +187,7 @@ class VtTask(RulerTask):
         self._essays = None
         if self.config.get("type_haystack", "noise") == "essay":
             from ._essays import load_essays
-            from ._punkt import english_sentence_splitter
+            from evalsuite.text import english_sentence_splitter
 
             self._essays = load_essays(self.name, self.opts["data_dir"], self.opts["data_file"],
                                        self.opts["essay_dataset"])
@@ -227,7 +227,7 @@ class VtTask(RulerTask):
 
         d: dict[str, Any] = {"random_streams": f"python random + numpy {numpy.__version__} legacy RandomState"}
         if getattr(self, "_essays", None) is not None:
-            from ._punkt import splitter_description
+            from evalsuite.text import splitter_description
 
             d["haystack_data"] = self._essays.describe()
             d["sentence_splitter"] = splitter_description()

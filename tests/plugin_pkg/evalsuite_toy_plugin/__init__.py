@@ -8,6 +8,7 @@ import random
 from typing import Sequence
 
 from evalsuite.backends import BaseBackend
+from evalsuite.contracts import OfficialFormat
 from evalsuite.metrics import MeanMetric
 from evalsuite.task import BaseTask, Option
 from evalsuite.types import GenParams, Generation, Request, Sample
@@ -20,7 +21,7 @@ class ExactMatch(MeanMetric):
         return float(record.prediction.strip() == str(record.sample.target))
 
 
-class Addition(BaseTask):
+class Addition(BaseTask, OfficialFormat):
     """Add two numbers (a deterministic toy task)."""
 
     name = "toy/addition"
@@ -36,8 +37,7 @@ class Addition(BaseTask):
 
     def request(self, sample: Sample) -> Request:
         q = f"What is {sample.input['a']} + {sample.input['b']}? Answer with the number only."
-        return Request(task=self.name, sample_id=sample.id, index=sample.index, prompt=q,
-                       params=GenParams(max_tokens=8))
+        return Request.new(q, GenParams(max_tokens=8))
 
     def metrics(self):
         return [ExactMatch()]
@@ -60,8 +60,7 @@ class Upper(Addition):
             yield Sample(id=f"up-{i}", index=i, input=w, target=w.upper())
 
     def request(self, sample: Sample) -> Request:
-        return Request(task=self.name, sample_id=sample.id, index=sample.index,
-                       prompt=f"Uppercase: {sample.input}", params=GenParams(max_tokens=8))
+        return Request.new(f"Uppercase: {sample.input}", GenParams(max_tokens=8))
 
 
 def register(registry) -> None:

@@ -23,7 +23,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from evalsuite.errors import UserError
 
 MAGIC = b"evalsuite-jieba-freq 1\n"
 _lock = threading.Lock()
@@ -43,7 +43,7 @@ def _import() -> Any:
 
 def cache_path(jieba: Any) -> Path | None:
     """Our cache file for jieba's default dictionary, or None when it cannot be found."""
-    from ..backends.embedded import cache_root
+    from evalsuite.cache import cache_root
 
     dict_file = Path(jieba.__file__).resolve().parent / "dict.txt"
     try:

@@ -38,8 +38,10 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..errors import UserError
-from ..types import Generation, MetricResult, Record, Sample
+from evalsuite.contracts import NO_CONTEXT, ScoreContext
+from evalsuite.errors import UserError
+from evalsuite.types import Generation, MetricResult, Record, Sample
+
 from . import _rouge_l as _rl
 
 DATASET_METRIC: Mapping[str, str] = {
@@ -450,7 +452,7 @@ class LongBench:
             raise UserError(f"unknown LongBench dataset {ds!r}; known: {', '.join(DATASET_METRIC)}")
         return ds
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         dataset = self._resolve_dataset(records)
         fn = DATASET_METRIC[dataset]
         preds = [r.prediction if isinstance(r.prediction, str) else str(r.prediction) for r in records]

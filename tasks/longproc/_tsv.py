@@ -36,10 +36,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from ..types import MetricResult, Record
+from evalsuite.contracts import NO_CONTEXT, ScoreContext
+from evalsuite.types import MetricResult, Record
 
 VERSION = "1"
 """Bump when a rule above changes (it is part of every signature)."""
+RULES_NAME = f"evalsuite.metrics.tsv v{VERSION}"
+"""How LongProc's task description names these rules (recorded in manifests since the module lived in
+``evalsuite/metrics/``; kept so that recorded descriptions stay comparable)."""
 
 MEASURES = ("f1", "precision", "recall", "extraction_rate")
 
@@ -218,7 +222,7 @@ class Tsv:
             hit = self._cache[key] = score_answer(record.prediction, key[1], self.extract)
         return hit
 
-    def score(self, records: Sequence[Record]) -> MetricResult:
+    def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         results = [self.score_record(r) for r in records]
         per = tuple(getattr(s, self.measure) for s in results)
         value = self.scale * sum(per) / len(per) if per else float("nan")
