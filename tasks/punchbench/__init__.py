@@ -22,9 +22,11 @@ def task_class(fmt: str, variant: str) -> type[PunchBenchTask]:
         raise KeyError(f"no PunchBench task {fmt}/{variant}")
     layer = FORMATS[fmt][0]
     desc = f"PunchBench {layer} {fmt.split('_', 1)[1].replace('_', ' ')} ({variant} captions)"
-    return type(f"PunchBench_{fmt}_{variant}", (PunchBenchTask,),
-                {"name": f"punchbench/{fmt}/{variant}", "fmt": fmt, "variant": variant, "description": desc,
-                 "__module__": PunchBenchTask.__module__})
+    attrs = {"name": f"punchbench/{fmt}/{variant}", "fmt": fmt, "variant": variant, "description": desc,
+             "__module__": PunchBenchTask.__module__}
+    if FORMATS[fmt][2] == -1:  # the judged generation format scores judged_accuracy, not accuracy
+        attrs["primary_metric"] = "judged_accuracy"
+    return type(f"PunchBench_{fmt}_{variant}", (PunchBenchTask,), attrs)
 
 
 def task_names() -> list[str]:
