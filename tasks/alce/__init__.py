@@ -262,15 +262,11 @@ class AlceTask(BaseTask, DataNeeds):
         return d
 
 
-def _cls(dataset: str) -> type[AlceTask]:
-    return type(f"Alce_{dataset}", (AlceTask,), {
-        "name": f"alce/{dataset}", "dataset": dataset, "__module__": __name__,
-        "description": f"ALCE {dataset.upper()} (HELMET long-context form): citation recall/precision "
-                       f"(NLI judge) + {'STR-EM' if dataset == 'asqa' else 'recall@5'}"})
+def configs() -> dict[str, dict[str, Any]]:
+    return {ds: {"dataset": ds, "description": f"ALCE {ds.upper()} (HELMET long-context form): citation "
+                 f"recall/precision (NLI judge) + {'STR-EM' if ds == 'asqa' else 'recall@5'}"}
+            for ds in ("asqa", "qampari")}
 
 
 def register(registry: Any) -> None:
-    for ds in ("asqa", "qampari"):
-        cls = _cls(ds)
-        registry.add_task(cls.name, cls, cls.description)
-    registry.add_group("alce", ["alce/asqa", "alce/qampari"])
+    registry.add_family("alce", AlceTask, configs())

@@ -294,10 +294,9 @@ class LongBenchCiteTask(BaseTask, DataNeeds):
         return d
 
 
-def _cls(ds: str) -> type[LongBenchCiteTask]:
-    return type(f"LongBenchCite_{ds.replace('-', '_')}", (LongBenchCiteTask,), {
-        "name": f"longbench_cite/{ds}", "dataset": ds, "__module__": __name__,
-        "description": f"LongBench-Cite {ds}: statement/cite answers, judged citation recall/precision/F1"})
+def configs() -> dict[str, dict[str, Any]]:
+    return {ds: {"dataset": ds, "description": f"LongBench-Cite {ds}: statement/cite answers, judged citation "
+                 "recall/precision/F1"} for ds in DATASETS}
 
 
 AVERAGED = ("longbench-chat", "multifieldqa", "hotpotqa", "dureader", "gov_report")
@@ -329,8 +328,5 @@ def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def register(registry: Any) -> None:
-    for ds in DATASETS:
-        cls = _cls(ds)
-        registry.add_task(cls.name, cls, cls.description)
-    registry.add_group("longbench_cite", [f"longbench_cite/{d}" for d in DATASETS])
+    registry.add_family("longbench_cite", LongBenchCiteTask, configs())
     registry.add_summary("longbench_cite", summarize)

@@ -27,6 +27,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
 from evalsuite.data import hash_paths, local_data, resolve
 from evalsuite.datafiles import read_csv_rows, read_records
+from evalsuite.registry import family_class
 from evalsuite.sources import GITHUB, HF, Need, RemoteFile, Source, resolve_need
 from evalsuite.errors import UserError
 from evalsuite.task import BaseTask, Option
@@ -541,21 +542,19 @@ def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _make(kind: str, baseline: bool) -> type:
-    base = BaselineTask if baseline else LongGenBenchLiuTask
-    name = f"longgenbench_liu/{kind}" + ("_baseline" if baseline else "")
+def _config(kind: str, baseline: bool) -> dict[str, Any]:
     desc = (f"LongGenBench (Liu) {kind.upper()} " + ("single-question baseline" if baseline else
             "K questions in one output (accuracy; official and robust extraction)"))
-    return type(name.replace("/", "_"), (base,), {"name": name, "kind": kind, "description": desc,
-                                                   "__module__": __name__})
+    return {"base": BaselineTask if baseline else LongGenBenchLiuTask, "kind": kind, "description": desc}
+
+
+def _make(kind: str, baseline: bool) -> type:
+    """The task class of one kind (``baseline``: its single-question baseline), as registered."""
+    return family_class("longgenbench_liu", LongGenBenchLiuTask, kind + ("_baseline" if baseline else ""),
+                        _config(kind, baseline))
 
 
 def register(registry: Any) -> None:
-    names = []
-    for kind in KINDS:
-        for baseline in (False, True):
-            cls = _make(kind, baseline)
-            registry.add_task(cls.name, cls, cls.description)
-            names.append(cls.name)
-    registry.add_group("longgenbench_liu", names)
+    registry.add_family("longgenbench_liu", LongGenBenchLiuTask,
+                        {kind + ("_baseline" if b else ""): _config(kind, b) for kind in KINDS for b in (False, True)})
     registry.add_summary("longgenbench_liu", summarize)

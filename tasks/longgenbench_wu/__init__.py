@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from evalsuite.contracts import DataNeeds
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
+from evalsuite.registry import family_class
 from evalsuite.sources import GITHUB, Need, RemoteFile, Source
 from evalsuite.task import BaseTask, Option, parse_bool
 from evalsuite.types import GenParams, Generation, Request, Sample
@@ -131,15 +132,15 @@ class LongGenBenchWuTask(BaseTask, DataNeeds):
         return d
 
 
+def configs() -> dict[str, dict[str, Any]]:
+    return {s: {"setting": s, "description": f"LongGenBench (Wu) {s}: long structured generation, "
+                f"CR/STIC-1/STIC-2/wAvg (judge), {SETTINGS[s]} tokens"} for s in SETTINGS}
+
+
 def _cls(setting: str) -> type[LongGenBenchWuTask]:
-    return type(f"LongGenBenchWu_{setting}", (LongGenBenchWuTask,), {
-        "name": f"longgenbench_wu/{setting}", "setting": setting, "__module__": __name__,
-        "description": f"LongGenBench (Wu) {setting}: long structured generation, CR/STIC-1/STIC-2/wAvg "
-                       f"(judge), {SETTINGS[setting]} tokens"})
+    """The task class of one setting (as registered)."""
+    return family_class("longgenbench_wu", LongGenBenchWuTask, setting, configs()[setting])
 
 
 def register(registry: Any) -> None:
-    for s in SETTINGS:
-        cls = _cls(s)
-        registry.add_task(cls.name, cls, cls.description)
-    registry.add_group("longgenbench_wu", [f"longgenbench_wu/{s}" for s in SETTINGS])
+    registry.add_family("longgenbench_wu", LongGenBenchWuTask, configs())
