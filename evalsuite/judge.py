@@ -35,6 +35,7 @@ from .errors import UserError
 from .options import parse_bool
 from .reasoning import split_reasoning
 from .redact import redact_obj
+from .signature import Signature
 from .store import append_jsonl, is_judge_row, read_jsonl_rows
 from .types import GenParams, Generation, Message, Request, canonical_json, sha256_text
 
@@ -117,8 +118,10 @@ class Judge:
         self.temperature = float(g.get("temperature", 0.0))
         self.top_p = float(g.get("top_p", 1.0))
         self.seed = int(g.get("seed", 0))
-        self.id = (f"{backend.id}|chat:{int(self.chat_template)}|t:{self.temperature:g}|p:{self.top_p:g}"
-                   f"|seed:{self.seed}" + (f"|max:{self.max_tokens_override}" if self.max_tokens_override else ""))
+        sig = Signature(backend.id, chat=int(self.chat_template), t=self.temperature, p=self.top_p, seed=self.seed)
+        if self.max_tokens_override:
+            sig.add("max", self.max_tokens_override)
+        self.id = str(sig)
         self._cache: dict[str, dict[str, Any]] = {}
         self._memo: dict[tuple[Any, ...], Generation] = {}
         for row in read_jsonl_rows(self.cache_path, is_judge_row):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.sources import ManualSource, Need
@@ -73,7 +74,7 @@ class StrEM:
     higher_is_better = True
 
     def signature(self) -> str:
-        return "alce|str_em|norm:squad|cites:removed|scale:100|v:1"
+        return str(Signature("alce", "str_em", norm="squad", cites="removed", scale=100, v=1))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = []
@@ -97,7 +98,7 @@ class QampariRecTop5:
     higher_is_better = True
 
     def signature(self) -> str:
-        return "alce|qampari_rec_top5|norm:squad|cites:removed|scale:100|v:1"
+        return str(Signature("alce", "qampari_rec_top5", norm="squad", cites="removed", scale=100, v=1))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = []

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.errors import UserError
@@ -149,8 +150,8 @@ class LongBenchCiteMetric(NeedsJudge):
         self._judge_id = "none"
 
     def signature(self) -> str:
-        return (f"longbench_cite|{self.name}|max_statements:{MAX_STATEMENTS}|k:{MAX_CITATIONS}"
-                f"|judge:{self._judge_id}|scale:100|v:{self.version}")
+        return str(Signature("longbench_cite", self.name, max_statements=MAX_STATEMENTS, k=MAX_CITATIONS,
+                             judge=self._judge_id, scale=100, v=self.version))
 
     def _analyse(self, records: Sequence[Record], judge: Any) -> list[tuple[float, float, float] | None]:
         from evalsuite.judge import JudgeQuery

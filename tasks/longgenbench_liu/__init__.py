@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.data import hash_paths, local_data, resolve
 from evalsuite.datafiles import read_csv_rows, read_records
 from evalsuite.registry import family_class
@@ -468,7 +469,7 @@ class LiuAccuracy:
         self.name = "accuracy" if variant == "robust" else "accuracy_official"
 
     def signature(self) -> str:
-        return f"longgenbench_liu|{self.variant}|v:{'1' if self.variant == 'robust' else '2'}"
+        return str(Signature("longgenbench_liu", self.variant, v="1" if self.variant == "robust" else "2"))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         correct = answered = total = formed = 0
@@ -503,7 +504,7 @@ class BaselineAccuracy:
     higher_is_better = True
 
     def signature(self) -> str:
-        return "longgenbench_liu|baseline|robust|v:1"
+        return str(Signature("longgenbench_liu", "baseline", "robust", v=1))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = []

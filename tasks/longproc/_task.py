@@ -24,6 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import yaml
 
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.errors import UserError
 from evalsuite.metrics import Metric
 from evalsuite.options import parse_bool
@@ -309,7 +310,8 @@ class LongProcMeasure:
 
     def signature(self) -> str:
         ev = self.task.opts["evaluator"]
-        return f"longproc/{self.task.task}|{self.measure}|evaluator:{ev}|scale:{self.scale:g}|v:{self.task.version}"
+        return str(Signature(f"longproc/{self.task.task}", self.measure, evaluator=ev, scale=self.scale,
+                             v=self.task.version))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         results = self.task.evaluate(records)
