@@ -37,6 +37,7 @@ from evalsuite.errors import UserError
 from evalsuite.citation import CitationConfig, parse_citations, remove_citations_alce
 from evalsuite.metrics.citation import NLI_NAMES, RULE_NAMES, CitationNLI, CitationRule
 from evalsuite.task import BaseTask, Option
+from evalsuite.options import non_negative_int
 from evalsuite.types import Generation, MetricResult, Record, Request, GenParams, Sample, sha256_text
 
 PROMPTS = Path(__file__).parent / "prompts"
@@ -117,13 +118,6 @@ class QampariRecTop5:
                             {"scale": 100.0} if ps else {"n_without_answers": len(per) - len(kept)})
 
 
-def _nonneg(v: str) -> int:
-    n = int(v)
-    if n < 0:
-        raise ValueError("must be >= 0")
-    return n
-
-
 class AlceTask(BaseTask, DataNeeds):
     dataset = "asqa"
     version = "1"
@@ -132,8 +126,8 @@ class AlceTask(BaseTask, DataNeeds):
         "data_file": Option(str, None, "HELMET/ALCE eval file (JSON list or JSON lines)"),
         "data_dir": Option(str, None, "a folder holding <dataset>_eval_gtr_top2000.json (HELMET's data/alce/)"),
         "length": Option(str, "128k", "HELMET length setting: 8k, 16k, 32k, 64k, 128k (sets n_docs)"),
-        "n_docs": Option(_nonneg, None, "passages per question (overrides length)"),
-        "shots": Option(_nonneg, 2, "demos drawn from the 4 in the prompt file (HELMET: 2)"),
+        "n_docs": Option(non_negative_int, None, "passages per question (overrides length)"),
+        "shots": Option(non_negative_int, 2, "demos drawn from the 4 in the prompt file (HELMET: 2)"),
         "seed": Option(int, 42, "demo sampling seed (HELMET default 42)"),
         "max_tokens": Option(int, 300, "generation budget (HELMET: 300)"),
         "max_length": Option(int, None, "token budget of the whole input + generation; docs are removed from "

@@ -32,6 +32,7 @@ from evalsuite.registry import family_class
 from evalsuite.sources import GITHUB, HF, Need, RemoteFile, Source, resolve_need
 from evalsuite.errors import UserError
 from evalsuite.task import BaseTask, Option
+from evalsuite.options import choice, positive_int
 from evalsuite.types import GenParams, Message, MetricResult, Record, Request, Sample, sha256_text
 
 from ._extract import (LETTERS, gsm8k_gold_official, official_answers, official_log, official_tally,
@@ -101,17 +102,7 @@ def data_needs_for(kind: str, batches: int | None = None) -> list[Need]:
     return [Need(mmlu_source(), f"data/MMLU/data/test/{s}_test.csv") for s in subjects]
 
 
-def _positive(v: str) -> int:
-    n = int(v)
-    if n <= 0:
-        raise ValueError("must be positive")
-    return n
-
-
-def _order(v: str) -> str:
-    if v not in ("length", "dataset"):
-        raise ValueError("must be 'length' or 'dataset'")
-    return v
+_order = choice("length", "dataset", message="must be 'length' or 'dataset'")
 
 
 def format_subject(subject: str) -> str:
@@ -345,11 +336,11 @@ COMMON = {
                         "dev_rand_split.jsonl (official CommonsenseQA format, or the hub's fields)"),
     "data_dir": Option(str, None, "GSM8K: folder with test.jsonl; MMLU: the MMLU data folder (test/*.csv); "
                        "CSQA: folder with dev_rand_split.jsonl"),
-    "k": Option(_positive, None, "questions per batch (paper, open models: GSM8K 30, MMLU 30, CSQA 40)"),
-    "batches": Option(_positive, None, "number of batches T (GSM8K 20; MMLU = number of subjects, 57; CSQA 20)"),
+    "k": Option(positive_int, None, "questions per batch (paper, open models: GSM8K 30, MMLU 30, CSQA 40)"),
+    "batches": Option(positive_int, None, "number of batches T (GSM8K 20; MMLU = number of subjects, 57; CSQA 20)"),
     "order": Option(_order, "length", "question order inside a batch: length (ascending, as the paper) or "
                     "dataset (as the repo)"),
-    "max_tokens": Option(_positive, 4096, "generation budget (4096 in the paper and repo)"),
+    "max_tokens": Option(positive_int, 4096, "generation budget (4096 in the paper and repo)"),
 }
 
 

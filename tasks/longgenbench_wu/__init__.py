@@ -24,6 +24,7 @@ from evalsuite.datafiles import check_fields, read_records
 from evalsuite.registry import family_class
 from evalsuite.sources import GITHUB, Need, RemoteFile, Source
 from evalsuite.task import BaseTask, Option, parse_bool
+from evalsuite.options import positive_int
 from evalsuite.types import GenParams, Generation, Request, Sample
 
 from ._metric import JUDGED, KINDS, CompletionRate, JudgedMetric
@@ -44,13 +45,6 @@ SETTINGS = {"short": 16000, "long": 32000}
 """Setting -> the repo's max_tokens for it."""
 
 
-def _positive(v: str) -> int:
-    n = int(v)
-    if n <= 0:
-        raise ValueError("must be positive")
-    return n
-
-
 class LongGenBenchWuTask(BaseTask, DataNeeds):
     setting = "short"
     version = "1"
@@ -59,7 +53,7 @@ class LongGenBenchWuTask(BaseTask, DataNeeds):
         "data_dir": Option(str, None, "folder holding Dataset_short.json / Dataset_long.json (any depth)"),
         "chat_template": Option(parse_bool, False, "wrap the prompt in the chat template (default: raw "
                                 "completion, as the repo's inference.py)"),
-        "max_tokens": Option(_positive, None, "generation budget (default 16000 short, 32000 long, as the repo)"),
+        "max_tokens": Option(positive_int, None, "generation budget (default 16000 short, 32000 long, as the repo)"),
         "temperature": Option(float, 0.0, "0 = greedy (paper); the repo samples at 0.95"),
         "top_p": Option(float, 1.0, "nucleus mass (repo: 0.95)"),
         "seed": Option(int, 0, "sampling seed (repo: 6211027)"),
