@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .contracts import NLIPairs
+from .signature import Signature
 from .judge import Judge, JudgeQuery
 from .types import Message, Record, canonical_json, sha256_text
 
@@ -146,9 +147,13 @@ class CitationConfig:
         if self.mode == "alce" and self.attach_trailing:
             raise ValueError("attach_trailing must be off in ALCE-compatible mode")
 
+    def signature(self) -> Signature:
+        """The settings that move a citation score, as signature parts."""
+        return Signature(parse=self.mode, split=self.splitter, min=self.min_chars, k=self.k,
+                         attach=int(self.attach_trailing), empty="skip" if self.skip_empty else "zero")
+
     def describe(self) -> str:
-        return (f"parse:{self.mode}|split:{self.splitter}|min:{self.min_chars}|k:{self.k}"
-                f"|attach:{int(self.attach_trailing)}|empty:{'skip' if self.skip_empty else 'zero'}")
+        return str(self.signature())
 
 
 def split_output(output: str, cfg: CitationConfig, question: str = "") -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import UserError
+from .options import non_negative_float, positive_int
 
 ENV_PREFIX = "EVALSUITE_"
 EXIT_PARTIAL = 3
@@ -57,24 +58,20 @@ def _kv(text: str) -> tuple[str, str]:
     return k.strip(), v
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def _argtype(check: Any, what: str) -> Any:
+    """A shared validator (``evalsuite.options``) as an argparse type: "expected <what>, got '<text>'"."""
+    def parse(text: str) -> Any:
+        try:
+            return check(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+    parse.__name__ = check.__name__
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return v
+_positive_int = _argtype(positive_int, "a positive integer")
+_non_negative_float = _argtype(non_negative_float, "a number >= 0")
 
 
 def _env(dest: str) -> str | None:

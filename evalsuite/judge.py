@@ -32,17 +32,25 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .backends import iterate
 from .errors import UserError
-from .options import parse_bool
+from .options import Option, parse_bool, parse_options
 from .reasoning import split_reasoning
 from .redact import redact_obj
 from .rows import JudgeRow
+from .signature import Signature
 from .store import JUDGE_LOG, ResultsStore, append_judge_rows, read_judge_rows
 from .types import GenParams, Generation, Message, Request, canonical_json, sha256_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .contracts import Backend
 
-GEN_KEYS = {"max_tokens": int, "temperature": float, "top_p": float, "seed": int, "chat_template": parse_bool}
+GEN_KEYS: dict[str, Option] = {
+    "max_tokens": Option(int, None, "the judge's answer budget (default: what each metric asks for)"),
+    "temperature": Option(float, 0.0, "sampling temperature (0: greedy)"),
+    "top_p": Option(float, 1.0, "nucleus sampling mass"),
+    "seed": Option(int, 0, "sampling seed"),
+    "chat_template": Option(parse_bool, True, "send the judge's prompt through the model's chat template"),
+}
+"""The ``-J`` options that set how the judge generates; every other ``-J`` option goes to its backend."""
 FLUSH_ROWS, FLUSH_SECONDS = 256, 0.5
 """Answers are made durable at least every 256 answers or half a second, whichever comes first."""
 YES_NO_TOKENS = 1
@@ -58,15 +66,9 @@ class JudgeConfig:
     options: Mapping[str, str] = field(default_factory=dict)
 
     def gen_options(self) -> dict[str, Any]:
-        out = {}
-        for k, typ in GEN_KEYS.items():
-            if k in self.options:
-                raw = self.options[k]
-                try:
-                    out[k] = typ(raw) if isinstance(raw, str) else raw
-                except (TypeError, ValueError) as exc:
-                    raise UserError(f"judge option {k}={raw!r}: {exc}") from None
-        return out
+        given = {k: v for k, v in self.options.items() if k in GEN_KEYS}
+        return parse_options(GEN_KEYS, given, "judge", defaults=False,
+                             bad=lambda k, raw, exc: f"judge option {k}={raw!r}: {exc}")
 
     def backend_options(self) -> dict[str, str]:
         return {k: v for k, v in self.options.items() if k not in GEN_KEYS}
@@ -117,8 +119,10 @@ class Judge:
         self.temperature = float(g.get("temperature", 0.0))
         self.top_p = float(g.get("top_p", 1.0))
         self.seed = int(g.get("seed", 0))
-        self.id = (f"{backend.id}|chat:{int(self.chat_template)}|t:{self.temperature:g}|p:{self.top_p:g}"
-                   f"|seed:{self.seed}" + (f"|max:{self.max_tokens_override}" if self.max_tokens_override else ""))
+        sig = Signature(backend.id, chat=int(self.chat_template), t=self.temperature, p=self.top_p, seed=self.seed)
+        if self.max_tokens_override:
+            sig.add("max", self.max_tokens_override)
+        self.id = str(sig)
         self._cache: dict[str, JudgeRow] = {}
         self._memo: dict[tuple[Any, ...], Generation] = {}
         for row in read_judge_rows(self.cache_path):

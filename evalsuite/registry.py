@@ -25,10 +25,11 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from .contracts import check_class
 from .errors import UserError
@@ -82,6 +83,22 @@ class Registry:
 
     def add_group(self, name: str, members: Iterable[str]) -> None:
         self.groups[name] = list(members)
+
+    def add_family(self, prefix: str, base: type, configs: Mapping[str, Mapping[str, Any]],
+                   group: str | None = "") -> list[type]:
+        """Register one task class per configuration of a benchmark, as ``<prefix>/<suffix>``.
+
+        ``configs`` maps each suffix to the class attributes that make that configuration (``dataset``,
+        ``description``, ``version``, ``options``...); an attribute ``base`` gives that one configuration
+        another base class. Each class is built by :func:`family_class` and registered with its
+        ``description``; the family's names become the group ``prefix`` (``group``: another group name, None:
+        no group). Returns the classes, in the order of ``configs``."""
+        classes = [family_class(prefix, base, suffix, attrs) for suffix, attrs in configs.items()]
+        for cls in classes:
+            self.add_task(cls.name, cls, cls.description)
+        if group is not None:
+            self.add_group(group or prefix, [cls.name for cls in classes])
+        return classes
 
     def add_summary(self, name: str, fn: Callable[..., Any]) -> None:
         """``fn(scores: {task: scores.json dict}) -> [{"name", "value", ...}]``; an empty list when the
@@ -200,6 +217,15 @@ class Registry:
                 raise UserError(_unknown("task", name, {**self.tasks, **self.groups}, self.load_errors))
             out.extend(m for m in members if m not in out)
         return out
+
+
+def family_class(prefix: str, base: type, suffix: str, attrs: Mapping[str, Any]) -> type:
+    """The task class of one configuration: a subclass of ``base`` (or of ``attrs["base"]``) named after it,
+    whose ``name`` is ``<prefix>/<suffix>``, with ``attrs`` as class attributes and the base's module."""
+    attrs = dict(attrs)
+    parent = attrs.pop("base", base)
+    body = {"name": f"{prefix}/{suffix}", "__module__": parent.__module__, **attrs}
+    return type(f"{parent.__name__}_{re.sub(r'[^0-9A-Za-z]', '_', suffix)}", (parent,), body)
 
 
 def _unknown(kind: str, name: str, known: Iterable[str], errors: dict[str, str]) -> str:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import UserError
 from .contracts import Task  # noqa: F401  (the contract, importable from here too)
-from .options import parse_bool  # noqa: F401  (re-exported for task adapters)
+from .options import Option, parse_bool, parse_options  # noqa: F401  (Option, parse_bool: re-exported for tasks)
 from .tokenizer import Tokenizer
 from .types import Generation, Sample
 
@@ -49,15 +49,6 @@ class TaskContext:
     tables keyed by model, such as LongBench's ``model2maxlen``."""
 
 
-@dataclass(frozen=True)
-class Option:
-    """A ``-T key=value`` option a task accepts."""
-
-    type: Callable[[str], Any]
-    default: Any = None
-    help: str = ""
-
-
 class BaseTask:
     """Convenience base: option parsing, default extraction and description.
 
@@ -76,20 +67,10 @@ class BaseTask:
     group: str | None = None
 
     def __init__(self, **opts: Any):
-        self.opts: dict[str, Any] = {}
-        for key, opt in self.options.items():
-            raw = opts.pop(key, None)
-            if raw is None:
-                self.opts[key] = opt.default
-                continue
-            try:
-                self.opts[key] = opt.type(raw) if isinstance(raw, str) else raw
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"{self.name}: bad value for option {key!r}: {raw!r} ({exc})") from None
-        if opts:
-            from .taskopts import unknown_option_message
+        from .taskopts import unknown_option_message
 
-            raise UserError(unknown_option_message(self.name, opts, self.options))
+        self.opts: dict[str, Any] = parse_options(
+            self.options, opts, self.name, unknown=lambda keys: unknown_option_message(self.name, keys, self.options))
         self.ctx = TaskContext()
 
     def prepare(self, ctx: TaskContext) -> None:

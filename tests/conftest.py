@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
-PLUGIN_DIR = Path(__file__).resolve().parent / "plugin_pkg"
+PLUGIN_DIR = Path(__file__).resolve().parent.parent / "docs" / "template"
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"

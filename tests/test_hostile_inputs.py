@@ -139,7 +139,7 @@ def test_any_backend_returning_a_non_string_is_a_per_request_error(tmp_path):
         def generate(self, requests):
             return [Generation(text=123 if r.index % 2 else "5", finish_reason="stop") for r in requests]
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "plugin_pkg"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "docs" / "template"))
     out = run(RunConfig(tasks=["toy/addition"], task_options={"n": "4"}, output=str(tmp_path), run_id="b",
                         progress=False), registry=default_registry(), backend=Bad())
     assert out.scores["toy/addition"]["n_errors"] == 2

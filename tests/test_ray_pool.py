@@ -22,7 +22,7 @@ def local_ray():
 
     import evalsuite.registry as registry_mod
 
-    plugin = str(Path(__file__).parent / "plugin_pkg")
+    plugin = str(Path(__file__).resolve().parent.parent / "docs" / "template")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (plugin, os.environ.get("PYTHONPATH")) if p)
     sys.path.insert(0, plugin)
     saved, registry_mod._default = registry_mod._default, None  # rebuilt with the toy plugin visible

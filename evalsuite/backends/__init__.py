@@ -11,31 +11,25 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..contracts import Backend, Batched, ModelInfo, Streaming, Tokenized
 from ..errors import UserError
+from ..options import OptionSpec
+from ..options import parse_options as _parse_options
 from ..tokenizer import Tokenizer
 from ..types import Generation, Request
 
 
-def parse_options(name: str, spec: Mapping[str, tuple[Callable[[str], Any], Any]],
-                  given: Mapping[str, Any]) -> dict[str, Any]:
-    """Parse ``-B key=value`` options against ``{key: (type, default)}``; unknown keys are an error."""
-    unknown = set(given) - set(spec)
-    if unknown:
+def parse_options(name: str, spec: OptionSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Parse ``-B key=value`` options against the backend's ``{key: Option}`` table (``evalsuite.options``;
+    a ``(type, default)`` pair is read as an ``Option``); unknown keys are an error."""
+
+    def unknown(keys: set[str]) -> str:
         import difflib
 
-        hints = [m for k in sorted(unknown) for m in difflib.get_close_matches(k, list(spec), n=1)]
+        hints = [m for k in sorted(keys) for m in difflib.get_close_matches(k, list(spec), n=1)]
         hint = f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else ""
-        raise UserError(f"backend {name}: unknown option(s) {sorted(unknown)}{hint}; accepted: {sorted(spec)}")
-    out = {}
-    for key, (typ, default) in spec.items():
-        raw = given.get(key)
-        if raw is None:
-            out[key] = default
-            continue
-        try:
-            out[key] = typ(raw) if isinstance(raw, str) else raw
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"backend {name}: bad value for {key}={raw!r} ({exc})") from None
-    return out
+        return f"backend {name}: unknown option(s) {sorted(keys)}{hint}; accepted: {sorted(spec)}"
+
+    return _parse_options(spec, given, f"backend {name}", unknown=unknown,
+                          bad=lambda key, raw, exc: f"backend {name}: bad value for {key}={raw!r} ({exc})")
 
 
 def construct_backend(factory: Callable[..., Any], name: str, model: str | None,

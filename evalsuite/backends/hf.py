@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import UserError
-from ..options import parse_bool
+from ..options import Option, parse_bool
 from ..tokenizer import request_ids
 from ..types import GenParams, Generation, Request, canonical_json, sha256_text
 from ..contracts import ChecksModel, Timed, ValidatesOptions
@@ -71,15 +71,15 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
-HF_OPTIONS: dict[str, tuple[Callable[[str], Any], Any]] = {
-    "dtype": (str, "auto"),
-    "device": (str, "auto"),
-    "batch_size": (batch_size_option, 8),
-    "max_model_len": (int, None),
-    "threads": (int, None),
-    "attn_implementation": (str, None),
-    "revision": (str, None),
-    "trust_remote_code": (parse_bool, False),
+HF_OPTIONS: dict[str, Option] = {
+    "dtype": Option(str, "auto", "torch dtype (auto, float32, bfloat16, float16)"),
+    "device": Option(str, "auto", "auto, cpu, cuda, cuda:N"),
+    "batch_size": Option(batch_size_option, 8, "requests per forward pass, or auto"),
+    "max_model_len": Option(int, None, "the context window (default: the model's config)"),
+    "threads": Option(int, None, "torch CPU threads"),
+    "attn_implementation": Option(str, None, "transformers' attn_implementation"),
+    "revision": Option(str, None, "hub revision of the model"),
+    "trust_remote_code": Option(parse_bool, False, "run the model repository's own code"),
 }
 
 
@@ -189,7 +189,7 @@ class HFBackend(BaseBackend, ValidatesOptions, ChecksModel, Timed):
     processor: Any = None
     auto_batch = False
     sort_by_length = True
-    options: dict[str, tuple[Callable[[str], Any], Any]] = HF_OPTIONS
+    options: dict[str, Option] = HF_OPTIONS
 
     def __init__(self, model: str | None = None, **options: Any):
         """Load the tokenizer and model.

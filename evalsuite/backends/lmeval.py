@@ -72,21 +72,22 @@ from typing import Any, Callable, Iterator, Sequence
 from ..data import offline
 from .. import redact
 from ..errors import BackendUnavailable, UserError
+from ..options import Option
 from ..types import GenParams, Generation, Message, Request, canonical_json, sha256_text
 from . import BaseBackend, parse_options
 from .models import HFTokenizer, folder_fingerprint, looks_like_path
 
 INSTALL_HINT = "pip install 'evalsuite[lmeval]'"
 
-LMEVAL_OPTIONS: dict[str, tuple[Callable[[str], Any], Any]] = {
-    "model": (str, None),
-    "model_args": (str, ""),
-    "batch_size": (int, 16),
-    "device": (str, None),
-    "seed_mode": (str, "auto"),
-    "plugins": (str, None),
-    "max_model_len": (int, None),
-    "threads": (int, None),
+LMEVAL_OPTIONS: dict[str, Option] = {
+    "model": Option(str, None, "lm-eval's model name (hf, vllm, local-completions, ...)"),
+    "model_args": Option(str, "", "lm-eval's model_args, a=1,b=x"),
+    "batch_size": Option(int, 16, "requests per generate_until call"),
+    "device": Option(str, None, "lm-eval's device"),
+    "seed_mode": Option(str, "auto", "auto, kwarg or global"),
+    "plugins": Option(str, None, "modules to import first (registering lm-eval models)"),
+    "max_model_len": Option(int, None, "the context window"),
+    "threads": Option(int, None, "torch CPU threads"),
 }
 
 SEED_MODES = ("auto", "kwarg", "global")

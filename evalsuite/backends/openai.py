@@ -100,7 +100,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import BackendUnavailable, UserError
-from ..options import parse_bool
+from ..options import Option, parse_bool
 from ..redact import redact_obj, redact_text, secret_from_env
 from ..tokenizer import load_tokenizer, request_ids
 from ..types import ContentPart, GenParams, Generation, Message, Request, sha256_text
@@ -171,23 +171,23 @@ class _Stop:
 _DONE = object()
 
 
-def _option_spec() -> dict[str, tuple[Any, Any]]:
-    """The ``-B`` options of the openai backend (module docstring table): ``{key: (type, default)}``."""
+def _option_spec() -> dict[str, Option]:
+    """The ``-B`` options of the openai backend (the module docstring's table has their meaning)."""
     return {
-        "base_url": (str, os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"),
-        "endpoint": (str, "chat"),
-        "api_key_env": (str, "OPENAI_API_KEY"),
-        "concurrency": (int, 8),
-        "timeout": (float, 600.0),
-        "idle_timeout": (float, None),
-        "max_response_bytes": (int, DEFAULT_MAX_RESPONSE_BYTES),
-        "max_retries": (int, 7),
-        "backoff": (float, 1.0),
-        "tokenizer": (str, None),
-        "max_model_len": (int, None),
-        "extra_body": (str, None),
-        "max_tokens_field": (str, "max_tokens"),
-        "check_model": (parse_bool, True),
+        "base_url": Option(str, os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"),
+        "endpoint": Option(str, "chat"),
+        "api_key_env": Option(str, "OPENAI_API_KEY"),
+        "concurrency": Option(int, 8),
+        "timeout": Option(float, 600.0),
+        "idle_timeout": Option(float, None),
+        "max_response_bytes": Option(int, DEFAULT_MAX_RESPONSE_BYTES),
+        "max_retries": Option(int, 7),
+        "backoff": Option(float, 1.0),
+        "tokenizer": Option(str, None),
+        "max_model_len": Option(int, None),
+        "extra_body": Option(str, None),
+        "max_tokens_field": Option(str, "max_tokens"),
+        "check_model": Option(parse_bool, True),
     }
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import UserError
+from ..options import Option
 from ..store import valid_text
 from ..tokenizer import load_tokenizer, render_request, request_token_count
 from ..types import Generation, Request, sha256_text
@@ -39,12 +40,12 @@ class _Scripted(BaseBackend, Scripted, ValidatesOptions, ChecksModel):
     kind = "scripted"
     scripted = True
     """Answers come from a script, not a model: such runs are labelled so and kept out of rankings."""
-    extra_options: dict[str, tuple[Any, Any]] = {}
+    extra_options: dict[str, Option] = {}
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> None:
         """``-B`` keys and values, checked before anything is built (``evalsuite.validate``)."""
-        opts = parse_options(cls.kind, {"delay": (float, 0.0), **cls.extra_options}, options)
+        opts = parse_options(cls.kind, {"delay": Option(float, 0.0, "seconds to wait per batch"), **cls.extra_options}, options)
         if cls.kind == "replay" and opts.get("file"):
             p = Path(opts["file"])
             if not p.is_file() or not os.access(p, os.R_OK):
@@ -58,7 +59,7 @@ class _Scripted(BaseBackend, Scripted, ValidatesOptions, ChecksModel):
             raise UserError(f"tokenizer path {model!r} does not exist (hub ids need a local folder offline)")
 
     def __init__(self, model: str | None = None, **options: Any):
-        spec = {"delay": (float, 0.0), **self.extra_options}
+        spec = {"delay": Option(float, 0.0, "seconds to wait per batch"), **self.extra_options}
         self.opts = parse_options(self.kind, spec, options)
         self.model = model
         self.tokenizer = load_tokenizer(model) if model else None
@@ -105,7 +106,8 @@ class EchoBackend(_Scripted):
     """Scripted: a fixed text (-B text=...) or the prompt's tail (-B tail=N chars); -B delay=seconds."""
 
     kind = "echo"
-    extra_options = {"text": (str, None), "tail": (int, 200)}
+    extra_options = {"text": Option(str, None, "answer this text to every request"),
+                     "tail": Option(int, 200, "otherwise echo the prompt's last N characters")}
 
     def _identity(self) -> str:
         t = self.opts["text"]
@@ -144,7 +146,8 @@ class ReplayBackend(_Scripted, PlanBound):
     """Scripted: answers from a JSONL file (-B file=...) keyed by sample_id or task + index."""
 
     kind = "replay"
-    extra_options = {"file": (str, None), "missing": (str, "error")}
+    extra_options = {"file": Option(str, None, "the JSONL file of outputs to replay"),
+                     "missing": Option(str, "error", "a request without an output: error, empty or ignore")}
 
     def __init__(self, model: str | None = None, **options: Any):
         super().__init__(model, **options)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from ..contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from ..signature import Signature
 from ..citation import (CitationConfig, Premise, SampleCitations, harmonic_f1, analyse_output, analyse_records, by_bucket, format_doc,
                         judge_kind, rule_scores)
 from ..types import MetricResult, Record
@@ -51,8 +52,8 @@ class CitationNLI(NeedsJudge):
         self._judge_kind = "none"
 
     def signature(self) -> str:
-        return (f"citation|{self.name}|{self.config.describe()}|doc:{self.style}|judge_kind:{self._judge_kind}"
-                f"|judge:{self._judge_id}|scale:100|v:{self.version}")
+        return str(Signature("citation", self.name, self.config.signature(), doc=self.style,
+                             judge_kind=self._judge_kind, judge=self._judge_id, scale=100, v=self.version))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
               judge: Any = None) -> MetricResult:
@@ -104,7 +105,7 @@ class CitationRule:
         self.config = config or CitationConfig(mode="strict")
 
     def signature(self) -> str:
-        return f"citation_rule|{self.name}|{self.config.describe()}|scale:100|v:{self.version}"
+        return str(Signature("citation_rule", self.name, self.config.signature(), scale=100, v=self.version))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         vals: list[float | None] = []

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..contracts import NO_CONTEXT, ScoreContext
+from ..signature import Signature
 from ..data import offline
 from ..errors import UserError
 from ..types import MetricResult, Record
@@ -117,7 +118,7 @@ class Comet:
 
     # -- protocol -----------------------------------------------------------------------------------
     def signature(self) -> str:
-        return self._last_signature or f"{self.name}|model:{self.model}|v:{self.version}"
+        return self._last_signature or str(Signature(self.name, model=self.model, v=self.version))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         if not records:
@@ -131,9 +132,9 @@ class Comet:
         m = resp["model"]
         version = m.get("revision") or (m.get("sha256") or "")[:16]
         refs = "yes" if m.get("requires_references") else "no"
-        self._last_signature = (f"{self.name}|model:{m.get('name')}|version:{version}|class:{m.get('class')}|"
-                                f"refs:{refs}|comet:{resp['versions'].get('unbabel-comet')}|scale:100|"
-                                f"evalsuite:{self.version}")
+        self._last_signature = str(Signature(self.name, model=m.get("name"), version=version, **{"class": m.get("class")},
+                                             refs=refs, comet=resp["versions"].get("unbabel-comet"), scale=100,
+                                             evalsuite=self.version))
         details = {"scale": 100.0, "system_score": sum(seg) / len(seg), "n_segments": len(seg),
                    "n_unique": resp.get("n_unique"), "model": m, "versions": resp.get("versions"),
                    "device": resp.get("device"), "batch_size": resp.get("batch_size"), "threads": resp.get("threads"),

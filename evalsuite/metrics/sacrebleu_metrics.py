@@ -30,6 +30,7 @@ import statistics
 from typing import Any, Mapping, Sequence
 
 from ..contracts import NO_CONTEXT, ScoreContext
+from ..signature import Signature
 from ..errors import UserError
 from ..options import parse_bool
 from ..types import MetricResult, Record
@@ -151,7 +152,7 @@ class _SacreMetric:
         if self._last_signature:
             return self._last_signature
         tok = self.tokenize or (tokenizer_for(self.target_lang) if self.target_lang else "per-target-lang")
-        return f"{self.name}|tok:{tok}|v:{self.version}"
+        return str(Signature(self.name, tok=tok, v=self.version))
 
     def check_available(self) -> None:
         """Fail before the run loads a model when sacrebleu is not installed (``evalsuite.validate``)."""
@@ -197,7 +198,7 @@ class _SacreMetric:
         for key in (self.by or "").split(","):
             if key.strip():
                 details[f"by_{key.strip()}"] = self._breakdown(records, key.strip())
-        self._last_signature = f"{self.name}|{sig}{self._signature_extra()}|evalsuite:{self.version}"
+        self._last_signature = str(Signature(self.name, sig, **self._signature_extra(), evalsuite=self.version))
         return MetricResult(name=self.name, value=value, signature=self._last_signature, per_sample=None,
                             higher_is_better=True, details=details,
                             per_sample_stats=tuple([float(x) if isinstance(x, float) else int(x) for x in row]
@@ -222,9 +223,9 @@ class _SacreMetric:
     def _options_from_stats(cls, stats: Sequence[Sequence[float]]) -> dict[str, Any]:
         return {}
 
-    def _signature_extra(self) -> str:
-        """Options sacrebleu's signature leaves out but the score depends on (``|key:value``, non-default only)."""
-        return ""
+    def _signature_extra(self) -> dict[str, Any]:
+        """Options sacrebleu's signature leaves out but the score depends on (``key: value``, non-default only)."""
+        return {}
 
     def _extra_details(self, metric: Any, stats: Any) -> dict[str, Any]:
         return {}
@@ -309,9 +310,9 @@ class CHRF(_SacreMetric):
                 raise UserError(f"chrf: unknown option {k!r}")
         return _C(**opts)
 
-    def _signature_extra(self) -> str:
+    def _signature_extra(self) -> dict[str, Any]:
         beta = int(self.options.get("beta", 2))
-        return f"|beta:{beta}" if beta != 2 else ""  # not in sacrebleu's chrF signature
+        return {"beta": beta} if beta != 2 else {}  # not in sacrebleu's chrF signature
 
     @classmethod
     def options_from_signature(cls, signature: str) -> dict[str, Any]:

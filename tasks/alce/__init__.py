@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.sources import Need
@@ -36,6 +37,7 @@ from evalsuite.errors import UserError
 from evalsuite.citation import CitationConfig, parse_citations, remove_citations_alce
 from evalsuite.metrics.citation import NLI_NAMES, RULE_NAMES, CitationNLI, CitationRule
 from evalsuite.task import BaseTask, Option
+from evalsuite.options import non_negative_int
 from evalsuite.types import Generation, MetricResult, Record, Request, GenParams, Sample, sha256_text
 
 PROMPTS = Path(__file__).parent / "prompts"
@@ -74,7 +76,7 @@ class StrEM:
     higher_is_better = True
 
     def signature(self) -> str:
-        return "alce|str_em|norm:squad|cites:removed|scale:100|v:1"
+        return str(Signature("alce", "str_em", norm="squad", cites="removed", scale=100, v=1))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = []
@@ -98,7 +100,7 @@ class QampariRecTop5:
     higher_is_better = True
 
     def signature(self) -> str:
-        return "alce|qampari_rec_top5|norm:squad|cites:removed|scale:100|v:1"
+        return str(Signature("alce", "qampari_rec_top5", norm="squad", cites="removed", scale=100, v=1))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = []
@@ -117,13 +119,6 @@ class QampariRecTop5:
                             {"scale": 100.0} if ps else {"n_without_answers": len(per) - len(kept)})
 
 
-def _nonneg(v: str) -> int:
-    n = int(v)
-    if n < 0:
-        raise ValueError("must be >= 0")
-    return n
-
-
 class AlceTask(BaseTask, DataNeeds):
     dataset = "asqa"
     version = "1"
@@ -132,8 +127,8 @@ class AlceTask(BaseTask, DataNeeds):
         "data_file": Option(str, None, "HELMET/ALCE eval file (JSON list or JSON lines)"),
         "data_dir": Option(str, None, "a folder holding <dataset>_eval_gtr_top2000.json (HELMET's data/alce/)"),
         "length": Option(str, "128k", "HELMET length setting: 8k, 16k, 32k, 64k, 128k (sets n_docs)"),
-        "n_docs": Option(_nonneg, None, "passages per question (overrides length)"),
-        "shots": Option(_nonneg, 2, "demos drawn from the 4 in the prompt file (HELMET: 2)"),
+        "n_docs": Option(non_negative_int, None, "passages per question (overrides length)"),
+        "shots": Option(non_negative_int, 2, "demos drawn from the 4 in the prompt file (HELMET: 2)"),
         "seed": Option(int, 42, "demo sampling seed (HELMET default 42)"),
         "max_tokens": Option(int, 300, "generation budget (HELMET: 300)"),
         "max_length": Option(int, None, "token budget of the whole input + generation; docs are removed from "
@@ -263,15 +258,11 @@ class AlceTask(BaseTask, DataNeeds):
         return d
 
 
-def _cls(dataset: str) -> type[AlceTask]:
-    return type(f"Alce_{dataset}", (AlceTask,), {
-        "name": f"alce/{dataset}", "dataset": dataset, "__module__": __name__,
-        "description": f"ALCE {dataset.upper()} (HELMET long-context form): citation recall/precision "
-                       f"(NLI judge) + {'STR-EM' if dataset == 'asqa' else 'recall@5'}"})
+def configs() -> dict[str, dict[str, Any]]:
+    return {ds: {"dataset": ds, "description": f"ALCE {ds.upper()} (HELMET long-context form): citation "
+                 f"recall/precision (NLI judge) + {'STR-EM' if ds == 'asqa' else 'recall@5'}"}
+            for ds in ("asqa", "qampari")}
 
 
 def register(registry: Any) -> None:
-    for ds in ("asqa", "qampari"):
-        cls = _cls(ds)
-        registry.add_task(cls.name, cls, cls.description)
-    registry.add_group("alce", ["alce/asqa", "alce/qampari"])
+    registry.add_family("alce", AlceTask, configs())

@@ -24,6 +24,7 @@ from evalsuite.datafiles import read_records
 from evalsuite.errors import UserError
 from evalsuite.sources import GITHUB, Need, RemoteFile, Source, resolve_need
 from evalsuite.task import BaseTask, Option, parse_bool
+from evalsuite.options import positive_int
 from evalsuite.types import GenParams, Request, Sample, sha256_text
 
 from ._metric import DeltaBenchMetric
@@ -41,13 +42,6 @@ SOURCE = Source(
 NEED = Need(SOURCE, "data/Deltabench_v1.jsonl")
 DOMAINS = ("math", "code", "Physics&Chemistry&Biology", "general")
 _SECTION_HEAD = re.compile(r"(?m)^section\d+:")
-
-
-def _positive(v: str) -> int:
-    n = int(v)
-    if n <= 0:
-        raise ValueError("must be positive")
-    return n
 
 
 def gold_sections(row: Mapping[str, Any]) -> list[int]:
@@ -73,7 +67,7 @@ class DeltaBenchTask(BaseTask, DataNeeds):
         "data_dir": Option(str, None, "folder holding Deltabench_v1.jsonl"),
         "domains": Option(str, None, "only these task_l1 domains, comma-separated (math, code, "
                           "Physics&Chemistry&Biology, general)"),
-        "max_tokens": Option(_positive, 8192, "critic generation budget (thinking critics need more; "
+        "max_tokens": Option(positive_int, 8192, "critic generation budget (thinking critics need more; "
                              "up to 32768)"),
         "temperature": Option(float, 0.0, "0 = greedy (upstream: 1.0 with top_p 0.8)"),
         "top_p": Option(float, 1.0, "nucleus sampling mass"),

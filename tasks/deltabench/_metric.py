@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.types import MetricResult, Record
 
 SECTION_TAG = "Error Section Number:"
@@ -143,7 +144,7 @@ class DeltaBenchMetric:
             f"macro_{measure}"
 
     def signature(self) -> str:
-        return f"deltabench|{self.variant}|{self.measure}|macro|scale:100|v:{self.version}"
+        return str(Signature("deltabench", self.variant, self.measure, "macro", scale=100, v=self.version))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per: list[SectionScore | None] = []

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.data import local_data, resolve
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.errors import UserError
@@ -115,7 +116,7 @@ class ExtractionFailed(MeanMetric):
                             details={**res.details, "outcomes": outcomes})
 
     def signature(self) -> str:
-        return f"{self.name}|tags:<output>|scale:{self.scale:g}|v:{self.version}"
+        return str(Signature(self.name, tags="<output>", scale=self.scale, v=self.version))
 
 
 class _DRTTask(BaseTask, DataNeeds):

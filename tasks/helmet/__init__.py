@@ -61,14 +61,22 @@ TABLE: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 def task_class(dataset: str) -> type:
+    from evalsuite.registry import family_class
+
+    from ._base import HelmetTask
+
+    return family_class("helmet", HelmetTask, _TASKS[dataset][2], _config(dataset))
+
+
+def _config(dataset: str) -> dict[str, Any]:
+    """The class attributes of one HELMET dataset's task, its base class (``base``) among them."""
     import importlib
 
     module, cls_name, short, display = _TASKS[dataset]
     base = getattr(importlib.import_module(f"{__name__}.{module}"), cls_name)
     spec = specs()[dataset]
-    attrs: dict[str, Any] = {"name": f"helmet/{short}", "dataset": dataset, "category": spec.category,
-                             "display_name": f"HELMET {display}", "__module__": base.__module__,
-                             "description": _describe(dataset, display)}
+    attrs: dict[str, Any] = {"base": base, "dataset": dataset, "category": spec.category,
+                             "display_name": f"HELMET {display}", "description": _describe(dataset, display)}
     if not getattr(base, "template", ""):
         attrs["template"] = _template(dataset)
     if cls_name == "HelmetAlceTask":
@@ -78,7 +86,7 @@ def task_class(dataset: str) -> type:
         attrs["primary_metric"] = "ruler_recall"
     if cls_name == "JsonKvTask":
         attrs["primary_metric"] = "substring_exact_match"
-    return type("Helmet_" + short.title().replace("_", ""), (base,), attrs)
+    return attrs
 
 
 def _template(dataset: str) -> str:
@@ -149,10 +157,11 @@ def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def register(registry: Any) -> None:
+    from ._base import HelmetTask
+
     by_cat: dict[str, list[str]] = {c: [] for c in CATEGORY_ORDER}
-    for dataset in _TASKS:
-        cls = task_class(dataset)
-        registry.add_task(cls.name, cls, cls.description)
+    classes = registry.add_family("helmet", HelmetTask, {_TASKS[d][2]: _config(d) for d in _TASKS}, group=None)
+    for cls in classes:
         by_cat[cls.category].append(cls.name)
     for cat in CATEGORY_ORDER:
         registry.add_group(f"helmet/{cat}", by_cat[cat])

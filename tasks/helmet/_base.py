@@ -25,6 +25,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.errors import UserError
 from evalsuite.task import BaseTask, Option, TaskContext, parse_bool
+from evalsuite.options import non_negative_int, positive_int
 from evalsuite.tokenizer import Tokenizer, request_ids
 from evalsuite.types import GenParams, Generation, Request, Sample, sha256_text
 
@@ -56,20 +57,6 @@ def parse_lengths(v: str) -> tuple[int, ...]:
     if bad:
         raise ValueError(f"{bad[0]}: HELMET's lengths are 8k, 16k, 32k, 64k, 128k")
     return out
-
-
-def _count(v: str) -> int:
-    n = int(v)
-    if n < 0:
-        raise ValueError("must be >= 0")
-    return n
-
-
-def _positive(v: str) -> int:
-    n = int(v)
-    if n <= 0:
-        raise ValueError("must be > 0")
-    return n
 
 
 @dataclass
@@ -118,13 +105,13 @@ class HelmetTask(BaseTask):
                            "Hub rows HELMET loads at run time as JSON lines (layout: tasks/helmet/README.md), or a "
                            "folder written by `evalsuite data fetch --to`; default: the declared sources, fetched "
                            "and cached on first use (`evalsuite data status helmet`)"),
-        "max_test_samples": Option(_count, None, "test questions per length (default: HELMET's config)"),
-        "shots": Option(_count, None, "demonstrations (default: HELMET's config)"),
+        "max_test_samples": Option(non_negative_int, None, "test questions per length (default: HELMET's config)"),
+        "shots": Option(non_negative_int, None, "demonstrations (default: HELMET's config)"),
         "seed": Option(int, 42, "HELMET's --seed"),
         "chat_template": Option(parse_bool, None, "use the chat template (default: HELMET's config); without it "
                                 "the prompt ends with the answer prefix, which is put back before scoring"),
         "stop_new_line": Option(parse_bool, None, "stop at a newline (default: HELMET's config)"),
-        "max_tokens": Option(_positive, None, "generation budget (default: HELMET's config per length)"),
+        "max_tokens": Option(positive_int, None, "generation budget (default: HELMET's config per length)"),
         "truncate": Option(parse_bool, True, "cut the context so prompt + max_tokens fit the length (HELMET); "
                            "needs the backend's tokenizer"),
     }

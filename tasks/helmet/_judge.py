@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.types import MetricResult, Record, sha256_text
 
 from ._metrics import by_length
@@ -90,7 +91,7 @@ class _Judged(NeedsJudge):
         self._judge_id = "none"
 
     def signature(self) -> str:
-        return f"helmet|{self.name}|{self.kind}|judge:{self._judge_id}|scale:100|v:{self.version}"
+        return str(Signature("helmet", self.name, self.kind, judge=self._judge_id, scale=100, v=self.version))
 
     def _analyse(self, records: Sequence[Record], judge: Any) -> tuple[list[dict[str, float] | None], dict[str, int]]:
         raise NotImplementedError

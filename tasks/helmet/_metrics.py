@@ -25,6 +25,7 @@ from collections import Counter
 from typing import Any, Callable, Mapping, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.metrics import Metric, needs_judge, score_metric
 from evalsuite.types import MetricResult, Record
 
@@ -192,7 +193,7 @@ class HelmetMetric:
         self._signature = signature
 
     def signature(self) -> str:
-        return f"helmet|{self.name}|{self._signature}|scale:100|v:{self.version}"
+        return str(Signature("helmet", self.name, self._signature, scale=100, v=self.version))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = self.analysis(records)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from evalsuite.options import choice
 from evalsuite.errors import UserError
 from evalsuite.task import Option
 from evalsuite.types import Record, Sample
@@ -25,10 +26,8 @@ RULER_CONFIGS = {"ruler_niah_mk_2": "niah_multikey_2", "ruler_niah_mk_3": "niah_
 """HELMET dataset -> RULER synthetic.yaml task (and HELMET's data/ruler/<folder>)."""
 
 
-def _source(v: str) -> str:
-    if v not in ("files", "generate"):
-        raise ValueError("source must be 'files' (HELMET's released validation files) or 'generate'")
-    return v
+_source = choice("files", "generate",
+                 message="source must be 'files' (HELMET's released validation files) or 'generate'")
 
 
 class RulerRecallTask(HelmetTask):

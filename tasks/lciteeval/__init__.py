@@ -241,15 +241,11 @@ class LCiteEvalTask(BaseTask, DataNeeds):
         return d
 
 
-def _cls(task: str) -> type[LCiteEvalTask]:
-    kind = "rule-based citation P/R/F1" if task in RULE_TASKS else "NLI citation P/R/F1 (judge)"
-    return type(f"LCiteEval_{task}", (LCiteEvalTask,), {
-        "name": f"lciteeval/{task}", "task": task, "__module__": __name__,
-        "description": f"L-CiteEval {task}: {kind}, by length bucket"})
+def configs() -> dict[str, dict[str, Any]]:
+    return {t: {"task": t, "description": f"L-CiteEval {t}: "
+                f"{'rule-based citation P/R/F1' if t in RULE_TASKS else 'NLI citation P/R/F1 (judge)'}, by length bucket"}
+            for t in TASKS}
 
 
 def register(registry: Any) -> None:
-    for t in TASKS:
-        cls = _cls(t)
-        registry.add_task(cls.name, cls, cls.description)
-    registry.add_group("lciteeval", [f"lciteeval/{t}" for t in TASKS])
+    registry.add_family("lciteeval", LCiteEvalTask, configs())

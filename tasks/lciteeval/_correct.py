@@ -38,6 +38,7 @@ from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.citation import by_bucket
 from evalsuite.types import MetricResult, Record
 
@@ -180,7 +181,7 @@ class LCiteEvalCorrect:
         self.name, self.task = name, task
 
     def signature(self) -> str:
-        return f"lciteeval-correct|{self.task}|{self.name}|eval_correct.py@6e49326|v:{self.version}"
+        return str(Signature("lciteeval-correct", self.task, self.name, "eval_correct.py@6e49326", v=self.version))
 
     def sample_value(self, record: Record) -> float:
         t = record.sample.target

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.citation import K_MAX, ALCE_CITE, by_bucket, harmonic_f1
 from evalsuite.types import MetricResult, Record
 
@@ -71,7 +72,7 @@ class LCiteEvalRule:
         self.name, self.task = name, task
 
     def signature(self) -> str:
-        return f"citation_lciteeval_rule|{self.task}|{self.name}|k:{K_MAX}|scale:100|v:{self.version}"
+        return str(Signature("citation_lciteeval_rule", self.task, self.name, k=K_MAX, scale=100, v=self.version))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         pos = LCITE_RULE_NAMES.index(self.name)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from evalsuite.registry import family_class
+
 from ._config import DATASETS, E_DATASETS, NEWLINE_STOP, NO_CHAT_TEMPLATE
 from ._task import NEWLINE_STOP_OPTION, TOKEN_STOP_OPTION, LongBenchTask
 
@@ -24,18 +26,20 @@ def task_class(dataset: str, edition: str = "v1") -> type[LongBenchTask]:
     """The task class of one dataset (``edition``: ``v1`` or ``e``)."""
     if dataset not in DATASETS or (edition == "e" and dataset not in E_DATASETS):
         raise KeyError(f"no LongBench{'-E' if edition == 'e' else ''} dataset {dataset!r}")
+    return family_class(PREFIX[edition], LongBenchTask, dataset, _config(dataset, edition))
+
+
+def _config(dataset: str, edition: str) -> dict[str, Any]:
     info = DATASETS[dataset]
-    name = f"{PREFIX[edition]}/{dataset}"
     chat = "raw prompt" if dataset in NO_CHAT_TEMPLATE else "chat template"
-    desc = (f"LongBench{'-E' if edition == 'e' else ''} {info.category}: {dataset} ({info.language}, {chat})")
-    cls_name = ("LongBenchE_" if edition == "e" else "LongBench_") + dataset.replace("-", "_")
-    attrs = {"name": name, "dataset": dataset, "edition": edition, "description": desc,
-             "__module__": LongBenchTask.__module__}
+    attrs: dict[str, Any] = {
+        "dataset": dataset, "edition": edition,
+        "description": f"LongBench{'-E' if edition == 'e' else ''} {info.category}: {dataset} ({info.language}, {chat})"}
     if dataset in NEWLINE_STOP:
         attrs["options"] = {**LongBenchTask.options, "newline_stop": NEWLINE_STOP_OPTION,
                             "token_stop": TOKEN_STOP_OPTION}
         attrs["version"] = "2"  # 2: pred.py's "\n" token stop and min_tokens=1 (README changelog)
-    return type(cls_name, (LongBenchTask,), attrs)
+    return attrs
 
 
 def task_names(edition: str = "v1") -> list[str]:
@@ -85,11 +89,7 @@ def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def register(registry: Any) -> None:
     for edition, sets in (("v1", list(DATASETS)), ("e", list(E_DATASETS))):
-        for ds in sets:
-            cls = task_class(ds, edition)
-            registry.add_task(cls.name, cls, cls.description)
-    registry.add_group("longbench", task_names("v1"))
-    registry.add_group("longbench_e", task_names("e"))
+        registry.add_family(PREFIX[edition], LongBenchTask, {ds: _config(ds, edition) for ds in sets})
     registry.add_group("longbench_en", [f"longbench/{d}" for d, i in DATASETS.items() if i.language in ("en", "code")])
     registry.add_summary("longbench", summarize)
     registry.add_group("longbench_zh", [f"longbench/{d}" for d, i in DATASETS.items() if i.language in ("zh", "code")])

@@ -39,6 +39,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.errors import UserError
 from evalsuite.types import Generation, MetricResult, Record, Sample
 
@@ -427,18 +428,17 @@ class LongBench:
     def signature(self, dataset: str | None = None) -> str:
         ds = dataset or self.dataset
         if ds is None:
-            return f"{self.name}|dataset:auto|v:{self.version}"
+            return str(Signature(self.name, dataset="auto", v=self.version))
         fn = DATASET_METRIC[ds]
-        parts = [self.name, f"dataset:{ds}", f"fn:{fn}", f"first_line:{'yes' if ds in FIRST_LINE_DATASETS else 'no'}"]
+        sig = Signature(self.name, dataset=ds, fn=fn, first_line="yes" if ds in FIRST_LINE_DATASETS else "no")
         # Only the backends that move this dataset's number.
         if fn.startswith("rouge"):
-            parts.append(f"rouge:{ROUGE_VERSION}")
+            sig.add("rouge", ROUGE_VERSION)
         if fn.endswith("zh_score") and fn != "retrieval_zh_score":
-            parts.append(f"jieba:{_version('jieba')}")
+            sig.add("jieba", _version("jieba"))
         if fn == "code_sim_score":
-            parts.append("fuzz:difflib")
-        parts += [f"scale:{self.scale:g}", f"v:{self.version}"]
-        return "|".join(parts)
+            sig.add("fuzz", "difflib")
+        return str(sig.extend(scale=self.scale, v=self.version))
 
     def _resolve_dataset(self, records: Sequence[Record]) -> str:
         if self.dataset is not None:

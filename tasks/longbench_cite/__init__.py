@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
 from evalsuite.errors import UserError
@@ -149,8 +150,8 @@ class LongBenchCiteMetric(NeedsJudge):
         self._judge_id = "none"
 
     def signature(self) -> str:
-        return (f"longbench_cite|{self.name}|max_statements:{MAX_STATEMENTS}|k:{MAX_CITATIONS}"
-                f"|judge:{self._judge_id}|scale:100|v:{self.version}")
+        return str(Signature("longbench_cite", self.name, max_statements=MAX_STATEMENTS, k=MAX_CITATIONS,
+                             judge=self._judge_id, scale=100, v=self.version))
 
     def _analyse(self, records: Sequence[Record], judge: Any) -> list[tuple[float, float, float] | None]:
         from evalsuite.judge import JudgeQuery
@@ -294,10 +295,9 @@ class LongBenchCiteTask(BaseTask, DataNeeds):
         return d
 
 
-def _cls(ds: str) -> type[LongBenchCiteTask]:
-    return type(f"LongBenchCite_{ds.replace('-', '_')}", (LongBenchCiteTask,), {
-        "name": f"longbench_cite/{ds}", "dataset": ds, "__module__": __name__,
-        "description": f"LongBench-Cite {ds}: statement/cite answers, judged citation recall/precision/F1"})
+def configs() -> dict[str, dict[str, Any]]:
+    return {ds: {"dataset": ds, "description": f"LongBench-Cite {ds}: statement/cite answers, judged citation "
+                 "recall/precision/F1"} for ds in DATASETS}
 
 
 AVERAGED = ("longbench-chat", "multifieldqa", "hotpotqa", "dureader", "gov_report")
@@ -329,8 +329,5 @@ def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def register(registry: Any) -> None:
-    for ds in DATASETS:
-        cls = _cls(ds)
-        registry.add_task(cls.name, cls, cls.description)
-    registry.add_group("longbench_cite", [f"longbench_cite/{d}" for d in DATASETS])
+    registry.add_family("longbench_cite", LongBenchCiteTask, configs())
     registry.add_summary("longbench_cite", summarize)

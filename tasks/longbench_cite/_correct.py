@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.types import Message, MetricResult, Record
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
@@ -102,7 +103,8 @@ class LongBenchCiteCorrectness(NeedsJudge):
         self._judge_id = "none"
 
     def signature(self) -> str:
-        return f"longbench_cite|correctness|{self.dataset}|judge:{self._judge_id}|scale:100|v:{self.version}"
+        return str(Signature("longbench_cite", "correctness", self.dataset, judge=self._judge_id, scale=100,
+                             v=self.version))
 
     def queries(self, records: Sequence[Record]) -> list[list[Any]]:
         """Per record, one judge query per reference answer."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.types import MetricResult, Record
 
 DIFFICULTIES = ("easy", "hard")
@@ -54,7 +55,7 @@ class LongBenchV2Accuracy:
     version = "1"
 
     def signature(self) -> str:
-        return f"{self.name}|longbench_v2|failed:wrong|none:wrong|scale:{self.scale:g}|v:{self.version}"
+        return str(Signature(self.name, "longbench_v2", failed="wrong", none="wrong", scale=self.scale, v=self.version))
 
     @staticmethod
     def correct(record: Record) -> float:

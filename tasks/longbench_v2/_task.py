@@ -18,6 +18,7 @@ from evalsuite.metrics import Metric
 from evalsuite.reasoning import split_reasoning
 from evalsuite.data import DataSource
 from evalsuite.task import BaseTask, Option, parse_bool
+from evalsuite.options import non_negative_float, positive_int
 from evalsuite.types import GenParams, Generation, Record, Request, Sample
 from evalsuite.truncation import Truncation
 
@@ -33,28 +34,14 @@ TEMPERATURE = 0.1
 points because of it (THUDM/LongBench#119): ``-T temperature=0`` for greedy decoding."""
 
 
-def _positive(v: str) -> int:
-    n = int(v)
-    if n <= 0:
-        raise ValueError("must be > 0")
-    return n
-
-
-def _temperature(v: str) -> float:
-    t = float(v)
-    if not t >= 0:
-        raise ValueError("must be >= 0")
-    return t
-
-
 COMMON_OPTIONS: Mapping[str, Option] = {
     "data_file": Option(str, None, "the release's data.json (JSON array) or a JSONL file of the same rows"),
     "data_dir": Option(str, None, "a folder with data.json (e.g. a snapshot of the hub dataset)"),
-    "max_length": Option(_positive, None, "truncation budget in tokens of the filled prompt, chat template "
+    "max_length": Option(positive_int, None, "truncation budget in tokens of the filled prompt, chat template "
                          f"excluded (default {MAX_LENGTH}, upstream's); the prompt is also kept inside the "
                          "model's context window when it is known"),
-    "temperature": Option(_temperature, TEMPERATURE, "sampling temperature (upstream 0.1; 0 = greedy)"),
-    "max_tokens": Option(_positive, 128, "max new tokens of the answer (upstream 128)"),
+    "temperature": Option(non_negative_float, TEMPERATURE, "sampling temperature (upstream 0.1; 0 = greedy)"),
+    "max_tokens": Option(positive_int, 128, "max new tokens of the answer (upstream 128)"),
     "chat_template": Option(parse_bool, True, "send the prompt as one user message in the model's chat "
                             "template (upstream); false: the raw prompt text"),
 }
@@ -219,7 +206,7 @@ class Rag(LongBenchV2Task):
     description = "LongBench v2 +RAG: precomputed retrieved chunks (row field retrieved_context) as the text"
     options: Mapping[str, Option] = {
         **COMMON_OPTIONS,
-        "rag_top_k": Option(_positive, None, "use the first N retrieved chunks of each row (upstream "
+        "rag_top_k": Option(positive_int, None, "use the first N retrieved chunks of each row (upstream "
                             "--rag N); default: all chunks the row has"),
     }
 
@@ -255,7 +242,7 @@ class ChainOfThought(LongBenchV2Task, MultiPass):
     description = "LongBench v2 with chain of thought: a reasoning pass, then an answer pass given the reasoning"
     options: Mapping[str, Option] = {
         **COMMON_OPTIONS,
-        "cot_max_tokens": Option(_positive, 1024, "max new tokens of the reasoning pass (upstream 1024)"),
+        "cot_max_tokens": Option(positive_int, 1024, "max new tokens of the reasoning pass (upstream 1024)"),
     }
 
     def next_request(self, sample: Sample, history: Sequence[tuple[Request, Generation]]) -> Request | None:

@@ -25,11 +25,14 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.data import hash_paths, local_data, resolve
 from evalsuite.datafiles import read_csv_rows, read_records
+from evalsuite.registry import family_class
 from evalsuite.sources import GITHUB, HF, Need, RemoteFile, Source, resolve_need
 from evalsuite.errors import UserError
 from evalsuite.task import BaseTask, Option
+from evalsuite.options import choice, positive_int
 from evalsuite.types import GenParams, Message, MetricResult, Record, Request, Sample, sha256_text
 
 from ._extract import (LETTERS, gsm8k_gold_official, official_answers, official_log, official_tally,
@@ -99,17 +102,7 @@ def data_needs_for(kind: str, batches: int | None = None) -> list[Need]:
     return [Need(mmlu_source(), f"data/MMLU/data/test/{s}_test.csv") for s in subjects]
 
 
-def _positive(v: str) -> int:
-    n = int(v)
-    if n <= 0:
-        raise ValueError("must be positive")
-    return n
-
-
-def _order(v: str) -> str:
-    if v not in ("length", "dataset"):
-        raise ValueError("must be 'length' or 'dataset'")
-    return v
+_order = choice("length", "dataset", message="must be 'length' or 'dataset'")
 
 
 def format_subject(subject: str) -> str:
@@ -343,11 +336,11 @@ COMMON = {
                         "dev_rand_split.jsonl (official CommonsenseQA format, or the hub's fields)"),
     "data_dir": Option(str, None, "GSM8K: folder with test.jsonl; MMLU: the MMLU data folder (test/*.csv); "
                        "CSQA: folder with dev_rand_split.jsonl"),
-    "k": Option(_positive, None, "questions per batch (paper, open models: GSM8K 30, MMLU 30, CSQA 40)"),
-    "batches": Option(_positive, None, "number of batches T (GSM8K 20; MMLU = number of subjects, 57; CSQA 20)"),
+    "k": Option(positive_int, None, "questions per batch (paper, open models: GSM8K 30, MMLU 30, CSQA 40)"),
+    "batches": Option(positive_int, None, "number of batches T (GSM8K 20; MMLU = number of subjects, 57; CSQA 20)"),
     "order": Option(_order, "length", "question order inside a batch: length (ascending, as the paper) or "
                     "dataset (as the repo)"),
-    "max_tokens": Option(_positive, 4096, "generation budget (4096 in the paper and repo)"),
+    "max_tokens": Option(positive_int, 4096, "generation budget (4096 in the paper and repo)"),
 }
 
 
@@ -467,7 +460,7 @@ class LiuAccuracy:
         self.name = "accuracy" if variant == "robust" else "accuracy_official"
 
     def signature(self) -> str:
-        return f"longgenbench_liu|{self.variant}|v:{'1' if self.variant == 'robust' else '2'}"
+        return str(Signature("longgenbench_liu", self.variant, v="1" if self.variant == "robust" else "2"))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         correct = answered = total = formed = 0
@@ -502,7 +495,7 @@ class BaselineAccuracy:
     higher_is_better = True
 
     def signature(self) -> str:
-        return "longgenbench_liu|baseline|robust|v:1"
+        return str(Signature("longgenbench_liu", "baseline", "robust", v=1))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = []
@@ -541,21 +534,19 @@ def summarize(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _make(kind: str, baseline: bool) -> type:
-    base = BaselineTask if baseline else LongGenBenchLiuTask
-    name = f"longgenbench_liu/{kind}" + ("_baseline" if baseline else "")
+def _config(kind: str, baseline: bool) -> dict[str, Any]:
     desc = (f"LongGenBench (Liu) {kind.upper()} " + ("single-question baseline" if baseline else
             "K questions in one output (accuracy; official and robust extraction)"))
-    return type(name.replace("/", "_"), (base,), {"name": name, "kind": kind, "description": desc,
-                                                   "__module__": __name__})
+    return {"base": BaselineTask if baseline else LongGenBenchLiuTask, "kind": kind, "description": desc}
+
+
+def _make(kind: str, baseline: bool) -> type:
+    """The task class of one kind (``baseline``: its single-question baseline), as registered."""
+    return family_class("longgenbench_liu", LongGenBenchLiuTask, kind + ("_baseline" if baseline else ""),
+                        _config(kind, baseline))
 
 
 def register(registry: Any) -> None:
-    names = []
-    for kind in KINDS:
-        for baseline in (False, True):
-            cls = _make(kind, baseline)
-            registry.add_task(cls.name, cls, cls.description)
-            names.append(cls.name)
-    registry.add_group("longgenbench_liu", names)
+    registry.add_family("longgenbench_liu", LongGenBenchLiuTask,
+                        {kind + ("_baseline" if b else ""): _config(kind, b) for kind in KINDS for b in (False, True)})
     registry.add_summary("longgenbench_liu", summarize)

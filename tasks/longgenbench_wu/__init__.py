@@ -21,8 +21,10 @@ from typing import Any, Iterator, Mapping, Sequence
 from evalsuite.contracts import DataNeeds
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
+from evalsuite.registry import family_class
 from evalsuite.sources import GITHUB, Need, RemoteFile, Source
 from evalsuite.task import BaseTask, Option, parse_bool
+from evalsuite.options import positive_int
 from evalsuite.types import GenParams, Generation, Request, Sample
 
 from ._metric import JUDGED, KINDS, CompletionRate, JudgedMetric
@@ -43,13 +45,6 @@ SETTINGS = {"short": 16000, "long": 32000}
 """Setting -> the repo's max_tokens for it."""
 
 
-def _positive(v: str) -> int:
-    n = int(v)
-    if n <= 0:
-        raise ValueError("must be positive")
-    return n
-
-
 class LongGenBenchWuTask(BaseTask, DataNeeds):
     setting = "short"
     version = "1"
@@ -58,7 +53,7 @@ class LongGenBenchWuTask(BaseTask, DataNeeds):
         "data_dir": Option(str, None, "folder holding Dataset_short.json / Dataset_long.json (any depth)"),
         "chat_template": Option(parse_bool, False, "wrap the prompt in the chat template (default: raw "
                                 "completion, as the repo's inference.py)"),
-        "max_tokens": Option(_positive, None, "generation budget (default 16000 short, 32000 long, as the repo)"),
+        "max_tokens": Option(positive_int, None, "generation budget (default 16000 short, 32000 long, as the repo)"),
         "temperature": Option(float, 0.0, "0 = greedy (paper); the repo samples at 0.95"),
         "top_p": Option(float, 1.0, "nucleus mass (repo: 0.95)"),
         "seed": Option(int, 0, "sampling seed (repo: 6211027)"),
@@ -131,15 +126,15 @@ class LongGenBenchWuTask(BaseTask, DataNeeds):
         return d
 
 
+def configs() -> dict[str, dict[str, Any]]:
+    return {s: {"setting": s, "description": f"LongGenBench (Wu) {s}: long structured generation, "
+                f"CR/STIC-1/STIC-2/wAvg (judge), {SETTINGS[s]} tokens"} for s in SETTINGS}
+
+
 def _cls(setting: str) -> type[LongGenBenchWuTask]:
-    return type(f"LongGenBenchWu_{setting}", (LongGenBenchWuTask,), {
-        "name": f"longgenbench_wu/{setting}", "setting": setting, "__module__": __name__,
-        "description": f"LongGenBench (Wu) {setting}: long structured generation, CR/STIC-1/STIC-2/wAvg "
-                       f"(judge), {SETTINGS[setting]} tokens"})
+    """The task class of one setting (as registered)."""
+    return family_class("longgenbench_wu", LongGenBenchWuTask, setting, configs()[setting])
 
 
 def register(registry: Any) -> None:
-    for s in SETTINGS:
-        cls = _cls(s)
-        registry.add_task(cls.name, cls, cls.description)
-    registry.add_group("longgenbench_wu", [f"longgenbench_wu/{s}" for s in SETTINGS])
+    registry.add_family("longgenbench_wu", LongGenBenchWuTask, configs())

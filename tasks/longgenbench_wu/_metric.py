@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.judge import JudgeQuery
 from evalsuite.types import MetricResult, Record
 
@@ -128,7 +129,8 @@ class CompletionRate:
     higher_is_better = True
 
     def signature(self) -> str:
-        return "longgenbench_wu|completion_rate|blocks:#*#|first_match|v:1"
+        return str(Signature("longgenbench_wu", "completion_rate").add("blocks", "#*#").add(None, "first_match")
+                   .extend(v=1))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         per = tuple(queries_for(r)[0] / 100 for r in records)
@@ -149,7 +151,7 @@ class JudgedMetric(NeedsJudge):
         """Metrics of one task share their analysis of the same records (parsed and judged once)."""
 
     def signature(self) -> str:
-        return f"longgenbench_wu|{self.name}|verdict:exact_yes_no|judge:{self._judge_id}|v:1"
+        return str(Signature("longgenbench_wu", self.name, verdict="exact_yes_no", judge=self._judge_id, v=1))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
               judge: Any = None) -> MetricResult:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from evalsuite.registry import family_class
+
 from ._task import LEVELS, MAX_NEW_TOKENS, LongProcTask
 
 __all__ = ["LongProcTask", "register", "task_class", "task_names"]
@@ -28,16 +30,19 @@ _TITLES = {
 def task_class(task: str, level: str) -> type[LongProcTask]:
     if task not in LEVELS or level not in LEVELS[task]:
         raise KeyError(f"no LongProc dataset {task}_{level}")
+    return family_class("longproc", LongProcTask, f"{task}_{level}", _config(task, level))
+
+
+def _config(task: str, level: str) -> dict[str, Any]:
     from ._task import BASE_OPTIONS, CODE_OPTIONS
 
     attrs: dict[str, Any] = {
-        "name": f"longproc/{task}_{level}", "task": task, "level": level,
+        "task": task, "level": level,
         "description": f"LongProc {_TITLES[task]}, {level} output tokens (max_tokens {MAX_NEW_TOKENS[level]})",
-        "__module__": LongProcTask.__module__,
     }
     if task == "pseudo_to_code":
         attrs["options"] = {**BASE_OPTIONS, **CODE_OPTIONS}
-    return type(f"LongProc_{task}_{level.replace('.', '_')}", (LongProcTask,), attrs)
+    return attrs
 
 
 def task_names(level: str | None = None) -> list[str]:
@@ -45,10 +50,7 @@ def task_names(level: str | None = None) -> list[str]:
 
 
 def register(registry: Any) -> None:
-    for task, levels in LEVELS.items():
-        for level in levels:
-            cls = task_class(task, level)
-            registry.add_task(cls.name, cls, cls.description)
-    registry.add_group("longproc", task_names())
+    registry.add_family("longproc", LongProcTask,
+                        {f"{t}_{lv}": _config(t, lv) for t, levels in LEVELS.items() for lv in levels})
     for level in ("0.5k", "2k", "8k"):
         registry.add_group(f"longproc/{level}", task_names(level))

@@ -24,10 +24,12 @@ from typing import Any, Iterator, Mapping, Sequence
 import yaml
 
 from evalsuite.contracts import DataNeeds, NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.errors import UserError
 from evalsuite.metrics import Metric
 from evalsuite.options import parse_bool
 from evalsuite.task import BaseTask, Option
+from evalsuite.options import choice, positive_float, positive_int
 from evalsuite.types import GenParams, MetricResult, Record, Request, Sample
 
 from . import _evaluators
@@ -87,24 +89,7 @@ def template(task: str) -> str:
     return text
 
 
-def _evaluator(v: str) -> str:
-    if v not in _evaluators.EVALUATORS:
-        raise ValueError(f"one of {', '.join(_evaluators.EVALUATORS)}")
-    return v
-
-
-def _positive_int(v: str) -> int:
-    n = int(v)
-    if n <= 0:
-        raise ValueError("must be a positive integer")
-    return n
-
-
-def _positive_float(v: str) -> float:
-    x = float(v)
-    if not x > 0:
-        raise ValueError("must be > 0")
-    return x
+_evaluator = choice(*_evaluators.EVALUATORS)
 
 
 BASE_OPTIONS: Mapping[str, Option] = {
@@ -112,13 +97,13 @@ BASE_OPTIONS: Mapping[str, Option] = {
     "data_file": Option(str, None, "one official JSON file of this task-level"),
     "evaluator": Option(_evaluator, "main", "evaluator semantics: main (78e873a) or rmodels (a9185e9: ToM parsing "
                         "for reasoning models)"),
-    "max_tokens": Option(_positive_int, None, "generation budget (default 1024/3072/9216 by level)"),
+    "max_tokens": Option(positive_int, None, "generation budget (default 1024/3072/9216 by level)"),
 }
 CODE_OPTIONS: Mapping[str, Option] = {
     "cxx": Option(str, "g++", "C++ compiler (name on PATH or path); missing: accuracy skipped with a reason"),
-    "timeout": Option(_positive_float, 3.0, "wall-clock seconds per test case (upstream: 3)"),
-    "memory_mb": Option(_positive_int, 2048, "address-space limit of a program, MiB"),
-    "workers": Option(_positive_int, None, "programs compiled and tested in parallel (default: CPU count, at most 8)"),
+    "timeout": Option(positive_float, 3.0, "wall-clock seconds per test case (upstream: 3)"),
+    "memory_mb": Option(positive_int, 2048, "address-space limit of a program, MiB"),
+    "workers": Option(positive_int, None, "programs compiled and tested in parallel (default: CPU count, at most 8)"),
     "unsafe_code": Option(parse_bool, False, "trusted environments only: when no sandbox (bubblewrap) works here, "
                           "run model-written programs WITHOUT isolation instead of not running them (recorded; "
                           "see docs/security.md)"),
@@ -309,7 +294,8 @@ class LongProcMeasure:
 
     def signature(self) -> str:
         ev = self.task.opts["evaluator"]
-        return f"longproc/{self.task.task}|{self.measure}|evaluator:{ev}|scale:{self.scale:g}|v:{self.task.version}"
+        return str(Signature(f"longproc/{self.task.task}", self.measure, evaluator=ev, scale=self.scale,
+                             v=self.task.version))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT) -> MetricResult:
         results = self.task.evaluate(records)

@@ -37,6 +37,7 @@ from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.types import MetricResult, Record
 
 VERSION = "1"
@@ -203,8 +204,8 @@ class Tsv:
         self._cache: dict[tuple[str, str], TsvScore] = {}
 
     def signature(self) -> str:
-        return (f"{self.name}|tsv:{self.measure}|extract:{'fence' if self.extract else 'none'}"
-                f"|rules:longproc-html_to_tsv@78e873a|scale:{self.scale:g}|v:{VERSION}")
+        return str(Signature(self.name, tsv=self.measure, extract="fence" if self.extract else "none",
+                             rules="longproc-html_to_tsv@78e873a", scale=self.scale, v=VERSION))
 
     def reference(self, record: Record) -> str:
         t = record.sample.target

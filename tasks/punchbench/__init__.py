@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from evalsuite.registry import family_class
+
 from ._task import FORMATS, LAYERS, VARIANTS, PunchBenchTask
 
 __all__ = ["PunchBenchTask", "register", "task_class", "task_names"]
@@ -20,11 +22,16 @@ __all__ = ["PunchBenchTask", "register", "task_class", "task_names"]
 def task_class(fmt: str, variant: str) -> type[PunchBenchTask]:
     if fmt not in FORMATS or variant not in VARIANTS:
         raise KeyError(f"no PunchBench task {fmt}/{variant}")
+    return family_class("punchbench", PunchBenchTask, f"{fmt}/{variant}", _config(fmt, variant))
+
+
+def _config(fmt: str, variant: str) -> dict[str, Any]:
     layer = FORMATS[fmt][0]
-    desc = f"PunchBench {layer} {fmt.split('_', 1)[1].replace('_', ' ')} ({variant} captions)"
-    return type(f"PunchBench_{fmt}_{variant}", (PunchBenchTask,),
-                {"name": f"punchbench/{fmt}/{variant}", "fmt": fmt, "variant": variant, "description": desc,
-                 "__module__": PunchBenchTask.__module__})
+    attrs = {"fmt": fmt, "variant": variant,
+             "description": f"PunchBench {layer} {fmt.split('_', 1)[1].replace('_', ' ')} ({variant} captions)"}
+    if FORMATS[fmt][2] == -1:  # the judged generation format scores judged_accuracy, not accuracy
+        attrs["primary_metric"] = "judged_accuracy"
+    return attrs
 
 
 def task_names() -> list[str]:
@@ -32,11 +39,7 @@ def task_names() -> list[str]:
 
 
 def register(registry: Any) -> None:
-    for f in FORMATS:
-        for v in VARIANTS:
-            cls = task_class(f, v)
-            registry.add_task(cls.name, cls, cls.description)
-    registry.add_group("punchbench", task_names())
+    registry.add_family("punchbench", PunchBenchTask, {f"{f}/{v}": _config(f, v) for f in FORMATS for v in VARIANTS})
     for layer in LAYERS:
         registry.add_group(f"punchbench/{layer}", [n for n in task_names() if n.split("/")[1].startswith(layer)])
     for v in VARIANTS:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.signature import Signature
 from evalsuite.metrics import MeanMetric
 from evalsuite.types import MetricResult, Record
 
@@ -55,7 +56,7 @@ class JudgedAccuracy(NeedsJudge):
     def signature(self, judge: Any = None) -> str:
         from evalsuite.types import sha256_text
         jid = judge.id if judge is not None else "none"
-        return f"{self.name}|judge:{jid}|prompt:{sha256_text(self.template)[:12]}|v:{self.version}"
+        return str(Signature(self.name, judge=jid, prompt=sha256_text(self.template)[:12], v=self.version))
 
     def score(self, records: Sequence[Record], ctx: ScoreContext = NO_CONTEXT, *,
               judge: Any = None) -> MetricResult:

@@ -13,6 +13,7 @@ from evalsuite.sources import ManualSource, Need
 from evalsuite.errors import UserError
 from evalsuite.multimodal import image_sha256, resolve_image
 from evalsuite.task import BaseTask, Option, parse_bool
+from evalsuite.options import choice, positive_int
 from evalsuite.types import ContentPart, GenParams, Message, Request, Sample, sha256_text
 
 from ._metric import Accuracy, JudgedAccuracy, ParseFailureRate
@@ -140,17 +141,7 @@ def load_records(path: Path, fmt: str, field_map: Mapping[str, str], root: Path)
     return out
 
 
-def _positive(v: str) -> int:
-    n = int(v)
-    if n <= 0:
-        raise ValueError("must be positive")
-    return n
-
-
-def _prompting(v: str) -> str:
-    if v not in PROMPTINGS:
-        raise ValueError(f"one of {', '.join(PROMPTINGS)}")
-    return v
+_prompting = choice(*PROMPTINGS)
 
 
 class PunchBenchTask(BaseTask, MultiPass, DataNeeds):
@@ -169,10 +160,10 @@ class PunchBenchTask(BaseTask, MultiPass, DataNeeds):
         "prompting": Option(_prompting, "zero_shot", "zero_shot, few_shot (3 shots from the same file), cot, "
                             "sc_coq_intra or sc_coq_inter (multi-turn chain of questions, image sent once)"),
         "caption_only": Option(parse_bool, False, "ablation: send no image (runs on text-only models)"),
-        "n_shots": Option(_positive, 3, "few-shot examples"),
-        "max_tokens": Option(_positive, None, "answer budget per turn (default: 16 for closed formats, "
+        "n_shots": Option(positive_int, 3, "few-shot examples"),
+        "max_tokens": Option(positive_int, None, "answer budget per turn (default: 16 for closed formats, "
                              "512 for cot and generation)"),
-        "limit": Option(_positive, None, "only the first N records"),
+        "limit": Option(positive_int, None, "only the first N records"),
     }
 
     def __init__(self, **opts: Any):

@@ -36,6 +36,7 @@ from evalsuite.datafiles import read_records
 from evalsuite.errors import UserError
 from evalsuite.sources import GITHUB, Need, RemoteFile, Source, resolve_need
 from evalsuite.task import BaseTask, Option, TaskContext
+from evalsuite.options import non_negative_int
 from evalsuite.tokenizer import Tokenizer
 from evalsuite.truncation import template_parts
 from evalsuite.types import GenParams, Message, Request, Sample, sha256_text
@@ -135,13 +136,6 @@ def _docs_option(allowed: tuple[str, ...]):
     return parse
 
 
-def _nonneg(v: str) -> int:
-    n = int(v)
-    if n < 0:
-        raise ValueError("must be >= 0")
-    return n
-
-
 def _options(docs_values: tuple[str, ...], docs_default: str, file_name: str) -> dict[str, Option]:
     from evalsuite.metrics.sacrebleu_metrics import MT_OPTION_HELP
 
@@ -150,7 +144,7 @@ def _options(docs_values: tuple[str, ...], docs_default: str, file_name: str) ->
         "data_dir": Option(str, None, f"a checkout of krystalan/RAGtrans (or its data/ folder) holding {file_name}"),
         "docs": Option(_docs_option(docs_values), docs_default,
                        f"documents in the prompt: {'|'.join(docs_values)} (default {docs_default})"),
-        "doc_tokens": Option(_nonneg, 1024, "keep at most N token ids of each document (0: never cut); "
+        "doc_tokens": Option(non_negative_int, 1024, "keep at most N token ids of each document (0: never cut); "
                                             "needs the backend's tokenizer"),
     }
     for key, help_text in MT_OPTION_HELP.items():

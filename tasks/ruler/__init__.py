@@ -29,13 +29,21 @@ _DESCRIPTIONS = {
 
 
 def _task_class(name: str, spec: dict[str, Any]) -> type:
+    """The task class of one synthetic.yaml configuration, as registered (HELMET's recall tasks reuse it)."""
+    from evalsuite.registry import family_class
+
+    from ._base import RulerTask
+
+    return family_class("ruler", RulerTask, name, _config(name, spec))
+
+
+def _config(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The class attributes of one synthetic.yaml configuration's task, its base class (``base``) among them."""
     import importlib
 
     module, attr = _FAMILIES[spec["task"]]
     base = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-    cls_name = "Ruler_" + name.title().replace("_", "")
-    return type(cls_name, (base,), {"name": f"ruler/{name}", "config_name": name,
-                                    "description": _describe(name, spec), "__module__": base.__module__})
+    return {"base": base, "config_name": name, "description": _describe(name, spec)}
 
 
 def _describe(name: str, spec: dict[str, Any]) -> str:
@@ -123,12 +131,8 @@ def summarize(scores: dict[str, Any], threshold: float = EFFECTIVE_THRESHOLD) ->
 
 
 def register(registry: Any) -> None:
-    names = []
-    for name, spec in resources().tasks.items():
-        if spec["task"] not in _FAMILIES:
-            continue
-        cls = _task_class(name, spec)
-        registry.add_task(cls.name, cls, cls.description)
-        names.append(cls.name)
-    registry.add_group("ruler", names)
+    from ._base import RulerTask
+
+    registry.add_family("ruler", RulerTask, {name: _config(name, spec) for name, spec in resources().tasks.items()
+                                             if spec["task"] in _FAMILIES})
     registry.add_summary("ruler", summarize)

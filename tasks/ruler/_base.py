@@ -23,6 +23,7 @@ from evalsuite.errors import UserError
 from evalsuite.metrics import Metric
 from evalsuite.metrics.match import StringMatchAll
 from evalsuite.task import BaseTask, Option, TaskContext, parse_bool
+from evalsuite.options import non_negative_int, positive_int
 from evalsuite.tokenizer import Tokenizer, render_request
 from evalsuite.types import GenParams, Generation, Message, Record, Request, Sample, sha256_text
 
@@ -42,20 +43,6 @@ class Draft:
     """RULER's ``outputs``: every reference the prediction must contain."""
     info: dict[str, Any] = field(default_factory=dict)
     """Per-sample facts for the metadata (needle depths, positions, query, ...)."""
-
-
-def _positive(v: str) -> int:
-    n = int(v)
-    if n <= 0:
-        raise ValueError("must be > 0")
-    return n
-
-
-def _non_negative(v: str) -> int:
-    n = int(v)
-    if n < 0:
-        raise ValueError("must be >= 0")
-    return n
 
 
 def parse_lengths(v: str) -> tuple[int, ...]:
@@ -157,10 +144,10 @@ class RulerTask(BaseTask, OfficialFormat):
     version = "1"
 
     options: Mapping[str, Option] = {
-        "length": Option(_positive, 4096, "max_seq_length: prompt tokens + tokens_to_generate stay within it"),
+        "length": Option(positive_int, 4096, "max_seq_length: prompt tokens + tokens_to_generate stay within it"),
         "lengths": Option(parse_lengths, None, "several max_seq_lengths, e.g. 4096,8192,16384: num_samples per "
                           "length, each length generated as its own RULER run (overrides length)"),
-        "num_samples": Option(_non_negative, 500, "samples to generate (RULER default 500)"),
+        "num_samples": Option(non_negative_int, 500, "samples to generate (RULER default 500)"),
         "seed": Option(int, 42, "random_seed (RULER default 42)"),
         "data_dir": Option(str, None, "folder of Paul Graham essay .txt files (essay haystacks)"),
         "data_file": Option(str, None, "RULER's PaulGrahamEssays.json ({\"text\": ...}) or one .txt file"),
@@ -171,12 +158,12 @@ class RulerTask(BaseTask, OfficialFormat):
         "template": Option(str, None, "one of RULER's own model templates (scripts/data/template.py: base, "
                            "meta-chat, meta-llama3, vicuna-chat, ...), applied as prepare.py does and sent as "
                            "raw text (implies chat_template=false); reproduces a published row's prompts"),
-        "tokens_to_generate": Option(_positive, None, "max new tokens, also reserved in the length budget "
+        "tokens_to_generate": Option(positive_int, None, "max new tokens, also reserved in the length budget "
                                      "(default: RULER's per-family value)"),
         "reasoning": Option(parse_bool, False, "reasoning model: no answer-prefix prefill (the model answers after "
                             "thinking; think blocks are stripped before scoring) and max_tokens = "
                             "tokens_to_generate + reasoning_tokens; the haystack is sized as without it"),
-        "reasoning_tokens": Option(_non_negative, 4096, "extra generation budget for thinking with reasoning=true"),
+        "reasoning_tokens": Option(non_negative_int, 4096, "extra generation budget for thinking with reasoning=true"),
     }
 
     def __init__(self, **opts: Any):
@@ -188,6 +175,8 @@ class RulerTask(BaseTask, OfficialFormat):
             self.opts["lengths"] = list(self.opts["lengths"])
             self.opts["length"] = self.opts["lengths"][0]
         self.lengths: list[int] = list(self.opts["lengths"] or [self.opts["length"]])
+        self.length: int = self.lengths[0]
+        """The max_seq_length whose samples are being generated (the options stay as given)."""
         for L in self.lengths:
             if L <= self.opts["tokens_to_generate"]:
                 raise UserError(f"{self.name}: length={L} must exceed "
@@ -277,11 +266,11 @@ class RulerTask(BaseTask, OfficialFormat):
 
     def _enter_length(self, length: int) -> None:
         """Start generating the samples of one max_seq_length: a fresh generator (``_setup``), seeded
-        as a separate RULER run at that length would be. ``opts["length"]`` is that length meanwhile,
-        so family hooks (``_incremental``, ``_setup``) read it as before."""
+        as a separate RULER run at that length would be. ``self.length`` is that length meanwhile, for the
+        family hooks (``_incremental``, ``_setup``)."""
         if self._current_length == length:
             return
-        self.opts["length"] = length
+        self.length = length
         self._current_length = length
         self._setup()
 

@@ -110,7 +110,7 @@ class CweTask(RulerTask):
 
     def _setup(self) -> None:
         self._english: list[str] | None = None
-        self.generator = CweGenerator(self.config, self.opts["seed"], self.opts["length"], self._english_words,
+        self.generator = CweGenerator(self.config, self.opts["seed"], self.length, self._english_words,
                                       model_template=self.model_template)
 
     def _english_words(self) -> list[str]:

@@ -102,7 +102,7 @@ class FweTask(RulerTask):
                               "under the length; samples then differ from RULER's)")}
 
     def _setup(self) -> None:
-        budget = self.opts["length"] - self.opts["tokens_to_generate"]
+        budget = self.length - self.opts["tokens_to_generate"]
         self.generator = FweGenerator(self.config, self.opts["seed"], budget, model_template=self.model_template)
         self._num_words: int | None = None
 

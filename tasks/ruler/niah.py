@@ -200,7 +200,7 @@ class NiahTask(RulerTask, DataNeeds):
     def _incremental(self) -> int:
         if self.config["type_haystack"] == "essay":
             return 500
-        return 5 if self.opts["length"] < 4096 else 25
+        return 5 if self.length < 4096 else 25
 
     def _generate(self, size: int, index: int) -> Draft:
         return self.generator.generate(size)

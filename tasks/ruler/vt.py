@@ -199,7 +199,7 @@ class VtTask(RulerTask):
     def _incremental(self) -> int:
         if self.config.get("type_haystack", "noise") == "essay":
             return 500
-        return 5 if self.opts["length"] < 4096 else 10
+        return 5 if self.length < 4096 else 10
 
     def _probe(self, size: int) -> Draft:
         return self.generator.probe(size)
