@@ -19,6 +19,7 @@ import pytest
 
 import evalsuite.sandbox as sbx
 from evalsuite.sandbox import SANDBOX_UID, Limits, Sandbox, detect, seccomp_filter, sweep_stale
+from procscan import someone_elses
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 
@@ -308,7 +309,8 @@ int main() {
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if b"/prog/main.bin" in Path(f"/proc/{d}/cmdline").read_bytes():
+                if (b"/prog/main.bin" in Path(f"/proc/{d}/cmdline").read_bytes()
+                        and not someone_elses(int(d), {os.getpid()}, SANDBOX_UID)):
                     alive.append(d)
             except OSError:
                 pass

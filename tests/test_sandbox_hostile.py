@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from evalsuite.sandbox import SANDBOX_UID, detect
+from procscan import someone_elses
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "longproc" / "data"
@@ -189,38 +190,6 @@ def _cpp(body: str, ctx: dict) -> str:
     return "```cpp\n" + (body % ctx) + "\n```"
 
 
-def _ppid(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("PPid:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _someone_elses(pid: int, mine: set[int]) -> bool:
-    """True when the process descends from another program's Python process (another test session running
-    its own sandboxes on this machine) and not from this test. A process that escaped ours has been
-    re-parented to init (or a subreaper) and counts as ours, as does one still under this test."""
-    others = False
-    seen = set()
-    while pid > 1 and pid not in seen:
-        seen.add(pid)
-        parent = _ppid(pid)
-        if parent is None or parent <= 1:
-            break
-        if parent in mine:
-            return False
-        try:
-            if os.stat(f"/proc/{parent}").st_uid != SANDBOX_UID and b"python" in Path(f"/proc/{parent}/cmdline").read_bytes():
-                others = True
-        except OSError:
-            break
-        pid = parent
-    return others
-
-
 def _sandbox_processes(marker: str) -> list[str]:
     """Live processes of a sandbox: running as the sandbox uid, or whose command line names our scratch base
     (sandboxes of other test sessions on a shared machine are left out)."""
@@ -234,7 +203,7 @@ def _sandbox_processes(marker: str) -> list[str]:
             cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
         except OSError:
             continue
-        if (st.st_uid == SANDBOX_UID or marker in cmd or "/prog/main.bin" in cmd) and not _someone_elses(int(d), mine):
+        if (st.st_uid == SANDBOX_UID or marker in cmd or "/prog/main.bin" in cmd) and not someone_elses(int(d), mine, SANDBOX_UID):
             try:
                 status = Path(f"/proc/{d}/status").read_text()
             except OSError:
