@@ -124,7 +124,7 @@ class TestReport:
 # -- seccomp -------------------------------------------------------------------------------------------
 
 # Syscalls refused inside the sandbox (errno EPERM; socket: EACCES), per architecture. Numbers from the
-# kernel's uapi tables (x86_64: asm/unistd_64.h; aarch64: asm-generic/unistd.h); tests/test_sandbox.py
+# kernel's uapi tables (x86_64: asm/unistd_64.h; aarch64: asm-generic/unistd.h); tests/engine/test_sandbox.py
 # checks them against the installed headers.
 _BLOCKED = ("socket", "ptrace", "process_vm_readv", "process_vm_writev", "bpf", "perf_event_open",
             "userfaultfd", "keyctl", "add_key", "request_key", "io_uring_setup", "io_uring_enter",

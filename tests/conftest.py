@@ -71,3 +71,18 @@ from hf_fixtures import chain_llama_dir, smollm2_tokenizer_dir, tiny_llama_dir  
 
 # openai backend: a fake OpenAI-compatible server on 127.0.0.1; defined in openai_fake.py.
 from openai_fake import fake_openai  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def helmet_data(tmp_path_factory) -> Path:
+    """HELMET's synthetic fixture data in the official layout (tests/helmet_fixture.py)."""
+    import helmet_fixture
+
+    return helmet_fixture.build(tmp_path_factory.mktemp("helmet") / "data")
+
+
+@pytest.fixture(scope="session")
+def helmet_word_tokenizer(tmp_path_factory) -> Path:
+    import helmet_fixture
+
+    return helmet_fixture.build_word_tokenizer(tmp_path_factory.mktemp("helmet-wordtok"))

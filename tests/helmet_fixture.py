@@ -315,3 +315,27 @@ if __name__ == "__main__":
     import sys
 
     print(build(Path(sys.argv[1])))
+
+
+# Task groups the gold tests run: short contexts, and long documents with a judge.
+SHORT = ("helmet/recall", "helmet/rag", "helmet/rerank", "helmet/icl", "helmet/cite")
+LONG = ("helmet/longqa", "helmet/summ")
+
+
+def judge_verdicts(data: Path, path: Path) -> Path:
+    """Replay answers at the judges' maximum: fluency 1 x correctness 3 for NarrativeQA; every key point found
+    and every sentence supported for the summaries."""
+    rows = []
+    for L in (8192, 32768):
+        for i in (0, 1, 2):
+            rows.append({"sample_id": f"{L}-{i}/judge", "output": 'Correct. {"fluency": 1, "correctness": 3}'})
+        for kp_file, field, ids in (("infbench/longbook_sum_eng_keypoints.jsonl", "keypoints", None),
+                                    ("multi_lexsum/multi_lexsum_val.jsonl", "summary/short_keypoints", None)):
+            for ln in (data / kp_file).read_text().splitlines():
+                r = json.loads(ln)
+                sid = f"{L}-{r['id']}"
+                rows += [{"sample_id": f"{sid}/fluency", "output": '{"fluency": 1}'},
+                         {"sample_id": f"{sid}/recall", "output": json.dumps({"recall": len(r[field])})},
+                         {"sample_id": f"{sid}/precision", "output": '{"precision": 6, "sentence_count": 6}'}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

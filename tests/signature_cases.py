@@ -1,4 +1,4 @@
-"""Every metric signature the registry can render, keyed by a stable id, for tests/test_signatures.py.
+"""Every metric signature the registry can render, keyed by a stable id, for tests/engine/test_signatures.py.
 
 Each registered task is built with its default options and each of its metrics rendered; the registered
 metric entry points are built with their defaults; a judged metric is rendered again after being told its

@@ -65,7 +65,7 @@ class Addition(BaseTask, OfficialFormat):
 
     def gold(self, sample: Sample) -> str:
         # What a perfect model answers: `--backend gold` must reach every metric's maximum with it
-        # (tests/test_conformance.py checks this for every registered task).
+        # (tests/engine/test_conformance.py checks this for every registered task).
         return str(sample.target)
 
     def official_records(self, rows):
