@@ -100,7 +100,8 @@ BASE_OPTIONS: Mapping[str, Option] = {
     "max_tokens": Option(positive_int, None, "generation budget (default 1024/3072/9216 by level)"),
 }
 CODE_OPTIONS: Mapping[str, Option] = {
-    "cxx": Option(str, "g++", "C++ compiler (name on PATH or path); missing: accuracy skipped with a reason"),
+    "cxx": Option(str, "g++", "C++ compiler (name on PATH or path); missing: `run` stops before any model loads, "
+                  "`score` on such a machine skips accuracy with a reason"),
     "timeout": Option(positive_float, 3.0, "wall-clock seconds per test case (upstream: 3)"),
     "memory_mb": Option(positive_int, 2048, "address-space limit of a program, MiB"),
     "workers": Option(positive_int, None, "programs compiled and tested in parallel (default: CPU count, at most 8)"),
@@ -224,6 +225,19 @@ class LongProcTask(BaseTask, DataNeeds):
                                     limits=Limits(timeout_s=self.opts["timeout"], memory_mb=self.opts["memory_mb"]),
                                     unsafe=self.opts["unsafe_code"])
         return self._sandbox
+
+    def check_available(self) -> None:
+        """Before a run loads a model (``evalsuite.validate``): a code task needs its compiler and a sandbox
+        (or the explicit ``-T unsafe_code=true``) here, or hours of generation would end in no accuracy.
+        Scoring a finished run on a machine without them (``evalsuite score``) skips accuracy instead."""
+        if self.task != "pseudo_to_code":
+            return
+        sb = self.sandbox()
+        if sb.compiler is None:
+            raise UserError(f"{self.name}: no C++ compiler: {self.opts['cxx']!r} is not on PATH; install g++ or "
+                            f"pass -T cxx=<compiler> (accuracy compiles and runs the model's programs)")
+        if not sb.available:
+            raise UserError(f"{self.name}: model-written programs cannot be run here: {sb.mechanism.reason}")
 
     def evaluate(self, records: Sequence[Record]) -> list[tuple[dict[str, float], dict[str, Any]]]:
         """Official metrics and why, per record (memoised: every sub-metric reads the same results)."""

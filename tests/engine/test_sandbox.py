@@ -437,17 +437,29 @@ def test_cli_without_a_sandbox_does_not_run_programs_unless_explicitly_allowed(c
     args = ["run", "--tasks", "longproc/pseudo_to_code_0.5k", "--backend", "gold", "-T", f"data_dir={LONGPROC_DATA}",
             "--limit", "2", "--no-progress"]
     hidden = {"EVALSUITE_BWRAP": "none"}
+    # without a sandbox, run refuses before a run folder exists or a model loads, naming the ways out
     r = cli(*args, "--run-id", "refused", env=hidden)
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "bubblewrap" in lines[0] and "-T unsafe_code=true" in lines[0] and "user namespaces" in lines[0]
+    assert not (tmp_path / "results" / "refused").exists()
+
+    # a run made where the sandbox works, scored again where it does not: the programs are not run
+    strong()
+    r = cli(*args, "--run-id", "later")
     assert r.returncode == 0, r.stderr[-3000:]
-    s = _scores_of(tmp_path / "results" / "refused")
+    r = cli("score", str(tmp_path / "results" / "later"), env=hidden)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = _scores_of(tmp_path / "results" / "later")
     acc = {m["name"]: m for m in s["metrics"]}["accuracy"]
     assert math.isnan(acc["value"]) and acc["details"]["n_skipped"] == 2
     reason = acc["details"]["skip_reason"]
     assert "bubblewrap" in reason and "-T unsafe_code=true" in reason and "user namespaces" in reason
     assert "accuracy skipped for 2 samples" in r.stderr and "bubblewrap" in r.stderr
-    man = json.loads((tmp_path / "results" / "refused" / "manifest.json").read_text())
+    man = json.loads((tmp_path / "results" / "later" / "manifest.json").read_text())
     d = man["tasks"]["longproc/pseudo_to_code_0.5k"]["describe"]
-    assert d["sandbox"]["mode"] == "none" and d["options"]["unsafe_code"] is False
+    assert d["sandbox"]["mode"] == "bubblewrap" and d["options"]["unsafe_code"] is False
 
     # the explicit opt-in runs them, and the run says so (manifest, leaderboard)
     r = cli(*args, "-T", "unsafe_code=true", "--run-id", "unsafe", env=hidden)
@@ -461,9 +473,9 @@ def test_cli_without_a_sandbox_does_not_run_programs_unless_explicitly_allowed(c
     r = cli("leaderboard", "build", str(tmp_path / "results"), "-o", str(tmp_path / "site"))
     assert r.returncode == 0, r.stderr[-3000:]
     unsafe_page = (tmp_path / "site" / "runs" / "unsafe.html").read_text()
-    refused_page = (tmp_path / "site" / "runs" / "refused.html").read_text()
+    later_page = (tmp_path / "site" / "runs" / "later.html").read_text()
     assert 'class="unsafe-code"' in unsafe_page and "longproc/pseudo_to_code_0.5k" in unsafe_page
-    assert 'class="unsafe-code"' not in refused_page
+    assert 'class="unsafe-code"' not in later_page
 
 
 @needs_data

@@ -252,31 +252,37 @@ def test_gold_on_all_items_of_the_longest_outputs(cli, tmp_path):
 
 
 @needs_data
-def test_missing_compiler_skips_with_a_reason(cli, tmp_path):
+def test_missing_compiler_stops_the_run_before_anything_loads(cli, tmp_path):
     r = cli("run", "--tasks", "longproc/pseudo_to_code_0.5k", "--backend", "gold", "-T", f"data_dir={DATA}",
             "-T", "cxx=/nonexistent/g++", "--limit", "2", "--run-id", "nocxx", "--no-progress")
-    assert r.returncode == 0, r.stderr[-3000:]
-    s = _find_scores(tmp_path / "results" / "nocxx", "longproc/pseudo_to_code_0.5k")
-    by = {m["name"]: m for m in s["metrics"]}
-    assert math.isnan(by["accuracy"]["value"]) and by["accuracy"]["details"]["n_skipped"] == 2
-    assert "no C++ compiler" in by["accuracy"]["details"]["skip_reason"]
-    assert by["extraction_rate"]["value"] == pytest.approx(100.0)
-    assert "accuracy skipped for 2 samples: no C++ compiler" in r.stderr
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "no C++ compiler" in lines[0] and "/nonexistent/g++" in lines[0] and "-T cxx=" in lines[0]
+    assert not (tmp_path / "results" / "nocxx").exists()  # refused before a run folder or a model
 
 
 @needs_data
-def test_missing_compiler_on_path(cli, tmp_path):
+def test_score_without_a_compiler_skips_accuracy_with_a_reason(cli, tmp_path):
     import os
     import sys
 
+    r = cli("run", "--tasks", "longproc/pseudo_to_code_2k", "--backend", "gold", "-T", f"data_dir={DATA}",
+            "--limit", "2", "--run-id", "nopath", "--no-progress")
+    assert r.returncode == 0, r.stderr[-3000:]
+    acc = _find_scores(tmp_path / "results" / "nopath", "longproc/pseudo_to_code_2k")["metrics"][0]
+    assert acc["name"] == "accuracy" and acc["value"] == pytest.approx(100.0)
+    # the finished run scored again on a machine without g++ on PATH: accuracy is missing (NaN), not 0
     empty = tmp_path / "bin"
     empty.mkdir()
-    r = cli("run", "--tasks", "longproc/pseudo_to_code_2k", "--backend", "gold", "-T", f"data_dir={DATA}",
-            "--limit", "1", "--run-id", "nopath", "--no-progress", env={"PATH": str(empty)})
+    r = cli("score", str(tmp_path / "results" / "nopath"), env={"PATH": str(empty)})
     assert r.returncode == 0, r.stderr[-3000:]
     s = _find_scores(tmp_path / "results" / "nopath", "longproc/pseudo_to_code_2k")
-    acc = s["metrics"][0]
-    assert acc["name"] == "accuracy" and math.isnan(acc["value"]) and "g++" in acc["details"]["skip_reason"]
+    by = {m["name"]: m for m in s["metrics"]}
+    assert math.isnan(by["accuracy"]["value"]) and by["accuracy"]["details"]["n_skipped"] == 2
+    assert "no C++ compiler" in by["accuracy"]["details"]["skip_reason"] and "g++" in by["accuracy"]["details"]["skip_reason"]
+    assert by["extraction_rate"]["value"] == pytest.approx(100.0)
+    assert "accuracy skipped for 2 samples: no C++ compiler" in r.stderr
     assert os.path.exists(sys.executable)
 
 
