@@ -180,16 +180,20 @@ def test_killed_run_is_partial_in_show_json_score_leaderboard_and_compare(cli, t
     overview = (site / "index.html").read_text().partition('id="unranked"')[0]
     assert 'href="runs/killed.html"' in overview and 'class="badge partial"' in overview
 
-    # compare warns; gate carries the warning (its failed check is the gate's own policy rule)
+    # compare warns; gate fails on a partial candidate unless the policy allows it
     cmp = cli("compare", "full", "killed", "--json")
     assert cmp.returncode == 0, cmp.stderr
     c = json.loads(cmp.stdout)
     assert c["candidate_complete"] is False and c["baseline_complete"] is True
     assert any("candidate run is PARTIAL" in w for w in c["warnings"])
     policy = tmp_path / "policy.toml"
-    policy.write_text("[defaults]\ntolerance = 100.0\n")
+    policy.write_text("[defaults]\ntolerance = 100.0\nmin_samples = 1\n")
     gate = cli("gate", "--baseline", "full", "--candidate", "killed", "--policy", str(policy))
     assert "candidate run is PARTIAL" in gate.stdout
+    assert gate.returncode == 1 and "fail" in gate.stdout, gate.stdout + gate.stderr  # partial fails the gate...
+    policy.write_text("[defaults]\ntolerance = 100.0\nmin_samples = 1\nallow_partial = true\n")
+    gate = cli("gate", "--baseline", "full", "--candidate", "killed", "--policy", str(policy))
+    assert gate.returncode == 0 and "candidate run is PARTIAL" in gate.stdout, gate.stdout + gate.stderr  # ...unless allowed
 
     # finishing the run makes it complete everywhere
     fin = cli("run", *common, "--run-id", "killed", "--json")
