@@ -246,6 +246,26 @@ def test_status_offline_lists_every_file_with_its_source(fh):
     assert r.returncode == 0 and "yes" in r.stdout
 
 
+def test_list_tasks_data_column_names_the_source_and_what_is_cached(fh):
+    def listed() -> dict:
+        r = fh.evalsuite("list", "tasks", "--json", online=False)
+        assert r.returncode == 0, r.stderr
+        return {t["name"]: t.get("data") for t in json.loads(r.stdout)["tasks"]}
+
+    before = listed()
+    assert before["drt/direct"]["source"].startswith("github:krystalan/DRT@") and before["drt/direct"]["available"] is False
+    assert before["longbench/trec"]["source"].startswith("hf:THUDM/LongBench@")
+    assert before["punchbench/perception_matching/original"]["manual"] is True
+    assert before["ruler/niah_single_1"] == {"source": "none (generated or bundled)", "available": True,
+                                             "manual": False}  # a noise haystack: nothing to fetch
+    fh.run_tasks("drt/direct")
+    after = listed()
+    assert after["drt/direct"]["available"] is True and after["longbench/trec"]["available"] is False
+    r = fh.evalsuite("list", "tasks", online=False)
+    line = r.stdout.splitlines()[[i for i, x in enumerate(r.stdout.splitlines()) if x.startswith("drt/direct ")][0] + 1]
+    assert "github:krystalan/DRT@" in line and "not cached" not in line
+
+
 def test_data_status_and_help_import_neither_hub_library():
     code = ("import sys, contextlib, io\nfrom evalsuite import cli\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
