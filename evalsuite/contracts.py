@@ -31,8 +31,8 @@ from __future__ import annotations
 import inspect
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import (TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Mapping, Protocol, Sequence,
-                    runtime_checkable)
+from typing import (TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Mapping, Protocol, Sequence,
+                    TypeVar, runtime_checkable)
 
 from .errors import UserError
 
@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .task import TaskContext
     from .tokenizer import Tokenizer
     from .types import Generation, MetricResult, Record, Request, Sample
+
+
+T = TypeVar("T")
 
 
 class ContractError(UserError):
@@ -339,6 +342,18 @@ class NeedsJudge(Protocol):
     needs_judge: bool = True
 
 
+def judged_once(shared: dict[str, Any], records: Sequence[Record], judge: Judge, analyse: Callable[[], T]) -> T:
+    """The analysis the judged metrics of one task share (the same records parsed and judged once):
+    ``analyse()`` the first time these records are scored with this judge, the kept result after. ``shared``
+    is the dict the task hands to all of its metrics."""
+    memo = shared.get("analysis")
+    if memo is not None and memo[0] is records and memo[1] == judge.id:
+        return memo[2]
+    value = analyse()
+    shared["analysis"] = (records, judge.id, value)
+    return value
+
+
 @runtime_checkable
 class CorpusStats(Protocol):
     """A corpus metric (BLEU, chrF) whose score can be rebuilt from per-sample sufficient statistics, so
@@ -393,5 +408,5 @@ __all__ = [
     "CorpusStats", "DataNeeds", "FixtureData", "METRIC_CAPABILITIES", "Metric", "ModelInfo", "MultiPass", "NLIPairs",
     "NO_CONTEXT", "NeedsJudge", "OfficialFormat", "OfficialSummary", "PlanBound", "PlanView", "ScoreContext", "Scripted",
     "Streaming", "TASK_CAPABILITIES", "Task", "Timed", "Tokenized", "Truncating", "TruncationPolicy",
-    "ValidatesOptions", "check_class", "check_instance", "declared",
+    "ValidatesOptions", "check_class", "check_instance", "declared", "judged_once",
 ]

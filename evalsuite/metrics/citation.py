@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from ..contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from ..contracts import NO_CONTEXT, NeedsJudge, ScoreContext, judged_once
 from ..signature import Signature
 from ..citation import (CitationConfig, Premise, SampleCitations, harmonic_f1, analyse_output, analyse_records, by_bucket, format_doc,
                         judge_kind, rule_scores)
@@ -59,12 +59,8 @@ class CitationNLI(NeedsJudge):
               judge: Any = None) -> MetricResult:
         judge = ctx.need_judge(self.name, judge)
         self._judge_id, self._judge_kind = judge.id, judge_kind(judge)
-        memo = self._shared.get("analysis")
-        if memo is not None and memo[0] is records and memo[1] == judge.id:
-            an = memo[2]
-        else:
-            an = analyse_records(records, judge, self.config, self.premise)
-            self._shared["analysis"] = (records, judge.id, an)
+        an = judged_once(self._shared, records, judge,
+                         lambda: analyse_records(records, judge, self.config, self.premise))
         kept = [s for s in an.per if not s.skipped]
         mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
         r, p = mean([s.recall for s in kept]), mean([s.precision for s in kept])

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext, judged_once
 from evalsuite.signature import Signature
 from evalsuite.types import MetricResult, Record, sha256_text
 
@@ -100,12 +100,7 @@ class _Judged(NeedsJudge):
               judge: Any = None) -> MetricResult:
         judge = ctx.need_judge(self.name, judge)
         self._judge_id = judge.id
-        memo = self._shared.get("analysis")
-        if memo is not None and memo[0] is records and memo[1] == judge.id:
-            per, counts = memo[2], memo[3]
-        else:
-            per, counts = self._analyse(records, judge)
-            self._shared["analysis"] = (records, judge.id, per, counts)
+        per, counts = judged_once(self._shared, records, judge, lambda: self._analyse(records, judge))
         vals = [None if p is None else p[self.name] for p in per]
         kept = [v for v in vals if v is not None]
         value = 100 * sum(kept) / len(kept) if kept else float("nan")

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from evalsuite.contracts import DataNeeds, NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.contracts import DataNeeds, NO_CONTEXT, NeedsJudge, ScoreContext, judged_once
 from evalsuite.signature import Signature
 from evalsuite.data import data_path
 from evalsuite.datafiles import check_fields, read_records
@@ -208,12 +208,7 @@ class LongBenchCiteMetric(NeedsJudge):
               judge: Any = None) -> MetricResult:
         judge = ctx.need_judge(self.name, judge)
         self._judge_id = judge.id
-        memo = self._shared.get("analysis")
-        if memo is not None and memo[0] is records and memo[1] == judge.id:
-            per = memo[2]
-        else:
-            per = self._analyse(records, judge)
-            self._shared["analysis"] = (records, judge.id, per)
+        per = judged_once(self._shared, records, judge, lambda: self._analyse(records, judge))
         pos = ("citation_rec", "citation_prec", "citation_f1_mean").index(self.name)
         kept = [p[pos] for p in per if p is not None]
         value = 100 * sum(kept) / len(kept) if kept else float("nan")

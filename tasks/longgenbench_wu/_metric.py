@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext
+from evalsuite.contracts import NO_CONTEXT, NeedsJudge, ScoreContext, judged_once
 from evalsuite.signature import Signature
 from evalsuite.judge import JudgeQuery
 from evalsuite.types import MetricResult, Record
@@ -157,12 +157,7 @@ class JudgedMetric(NeedsJudge):
               judge: Any = None) -> MetricResult:
         judge = ctx.need_judge(self.name, judge)
         self._judge_id = judge.id
-        memo = self._shared.get("analysis")
-        if memo is not None and memo[0] is records and memo[1] == judge.id:
-            per = memo[2]
-        else:
-            per = analyse(records, judge)
-            self._shared["analysis"] = (records, judge.id, per)
+        per = judged_once(self._shared, records, judge, lambda: analyse(records, judge))
         summary = summarize(per)
         per_sample = None
         if self.name == "stic2":
