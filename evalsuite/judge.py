@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .backends import iterate
 from .errors import UserError
-from .options import Option, parse_bool, parse_options
+from .options import Option, non_negative_float, parse_bool, parse_options, positive_int
 from .reasoning import split_reasoning
 from .redact import redact_obj
 from .rows import JudgeRow
@@ -43,10 +43,18 @@ from .types import GenParams, Generation, Message, Request, canonical_json, sha2
 if TYPE_CHECKING:  # pragma: no cover
     from .contracts import Backend
 
+def _top_p(v: str) -> float:
+    """A nucleus mass in (0, 1], as ``GenParams`` takes it."""
+    x = float(v)
+    if not 0 < x <= 1:
+        raise ValueError("must be in (0, 1]")
+    return x
+
+
 GEN_KEYS: dict[str, Option] = {
-    "max_tokens": Option(int, None, "the judge's answer budget (default: what each metric asks for)"),
-    "temperature": Option(float, 0.0, "sampling temperature (0: greedy)"),
-    "top_p": Option(float, 1.0, "nucleus sampling mass"),
+    "max_tokens": Option(positive_int, None, "the judge's answer budget (default: what each metric asks for)"),
+    "temperature": Option(non_negative_float, 0.0, "sampling temperature (0: greedy)"),
+    "top_p": Option(_top_p, 1.0, "nucleus sampling mass, in (0, 1]"),
     "seed": Option(int, 0, "sampling seed"),
     "chat_template": Option(parse_bool, True, "send the judge's prompt through the model's chat template"),
 }

@@ -209,3 +209,17 @@ def test_real_backend_as_judge_one_token_exact_match(tmp_path, chain_llama_dir):
     rows = [json.loads(x) for x in (tmp_path / JUDGE_LOG).read_text().splitlines()]
     assert len(rows) == 3 and all(r["params"]["max_tokens"] == 1 and r["generation"]["text"] == "Hello"
                                   and r["generation"]["completion_tokens"] == 1 for r in rows)
+
+
+@pytest.mark.parametrize("option, message", [("temperature=-1", "must be >= 0"), ("top_p=5", "must be in (0, 1]"),
+                                             ("top_p=0", "must be in (0, 1]"), ("max_tokens=0", "must be positive"),
+                                             ("seed=x", "invalid literal")])
+def test_bad_judge_generation_options_stop_the_run_before_it_starts(tmp_path, option, message):
+    """-J values GenParams would refuse are one line and exit 2 in the validate phase, not a traceback at the
+    first judged metric after the whole generation."""
+    r = subprocess.run([sys.executable, "-m", "evalsuite.cli", "run", "--tasks", "ruler/niah_single_1", "--backend",
+                        "echo", "--judge-backend", "echo", "-J", option, "--output", str(tmp_path / "out")],
+                       cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"judge option {option.split('=')[0]}=" in r.stderr and message in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
