@@ -245,7 +245,7 @@ def _completeness(run: str, task: str) -> tuple[int, int, int]:
     if (store.task_dir(task) / PLAN).is_file():
         try:
             plan = store.read_plan(task)
-            rows = rows_in_plan(store, task) if plan is not None else []
+            rows = rows_in_plan(store, task, plan) if plan is not None else []
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             plan = None
         if plan is None:

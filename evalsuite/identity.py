@@ -48,9 +48,7 @@ def identity(cfg: Any, versions: Mapping[str, str] | None = None) -> dict[str, A
     (task -> version) makes a new task version a new derived run, not a refused resume."""
     backend = backend_name(cfg.backend, cfg.model)
     tasks = sorted({t.strip() for t in cfg.tasks if t.strip()})
-    gen = dict(cfg.gen_overrides or {})
-    if cfg.max_tokens is not None:
-        gen["max_tokens"] = cfg.max_tokens
+    gen = cfg.overrides()
     return {
         "tasks": tasks,
         "task_options": dict(sorted(cfg.task_options.items())),

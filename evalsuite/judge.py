@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .backends import iterate
-from .errors import UserError
 from .options import Option, non_negative_float, parse_bool, parse_options, positive_int
 from .reasoning import split_reasoning
 from .redact import redact_obj

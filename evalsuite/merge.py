@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 from .errors import UserError
 from .lock import LOCK_FILE, RunLock
 from .rows import JudgeRow, PlanDoc, PromptRow, SampleRow
+from .runner.config import now
 from .store import (JUDGE_LOG, PLAN, PROMPTS, SAMPLES, ResultsStore, atomic_write_json, check_output_root, read_rows,
                     write_error)
 
@@ -26,12 +27,6 @@ _LOGS = (SAMPLES, PROMPTS, JUDGE_LOG)
 _PARSERS: dict[str, Callable[[Any, str], Any]] = {
     SAMPLES: SampleRow.from_dict, JUDGE_LOG: JudgeRow.from_dict, PROMPTS: PromptRow.from_dict}
 _MUST_AGREE = ("version", "options", "prompts_sha256", "n_planned", "generation_params")
-
-
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _check(shards: Sequence[ResultsStore]) -> tuple[list[dict[str, Any]], int]:
@@ -151,9 +146,9 @@ def _write_merged(out: ResultsStore, shards: Sequence[ResultsStore], manifests: 
 
     manifest = {k: v for k, v in manifests[0].items() if k not in {"shard", "invocations", "run_id"}}
     manifest.update({
-        "run_id": run_id, "created": _now(), "updated": _now(),
+        "run_id": run_id, "created": now(), "updated": now(),
         "merged_from": [{"run_id": m.get("run_id"), "dir": str(s.dir), "shard": m["shard"],
                          "invocations": m.get("invocations", [])} for s, m in zip(shards, manifests)],
-        "invocations": [{"started": _now(), "command": "merge", "status": "complete", "shards": n}],
+        "invocations": [{"started": now(), "command": "merge", "status": "complete", "shards": n}],
     })
     out.write_manifest(manifest)

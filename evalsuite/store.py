@@ -256,21 +256,6 @@ def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         raise write_error(path, exc) from None
 
 
-def is_log_row(row: Any) -> bool:
-    """Whether a ``samples.jsonl`` line is a row (:class:`~evalsuite.rows.SampleRow`)."""
-    return SampleRow.from_dict(row) is not None
-
-
-def is_judge_row(row: Any) -> bool:
-    """Whether a ``judge.jsonl`` line is a row (:class:`~evalsuite.rows.JudgeRow`)."""
-    return JudgeRow.from_dict(row) is not None
-
-
-def is_per_sample_row(row: Any) -> bool:
-    """Whether a ``per_sample.jsonl`` line is usable by show/compare/leaderboard."""
-    return PerSampleRow.from_dict(row) is not None
-
-
 _SKIPPED: dict[str, int] = {}
 _REPORTED: set[tuple[str, int]] = set()
 R = TypeVar("R")
@@ -309,13 +294,6 @@ def read_rows(path: Path, parse: Callable[[Any, str], R | None]) -> Iterator[R]:
         _REPORTED.add((str(path), bad))
         print(f"evalsuite: warning: {path}: skipped {bad} line{'s' if bad != 1 else ''} that are not valid rows",
               file=sys.stderr)
-
-
-def read_jsonl_rows(path: Path, validate: Callable[[Any], bool] | None = None) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a JSONL file as dicts (``validate``: keep only those it accepts); see
-    :func:`read_rows` for what is skipped. The typed readers are the store's methods."""
-    return read_rows(path, lambda obj, where: obj if isinstance(obj, dict) and (validate is None or validate(obj))
-                     else None)
 
 
 def _read_doc(path: Path) -> Any:

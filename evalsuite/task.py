@@ -24,9 +24,8 @@ text, extraction, data) is covered by ``version``: bump it and log the bump in t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-from .errors import UserError
 from .contracts import Task  # noqa: F401  (the contract, importable from here too)
 from .options import Option, parse_bool, parse_options  # noqa: F401  (Option, parse_bool: re-exported for tasks)
 from .tokenizer import Tokenizer

@@ -16,11 +16,11 @@ task nor a group of one, is an error with a "did you mean".
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import UserError
+from .options import suggest
 
 DATA_KEYS = ("data_dir", "data_file")
 """Options that say where a task's data is: set together, never mixed across levels."""
@@ -73,11 +73,6 @@ def _groups_of(registry: Any, names: Sequence[str]) -> dict[str, set[str]]:
     return out
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-
-
 def route_task_options(registry: Any, names: Sequence[str],
                        options: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """Each selected task's ``-T`` options (see the module docstring)."""
@@ -99,14 +94,14 @@ def route_task_options(registry: Any, names: Sequence[str],
             rank = 10 ** 9 - len(members)  # smaller group = more specific
         else:
             raise UserError(f"-T {raw_key}: {target!r} is neither a selected task nor a group of one "
-                            f"(selected: {', '.join(names)})" + _suggest(target, list(names) + list(groups)))
+                            f"(selected: {', '.join(names)})" + suggest(target, list(names) + list(groups)))
         takers = [n for n in members if _accepts(registry, n, key)]
         if not takers:
             accepted = {k for n in members for k in (_declared(registry, n) or {})}
             where = "any selected task" if target is None else (
                 f"task {target}" if rank == 10 ** 9 else f"any selected task of {target}")
             raise UserError(f"task option {key!r} (-T {raw_key}) is not accepted by {where}"
-                            + _suggest(key, accepted))
+                            + suggest(key, accepted))
         for n in takers:
             levels[n].append(_Level(rank, raw_key, key, value))
         used.add(raw_key)
@@ -128,5 +123,5 @@ def unknown_option_message(task: str, unknown: Iterable[str], accepted: Iterable
     """One line for a task built with options it does not declare."""
     unknown = sorted(unknown)
     accepted = sorted(accepted)
-    hints = "".join(_suggest(u, accepted) for u in unknown[:1])
+    hints = "".join(suggest(u, accepted) for u in unknown[:1])
     return f"{task}: unknown option(s) {unknown}; accepted: {accepted}{hints}"

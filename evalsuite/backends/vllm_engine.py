@@ -356,7 +356,6 @@ def create_env(path: Path = DEFAULT_ENV, repo: Path | None = None) -> Path:
     ``from vllm import LLM``), then evalsuite itself without touching those pins.
     """
     import subprocess
-    import sys
     import venv
 
     repo = repo or Path(__file__).resolve().parents[2]

@@ -42,7 +42,9 @@ _redact_options = redact_options  # the name tests and older code import
 
 def build_backend(registry: Registry, cfg: RunConfig) -> Backend:
     """The run's backend: one instance, or a pool of Ray workers each holding one (``--workers``)."""
-    name = cfg.backend or ("hf" if cfg.model else "embedded")
+    from ..identity import backend_name
+
+    name = backend_name(cfg.backend, cfg.model)
     if cfg.workers > 1 or cfg.ray_address:
         from ..executors.ray_pool import RayPool
 
@@ -89,8 +91,9 @@ def run(cfg: RunConfig, registry: Registry | None = None, backend: Backend | Non
     scripted = is_scripted(backend if backend is not None else validated.backend_factory)
     run_id = cfg.run_id or derive_run_id(ident, scripted)
     store = ResultsStore(cfg.output, run_id)
-    if store.read_manifest():  # refused before the lock is taken: a refused command leaves the run untouched
-        check_identity(run_id, store.read_manifest(), ident, registry, validated)
+    found = store.read_manifest()
+    if found:  # refused before the lock is taken: a refused command leaves the run untouched
+        check_identity(run_id, found, ident, registry, validated)
     # one writer per run folder, taken before minutes are spent loading a model
     lock = RunLock(store.dir, "run", wait=cfg.wait_lock, command=cfg.command).acquire()
     try:

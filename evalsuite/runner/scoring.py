@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 from ..contracts import ScoreContext, Task
 from ..metrics import needs_judge, score_metric
 from ..reasoning import split_reasoning
-from ..rows import PerSampleRow, SampleRow, TaskScores
+from ..rows import PerSampleRow, PlanDoc, SampleRow, TaskScores
 from ..store import SAMPLES, ResultsStore, skipped_lines
 from ..types import MetricResult, Record, Sample
 from .config import now
@@ -61,10 +61,11 @@ def final_row(latest: Mapping[str, SampleRow], key: str) -> SampleRow | None:
     return row
 
 
-def rows_in_plan(store: ResultsStore, name: str) -> list[SampleRow]:
-    """The final-pass row of every planned sample that has one."""
+def rows_in_plan(store: ResultsStore, name: str, plan: PlanDoc | None = None) -> list[SampleRow]:
+    """The final-pass row of every planned sample that has one (``plan``: the task's plan when the caller
+    has read it already)."""
     latest = store.latest_rows(name)
-    plan = store.read_plan(name)
+    plan = plan if plan is not None else store.read_plan(name)
     keys = plan.keys if plan is not None else [k for k, r in latest.items() if not r.stage]
     # a final row scoring cannot read (hand-edited, another version's) counts as missing
     rows = [r for r in (final_row(latest, k) for k in keys) if r is not None and r.scorable]
@@ -80,9 +81,9 @@ def score_task(store: ResultsStore, name: str, task: Task, judge: Any = None) ->
     from ..completeness import log_bytes, plan_sha256
 
     size = log_bytes(store, name)  # before reading: a later append makes these scores stale
-    rows = rows_in_plan(store, name)
-    records, keys = records_from_rows(task, rows)
     plan = store.read_plan(name)
+    rows = rows_in_plan(store, name, plan)
+    records, keys = records_from_rows(task, rows)
     n_planned = len(plan.keys) if plan is not None else len(rows)
     results: list[MetricResult] = []
     per_sample_values: dict[str, tuple[float, ...]] = {}
