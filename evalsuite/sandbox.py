@@ -736,6 +736,7 @@ class Sandbox:
         self._root: _ScratchRoot | None = None
         self._pch: dict[str, str | None] = {}
         self._lock = threading.Lock()
+        self._pch_build = threading.Lock()  # one header build at a time: concurrent callers wait for it
 
     # -- what is available -------------------------------------------------------------------------------
     @property
@@ -790,6 +791,13 @@ class Sandbox:
             return _Direct(_drop_uid())
         raise RuntimeError(self.missing_reason())
 
+    @property
+    def _compiler_exec(self) -> str:
+        """The compiler as run: the file its name resolves to, so a link through a folder the sandbox does
+        not show (``c++`` -> ``/etc/alternatives/c++`` -> ``g++``) still runs."""
+        assert self.compiler is not None
+        return os.path.realpath(self.compiler)
+
     def _compiler_env(self, tmpdir: str) -> dict[str, str]:
         path = PATH_INSIDE
         if self.compiler and os.path.dirname(self.compiler) not in PATH_INSIDE.split(":"):
@@ -816,7 +824,7 @@ class Sandbox:
         exe = workdir / "main.bin"
         inside = "/work" if self.mode == "bubblewrap" else str(workdir)
         ro = self._pch_binds() if self.mode == "bubblewrap" else []
-        argv = [self.compiler, *self.flags, "-o", f"{inside}/main.bin", f"{inside}/main.cpp"]
+        argv = [self._compiler_exec, *self.flags, "-o", f"{inside}/main.bin", f"{inside}/main.cpp"]
         res = launcher.execute(argv, stdin=b"", rw_dir=workdir, ro_dirs=ro, timeout=self.limits.compile_timeout_s,
                                cap=1 << 20, rlimits=self._compile_limits(), env=self._compiler_env(inside))
         if res.setup_error:
@@ -836,9 +844,13 @@ class Sandbox:
         sandbox with the same compiler and flags; None when it cannot be built. Programs then start with
         ``#include "<it>"`` instead of the prelude text: the same declarations, compiled 3-4x faster."""
         key = hashlib.sha256(prelude.encode("utf-8")).hexdigest()[:16]
-        with self._lock:
-            if key in self._pch:
-                return self._inside_header(key)
+        with self._pch_build:
+            with self._lock:
+                if key in self._pch:
+                    return self._inside_header(key)
+            return self._build_header(key, prelude)
+
+    def _build_header(self, key: str, prelude: str) -> str | None:
         if self.compiler is None or self.mode == "none":
             raise RuntimeError(self.missing_reason())
         d = self._scratch().new_dir("pch-")
@@ -846,7 +858,7 @@ class Sandbox:
         header.write_text(prelude, encoding="utf-8")
         # built where programs will see it (/pch/<key>, writable only while it is built)
         inside = f"/pch/{key}" if self.mode == "bubblewrap" else str(d)
-        argv = [self.compiler, *self.flags, "-x", "c++-header", "-o", f"{inside}/prelude.h.gch", f"{inside}/prelude.h"]
+        argv = [self._compiler_exec, *self.flags, "-x", "c++-header", "-o", f"{inside}/prelude.h.gch", f"{inside}/prelude.h"]
         res = self._launcher().execute(argv, stdin=b"", rw_dir=d, ro_dirs=(), timeout=self.limits.compile_timeout_s,
                                        cap=1 << 20, rlimits=self._compile_limits(), env=self._compiler_env(inside),
                                        rw_at=inside)

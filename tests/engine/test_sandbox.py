@@ -402,6 +402,34 @@ def test_compile_error_and_missing_compiler():
     assert not sb.available and "no C++ compiler" in sb.missing_reason()
 
 
+def test_a_compiler_reached_through_symlinks_outside_usr_runs_in_the_sandbox():
+    """`-T cxx=c++` on Debian is /usr/bin/c++ -> /etc/alternatives/c++ -> /usr/bin/g++: the sandbox runs the
+    compiler it resolves to (it does not mount /etc), instead of failing every program with exit 127."""
+    strong()
+    found = shutil.which("c++")
+    if found is None or os.path.realpath(found) == found:
+        pytest.skip("no c++ symlink on this machine")
+    sb = Sandbox(compiler="c++")
+    src = HEADER + "int main() { int a; cin >> a; cout << a + 1 << endl; }\n"
+    rep = sb.run_tests(src, [[["1"], ["2"]]])
+    sb.close()
+    assert rep.passed, rep
+
+
+def test_the_precompiled_header_is_built_once_for_concurrent_callers():
+    strong()
+    from concurrent.futures import ThreadPoolExecutor
+
+    sb = Sandbox()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: sb.prelude_header(HEADER), range(4)))
+    root = sb._scratch().path
+    builds = [d for d in root.iterdir() if d.name.startswith("pch-")]
+    sb.close()
+    assert got[0] is not None and len(set(got)) == 1
+    assert len(builds) == 1, builds
+
+
 def test_missing_compiler_when_path_has_no_gpp(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert not Sandbox().available
