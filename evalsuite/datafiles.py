@@ -69,41 +69,36 @@ def read_text(path: Path | str, task: str | None = None) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _depth_ok(text: str) -> bool:
-    """False when brackets outside strings nest deeper than MAX_DEPTH (checked before json.loads, which
-    would recurse a thousand frames deep or more)."""
-    depth = 0
-    in_str = esc = False
-    for ch in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return False
-        elif ch in "]}":
-            depth -= 1
+def _depth_ok(value: Any) -> bool:
+    """False when containers nest deeper than MAX_DEPTH (walked without recursion; deeper data would make
+    later recursive code, ours or a library's, fail mid-run)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            v = v.values()
+        elif not isinstance(v, list):
+            continue
+        if depth > MAX_DEPTH:
+            return False
+        stack.extend((x, depth + 1) for x in v if isinstance(x, (dict, list)))
     return True
 
 
 def parse_json(text: str, where: str) -> Any:
-    """One JSON document; every failure is a ``UserError`` naming ``where``."""
-    if ("[" * 64 in text or "{" * 64 in text or text.count("[") + text.count("{") > MAX_DEPTH) \
-            and not _depth_ok(text):
-        raise UserError(f"{where}: JSON nested more than {MAX_DEPTH} levels deep; not task data")
+    """One JSON document; every failure is a ``UserError`` naming ``where``. Nesting is checked on the
+    parsed value (json's C parser refuses the absurd cases itself, with RecursionError): a walk over the
+    containers costs a small fraction of the parse, where a character scan of the text cost several times it."""
+    deep = f"{where}: JSON nested more than {MAX_DEPTH} levels deep; not task data"
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except RecursionError:
-        raise UserError(f"{where}: JSON nested too deeply; not task data") from None
+        raise UserError(deep) from None
     except ValueError as exc:
         raise UserError(f"{where}: not valid JSON ({exc})") from None
+    if not _depth_ok(value):
+        raise UserError(deep)
+    return value
 
 
 def read_json(path: Path | str, task: str | None = None) -> Any:

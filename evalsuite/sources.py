@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import cache as _cache
+from .data import offline  # noqa: F401  (sources.offline: the one definition, in data)
 from .errors import UserError
 
 HF = "hf"
@@ -182,13 +184,8 @@ def effective(src: Source) -> Source:
 # -- locations -----------------------------------------------------------------------------------------
 
 def cache_root() -> Path:
-    base = os.environ.get("EVALSUITE_CACHE") or str(Path.home() / ".cache" / "evalsuite")
-    return Path(base).expanduser() / "data"
-
-
-def offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "EVALSUITE_OFFLINE"))
+    """Where task data is cached: ``data/`` in the evalsuite cache (the models' cache too)."""
+    return _cache.cache_root() / "data"
 
 
 def is_data_folder(path: str | Path | None) -> bool:

@@ -93,7 +93,9 @@ class InputDigests:
         self.hashed = 0
         if out is None:
             return
-        base = Path(os.environ.get("EVALSUITE_CACHE") or Path.home() / ".cache" / "evalsuite").expanduser()
+        from evalsuite.cache import cache_root
+
+        base = cache_root()
         try:
             where = str(out.resolve())
         except OSError:

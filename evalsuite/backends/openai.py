@@ -102,7 +102,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import BackendUnavailable, UserError
 from ..options import Option, parse_bool
 from ..redact import redact_obj, redact_text, secret_from_env
-from ..tokenizer import load_tokenizer, request_ids
+from ..tokenizer import load_tokenizer, request_ids, request_token_count
 from ..types import ContentPart, GenParams, Generation, Message, Request, sha256_text
 from ..contracts import ChecksModel, ValidatesOptions
 from . import BaseBackend, parse_options
@@ -467,7 +467,7 @@ class OpenAIBackend(BaseBackend, ValidatesOptions, ChecksModel):
         if self.tokenizer is None:
             return None, False
         try:
-            return len(request_ids(self.tokenizer, req)), False
+            return request_token_count(self.tokenizer, req), False
         except Exception:  # a chat the local template cannot render: let the server decide
             return None, False
 

@@ -36,7 +36,7 @@ from evalsuite.sources import HF, Need, RemoteFile, Source
 from evalsuite.errors import UserError
 from evalsuite.citation import CitationConfig
 from evalsuite.metrics.citation import CitationNLI
-from evalsuite.task import BaseTask, Option, parse_bool
+from evalsuite.task import BaseTask, Option
 from evalsuite.types import GenParams, Request, Sample, sha256_text
 
 from ._correct import LCiteEvalCorrect
@@ -178,7 +178,7 @@ class LCiteEvalTask(BaseTask, DataNeeds):
         self._load_prompt()
         path = self._path()
         with open(path, "rb") as fh:
-            head = fh.read(64).lstrip()
+            head = fh.read(64).removeprefix(b"\xef\xbb\xbf").lstrip()  # a UTF-8 BOM, as the loader allows
         rows = read_records(path, self.name, "json" if head[:1] == b"[" else "jsonl")
         check_fields(rows, {"docs": list}, f"{self.name}: {path}", unit="record")
         for i, row in enumerate(rows):

@@ -39,14 +39,12 @@ from typing import Any, Mapping, Sequence
 
 from evalsuite.contracts import NO_CONTEXT, ScoreContext
 from evalsuite.signature import Signature
-from evalsuite.citation import by_bucket
+from evalsuite.citation import by_bucket, remove_citations_alce
 from evalsuite.types import MetricResult, Record
 
 QA_TASKS = ("narrativeqa", "natural_questions", "hotpotqa", "2wikimultihopqa", "dialsim", "locomo")
 SUMMARY_TASKS = ("qmsum", "gov_report", "multi_news")
 PENGUIN = re.compile(r"The little penguin counted (\d+) ★")
-_CITE_SPACED = re.compile(r" \[\d+")
-_CITE = re.compile(r"\[\d+")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = frozenset(string.punctuation)
 
@@ -62,8 +60,8 @@ def metric_names(task: str) -> tuple[str, ...]:
 
 
 def strip_citations(text: str) -> str:
-    """Citation marks out, as upstream's ``remove_citations``: `` [n`` then ``[n``, `` |``, every ``]``."""
-    return _CITE.sub("", _CITE_SPACED.sub("", text)).replace(" |", "").replace("]", "")
+    """Citation marks out, as upstream's ``remove_citations`` (ALCE's): `` [n`` then ``[n``, `` |``, every ``]``."""
+    return remove_citations_alce(text)
 
 
 def _first_line(text: str) -> str:

@@ -55,12 +55,6 @@ def _pick_in_dir(task: str, folder: Path) -> Path:
                     f"({names}); pass the file itself with -T data_file=<file>")
 
 
-def read_rows(path: Path, task: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line or position, row)`` from a JSON array or a JSONL file."""
-    for n, row, _ in read_rows_at(path, task):
-        yield n, row
-
-
 _CHUNK = 1 << 20
 
 
@@ -111,6 +105,8 @@ def _raw_rows_at(path: Path) -> Iterator[tuple[int, Any, tuple[int, int]]]:
                 if not line:
                     return
                 n += 1
+                if n == 1 and line.startswith(b"\xef\xbb\xbf"):  # a UTF-8 BOM, as the shared loader allows
+                    start, line = start + 3, line[3:]
                 if not line.strip():
                     continue
                 try:

@@ -181,3 +181,20 @@ def test_newline_stop_is_a_token_stop_as_upstreams_vllm_call(tmp_path, smollm2_t
     assert params(smol, stop_newline="string")[0].stop == ("\n",)
     assert params(smol, stop_newline="true")[0].stop == ("\n",)  # version 1's meaning
     assert params(smol, stop_newline="false")[0].stop == () and params(smol, stop_newline="false")[0].stop_token_ids == ()
+
+
+def test_a_json_array_with_a_utf8_bom_is_read_as_an_array(tmp_path):
+    from evalsuite.registry import Registry
+    from evalsuite.task import TaskContext
+    from evalsuite.tasks import lciteeval
+
+    (tmp_path / "prompt.json").write_text(json.dumps(PROMPT))
+    rows = [{"id": 1, "question": "q", "answer": "a", "docs": ["c"], "length": 10}]
+    (tmp_path / "data.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(rows).encode())
+    reg = Registry()
+    lciteeval.register(reg)
+    t = reg.task("lciteeval/hotpotqa").factory(data_file=str(tmp_path / "data.json"),
+                                               prompt_file=str(tmp_path / "prompt.json"))
+    t.prepare(TaskContext(tokenizer=None))
+    got = list(t.samples())
+    assert [s.id for s in got] == ["1"] and got[0].target["answer"] == "a"

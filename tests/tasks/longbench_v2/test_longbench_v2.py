@@ -539,6 +539,18 @@ def test_json_array_is_read_one_row_at_a_time(tmp_path, monkeypatch):
         list(_data.read_rows_at(f))
 
 
+def test_a_jsonl_file_with_a_utf8_bom_reads_as_the_shared_loader_reads_it(tmp_path):
+    from evalsuite.datafiles import read_records
+    from evalsuite.tasks.longbench_v2 import _data
+
+    rows = [{"_id": "a", "context": "héllo"}, {"_id": "b", "context": "漢字"}]
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+    got = list(_data.read_rows_at(f))
+    assert [r for _, r, _ in got] == rows == read_records(f, "t", "jsonl")
+    assert [_data.load_row(f, span) for _, _, span in got] == rows
+
+
 def test_piecewise_encoding_equals_the_whole_encoding(monkeypatch, smollm2_tokenizer_dir):
     """A long document is encoded in overlapping pieces joined at seams both encodings agree on; the count and
     the head/tail ids must be the whole encoding's, for BPE tokenizers through both wrappers, on text with
