@@ -147,9 +147,6 @@ class HelmetTask(BaseTask):
         ans = sample.target["answers"]
         return ans if isinstance(ans, str) else ans[0]
 
-    def _check_data(self) -> None:
-        """Extra checks before sampling (subclasses)."""
-
     # -- data --------------------------------------------------------------------------------------
     @classmethod
     def _files(cls, options: Mapping[str, Any]) -> list[Rows]:
@@ -238,9 +235,10 @@ class HelmetTask(BaseTask):
         L = int(sample.metadata["input_max_length"])
         stop = STOP_NEW_LINE if self.opts["stop_new_line"] else ()
         params = GenParams(max_tokens=self.gen_length(L), temperature=0.0, top_p=1.0, stop=stop)
+        n = sample.metadata.get("input_tokens")  # what the fit counted: backends need not encode it again
         return Request.new(prompt=sample.input["prompt"],
                        params=params, use_chat_template=bool(self.opts["chat_template"]),
-                       truncated=bool(sample.input.get("truncated")))
+                       truncated=bool(sample.input.get("truncated")), token_count=n if isinstance(n, int) else None)
 
     def extract(self, sample: Sample, generation: Generation) -> str:
         """HELMET's ``output``: the answer prefix put back in front of a completion."""

@@ -87,11 +87,3 @@ def specs() -> dict[str, DatasetSpec]:
                     object.__setattr__(spec, "config_files", spec.config_files + (fname,))
                 spec.lengths[int(L)] = LengthSpec(ds, test, demo, int(g))
     return out
-
-
-def category_members() -> dict[str, list[str]]:
-    """Category -> base dataset names, in config order."""
-    out: dict[str, list[str]] = {}
-    for base, spec in specs().items():
-        out.setdefault(spec.category, []).append(base)
-    return out

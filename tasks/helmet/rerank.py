@@ -20,9 +20,6 @@ from ._config import specs
 from ._data import DataRoot, Rows, archive, first_unique, fmt, permutation, sample_by_key, sha_seed
 from ._metrics import Analysis, HelmetMetric, ndcg_cut, parse_rankings
 
-K_VALUES = (1, 5, 10, 20, 50, 100, 200, 500, 1000)
-
-
 def _ranking(ctxs: Sequence[dict[str, Any]]) -> str:
     return " > ".join(str(c["id"]) for c in sorted(ctxs, key=lambda c: c["label"], reverse=True))
 

@@ -207,9 +207,21 @@ class RulerTask(BaseTask, OfficialFormat):
         self._models: dict[int, TokenModel] = {}
         self._current_length: int | None = None
         self._n_added_raw = 0
+        self._essays: Any = None
+        """The essay haystack's source text (``_essays.Essays``), read once for every length."""
         self.fit_stats: dict[str, int] = {"prompt_tokens": 0, "samples": 0, "tokenized_attempts": 0}
         """Sizing work: ``prompt_tokens`` summed over the final prompts; the tokens encoded are
         ``self._tok.encoded_tokens`` after ``prepare``."""
+
+    def _essay_source(self) -> Any:
+        """The Paul Graham essays for an essay haystack (``tasks/ruler/_essays.py``), loaded at the first
+        length and kept for the others."""
+        if self._essays is None:
+            from ._essays import load_essays
+
+            self._essays = load_essays(self.name, self.opts["data_dir"], self.opts["data_file"],
+                                       self.opts["essay_dataset"])
+        return self._essays
 
     # -- subclass hooks -----------------------------------------------------------------------------
     def _setup(self) -> None:

@@ -180,14 +180,10 @@ class NiahTask(RulerTask, DataNeeds):
     def _setup(self) -> None:
         cfg = self.config
         essay_text = split = None
-        self._essays = None
         if cfg["type_haystack"] == "essay":
-            from ._essays import load_essays
             from evalsuite.text import english_sentence_splitter
 
-            self._essays = load_essays(self.name, self.opts["data_dir"], self.opts["data_file"],
-                                       self.opts["essay_dataset"])
-            essay_text = self._essays.text
+            essay_text = self._essay_source().text
             split = english_sentence_splitter()
         words = None
         if "words" in (cfg["type_needle_k"], cfg["type_needle_v"]):
@@ -217,7 +213,7 @@ class NiahTask(RulerTask, DataNeeds):
 
     def _describe_family(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
-        essays = getattr(self, "_essays", None)
+        essays = self._essays
         if self.config["type_haystack"] == "essay":
             from evalsuite.text import splitter_description
 

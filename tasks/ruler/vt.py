@@ -184,14 +184,10 @@ class VtTask(RulerTask):
 
     def _setup(self) -> None:
         essay_text = split = None
-        self._essays = None
         if self.config.get("type_haystack", "noise") == "essay":
-            from ._essays import load_essays
             from evalsuite.text import english_sentence_splitter
 
-            self._essays = load_essays(self.name, self.opts["data_dir"], self.opts["data_file"],
-                                       self.opts["essay_dataset"])
-            essay_text, split = self._essays.text, english_sentence_splitter()
+            essay_text, split = self._essay_source().text, english_sentence_splitter()
         self.generator = VtGenerator(self.config, self.opts["seed"], self._count, essay_text=essay_text,
                                      split_sentences=split, model_template=self.model_template)
         self._icl_tokens = self._count(self.generator.icl_example)
@@ -226,7 +222,7 @@ class VtTask(RulerTask):
         import numpy
 
         d: dict[str, Any] = {"random_streams": f"python random + numpy {numpy.__version__} legacy RandomState"}
-        if getattr(self, "_essays", None) is not None:
+        if self._essays is not None:
             from evalsuite.text import splitter_description
 
             d["haystack_data"] = self._essays.describe()

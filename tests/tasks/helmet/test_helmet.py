@@ -69,6 +69,31 @@ def test_gold_reaches_the_maximum_short_contexts(cli, tmp_path, helmet_data, smo
     assert manifest["tasks"]["helmet/ruler_niah_mk_2"]["describe"]["n_context_truncated"] == 1
 
 
+def test_requests_carry_the_token_count_the_fit_made(helmet_data, smollm2_tokenizer_dir):
+    """HELMET's fit encodes every prompt; the request carries that count (Request.token_count), which must be
+    what a backend would count itself, truncated prompts included."""
+    import itertools
+
+    from evalsuite.registry import default_registry
+    from evalsuite.task import TaskContext
+    from evalsuite.tokenizer import load_tokenizer, request_ids
+
+    tok = load_tokenizer(smollm2_tokenizer_dir)
+    reg = default_registry()
+    names = reg.expand_tasks(SHORT)
+    n_checked = n_cut = 0
+    for name in names:
+        task = reg.task(name).factory(data_dir=str(helmet_data), lengths="8k,32k",
+                                                     max_test_samples="1")
+        task.prepare(TaskContext(tokenizer=tok))
+        for sample in itertools.islice(task.samples(), 4):
+            req = task.request(sample)
+            assert req.token_count == len(request_ids(tok, req)), (name, sample.id)
+            n_checked += 1
+            n_cut += bool(sample.input.get("truncated"))
+    assert n_checked >= len(names) and n_cut >= 1
+
+
 def test_gold_reaches_the_maximum_long_documents(cli, tmp_path, helmet_data, helmet_word_tokenizer):
     """LongQA and Summ at 8K and 32K (the word-level test tokenizer as model and document tokenizer), the judged
     scores through a replayed judge."""

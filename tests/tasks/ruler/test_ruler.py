@@ -172,6 +172,24 @@ def test_same_seed_tokenizer_and_length_give_identical_samples(registry, tok, es
     assert [s.target for s in c] != [s.target for s in a]
 
 
+def test_essays_are_read_once_for_every_length(registry, tok, essay_corpus, monkeypatch):
+    from evalsuite.tasks.ruler import _essays
+
+    folder, _ = essay_corpus
+    calls = []
+    real = _essays.load_essays
+    monkeypatch.setattr(_essays, "load_essays", lambda *a, **k: calls.append(a) or real(*a, **k))
+    for name in ("ruler/niah_single_2", "ruler/niah_multikey_1"):  # essay haystacks
+        calls.clear()
+        task = make(registry, tok, name, lengths="1024,2048", num_samples=2, data_dir=str(folder))
+        got = list(task.samples())
+        assert [s.metadata["max_seq_length"] for s in got] == [1024, 1024, 2048, 2048]
+        assert len(calls) == 1, name
+        # the same samples as a task that read the essays afresh for its one length
+        alone = list(make(registry, tok, name, length=2048, num_samples=2, data_dir=str(folder)).samples())
+        assert [s.input for s in got[2:]] == [s.input for s in alone]
+
+
 def test_samples_are_lazy_and_cached(registry, tok):
     task = make(registry, tok, "ruler/niah_single_1", length=1024, num_samples=50)
     first = take(task, 3)
