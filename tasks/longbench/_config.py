@@ -100,9 +100,9 @@ class OfficialBudget:
     """How the model was matched: ``name``, ``hub_id``, ``folder_name`` or ``explicit``."""
 
 
-def _model2path() -> tuple[Mapping[str, str], str]:
-    raw = (CONFIG_DIR / "model2path.json").read_bytes()
-    return json.loads(raw.decode("utf-8")), hashlib.sha256(raw).hexdigest()
+@lru_cache(maxsize=1)
+def _model2path() -> Mapping[str, str]:
+    return json.loads((CONFIG_DIR / "model2path.json").read_bytes().decode("utf-8"))
 
 
 def official_budget(model: str | None, explicit_key: str | None = None) -> OfficialBudget:
@@ -114,7 +114,7 @@ def official_budget(model: str | None, explicit_key: str | None = None) -> Offic
         KeyError: no entry matches (the message lists the table's names).
     """
     table = config().model_max_length
-    paths, _ = _model2path()
+    paths = _model2path()
     if explicit_key is not None:
         if explicit_key in table:
             return OfficialBudget(explicit_key, int(table[explicit_key]), "explicit")
