@@ -529,20 +529,25 @@ def resolve_need(task: str, need: Need, data_dir: str | Path | None = None, *,
         raise UserError(f"{task}: {src.id} has no downloadable release: {src.step}")
     src = effective(src)
     f = src.file(need.path)
-    stores = _stores(data_dir)
+    # filling a folder (`data fetch --to`): only that folder counts, so what the cache holds unpacked is
+    # unpacked there too and the folder alone serves an offline machine
+    stores = [download_to] if download_to is not None else _stores(data_dir)
+
+    def label(i: int) -> str:
+        return "data_dir" if download_to is not None or (i == 0 and len(stores) == 2) else "cache"
+
     if need.member is not None:  # an archive unpacked earlier: check the member, not the whole archive again
         for i, store in enumerate(stores):
             hit = _unpacked_member(task, store, src, f, need.member)
             if hit is not None:
-                where = "data_dir" if i == 0 and len(stores) == 2 else "cache"
-                return Resolved(need, hit[0], _record(src, f, store, where) | {"member": need.member,
-                                                                              "member_sha256": hit[1]})
+                return Resolved(need, hit[0], _record(src, f, store, label(i)) | {"member": need.member,
+                                                                                 "member_sha256": hit[1]})
     where = "cache"
     path: Path | None = None
     for i, store in enumerate(stores):
         path = store.verified(task, src, f)
         if path is not None:
-            where = "data_dir" if i == 0 and len(stores) == 2 else "cache"
+            where = label(i)
             used = store
             break
     else:
@@ -580,10 +585,6 @@ def _unpacked_member(task: str, store: Store, src: Source, f: RemoteFile, member
     if not expected or info.get("archive_sha256") != expected:
         return None
     return _member(task, folder, member)
-
-
-def resolve_needs(task: str, needs: Sequence[Need], data_dir: str | Path | None = None) -> list[Resolved]:
-    return [resolve_need(task, n, data_dir) for n in needs]
 
 
 def fetch(task: str, needs: Sequence[Need], to: str | Path | None = None) -> list[Resolved]:
@@ -669,7 +670,3 @@ def summary(factory: Any, task: str) -> dict[str, Any]:
     rows = status(task, needs)
     available = all(r["present"] for r in rows)
     return {"source": ", ".join(s.describe() for s in srcs), "available": available, "manual": manual}
-
-
-def unique(needs: Iterable[Need]) -> list[Need]:
-    return list(dict.fromkeys(needs))

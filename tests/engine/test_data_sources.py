@@ -217,6 +217,24 @@ def test_fetch_to_a_folder_then_offline_with_data_dir(fh, tmp_path):
     assert not Path(empty).exists() or not list(Path(empty).rglob("*.zip"))  # nothing was downloaded again
 
 
+def test_fetch_to_a_folder_after_the_cache_has_the_archive_unpacked(fh, tmp_path):
+    """The cache already holds LongBench's data.zip unpacked (an earlier run): `data fetch --to` must still
+    unpack into the folder, so that the folder alone, unchanged (it may be read-only there), serves an
+    offline machine."""
+    assert _scores(fh.run_tasks("longbench/trec")) == pytest.approx({"longbench/trec": 100.0})
+    pack = tmp_path / "pack"
+    r = fh.evalsuite("data", "fetch", "longbench/trec", "--to", str(pack), "--json")
+    assert r.returncode == 0, r.stderr
+    (rec,) = json.loads(r.stdout)["tasks"]["longbench/trec"]
+    assert Path(rec["path"]).is_relative_to(pack) and Path(rec["path"]).is_file(), rec
+    fh.hub.stop()
+    before = sorted(p.relative_to(pack) for p in pack.rglob("*"))
+    r = fh.run_tasks("longbench/trec", "-T", f"data_dir={pack}", online=False,
+                     EVALSUITE_CACHE=str(tmp_path / "empty-cache"))
+    assert _scores(r) == pytest.approx({"longbench/trec": 100.0})
+    assert sorted(p.relative_to(pack) for p in pack.rglob("*")) == before  # nothing had to be written there
+
+
 def test_status_offline_lists_every_file_with_its_source(fh):
     r = fh.evalsuite("data", "status", "ruler,longbench,longbench_v2,longproc,deltabench,ragtrans,drt,punchbench",
                      "--json", online=False)
