@@ -37,7 +37,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from . import cache as _cache
 from .data import offline  # noqa: F401  (sources.offline: the one definition, in data)
