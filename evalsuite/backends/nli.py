@@ -14,8 +14,15 @@ from typing import Any, Sequence
 
 from ..contracts import NLIPairs
 from ..errors import UserError
+from ..options import Option, positive_int
 from ..types import Generation, Request
-from . import BaseBackend
+from . import BaseBackend, parse_options
+
+NLI_OPTIONS = {
+    "batch_size": Option(positive_int, 16, "premise/claim pairs per forward pass"),
+    "device": Option(str, "cpu", "torch device (cpu, cuda, cuda:1, ...)"),
+    "max_length": Option(positive_int, 512, "tokens of one premise/claim pair (cut beyond)"),
+}
 
 
 class _NLIBackend(BaseBackend, NLIPairs):
@@ -23,37 +30,32 @@ class _NLIBackend(BaseBackend, NLIPairs):
     (the judge plugin hands all uncached questions over at once) and runs them in forward batches."""
 
     kind = "nli"
+    options = NLI_OPTIONS
 
-    def __init__(self, model: str | None = None, batch_size: str | int = 16, device: str = "cpu",
-                 max_length: str | int = 512, **options: Any):
-        if options:
-            raise UserError(f"backend {self.kind}: unknown option(s) {sorted(options)}; accepted: "
-                            "['batch_size', 'device', 'max_length']")
+    def __init__(self, model: str | None = None, **options: Any):
+        opts = parse_options(self.kind, self.options, options)
         if not model:
             raise UserError(f"backend {self.kind}: pass --judge-model <local folder or hub id>")
         self.model_path = model
-        self.forward_batch = int(batch_size)
+        self.forward_batch = opts["batch_size"]
         self.batch_size = 1 << 30  # the judge plugin must not split a scoring pass
-        self.device = device
-        self.max_length = int(max_length)
+        self.device = opts["device"]
+        self.max_length = opts["max_length"]
         self.n_generate_calls = 0
         self.n_forward_calls = 0
         self._load()
         self.id = f"{self.kind}:{self._identity()}|maxlen:{self.max_length}"
 
     def _identity(self) -> str:
+        """The model: a hub id as given, a local folder by its content fingerprint (the one every local model
+        gets: configs whole, weight files by size and their first and last MiB, never read whole)."""
         from pathlib import Path
+
+        from .models import folder_fingerprint
 
         p = Path(self.model_path)
         if p.is_dir():
-            import hashlib
-
-            h = hashlib.sha256()
-            for f in sorted(p.iterdir()):
-                if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".model", ".txt"}:
-                    h.update(f.name.encode())
-                    h.update(f.read_bytes())
-            return f"{p.name}@sha256:{h.hexdigest()[:16]}"
+            return f"{p.name}@sha256:{folder_fingerprint(p)[:16]}"
         return self.model_path
 
     @staticmethod

@@ -368,3 +368,17 @@ def test_correctness_metrics():
                                 rec({"answers": [["Ann"], ["Bo"]]}, "Ann Bo")])   # items are exact matches
     assert r.per_sample == pytest.approx([3 / 5, 1.0, 0.0])
     assert helmet_output("a\n\nb<|im_end|>") == "a b"
+
+
+@pytest.mark.parametrize("opts, message", [({"batch_size": "x"}, "bad value for batch_size='x'"),
+                                           ({"max_length": "0"}, "bad value for max_length='0'"),
+                                           ({"bsize": "4"}, "did you mean 'batch_size'")])
+def test_bad_nli_options_are_one_line_before_a_model_loads(opts, message):
+    from evalsuite.backends.nli import NLISeq2SeqBackend
+    from evalsuite.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        NLIClassifierBackend(model="/nonexistent-model", **opts)
+    with pytest.raises(UserError, match=message):
+        NLISeq2SeqBackend(model="/nonexistent-model", **opts)
+
